@@ -1,0 +1,1 @@
+"""Login, tokens and credentials in the OS keyring."""

@@ -1,0 +1,117 @@
+"""The ``crm-desktop`` command line (DESIGN.md, Command line).
+
+Each area of the program adds its commands from its own module through
+:class:`CommandRegistry`, so that the modules stay independent. Every command
+handler takes the parsed arguments and returns an exit code; expected errors
+are raised as :class:`~crm_desktop.errors.CrmError` (or :class:`CliError`) and
+printed as one line, with exit code 2, and change nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from typing import Callable, Sequence
+
+from crm_desktop import __version__
+from crm_desktop.errors import CrmError
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[argparse.Namespace], int | None]
+
+#: Modules that contribute commands; each has ``register(registry)``.
+COMMAND_MODULES: tuple[str, ...] = (
+    "crm_desktop.cli.db_commands",
+    "crm_desktop.cli.data_commands",
+    "crm_desktop.cli.plugin_commands",
+    "crm_desktop.cli.bundle_commands",
+)
+
+
+class CliError(CrmError):
+    """A bad command line; the message is printed as one line."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one clear line, exit 2
+        raise CliError(f"{self.prog}: {message}")
+
+
+class CommandRegistry:
+    """Adds subcommands (and groups of subcommands) to a parser."""
+
+    def __init__(self, subparsers: argparse._SubParsersAction, prog: str):
+        self._subparsers = subparsers
+        self._prog = prog
+        self._groups: dict[str, CommandRegistry] = {}
+
+    def command(self, name: str, help: str, handler: Handler) -> argparse.ArgumentParser:
+        """Add ``name`` with ``handler``; returns its parser for arguments."""
+        parser = self._subparsers.add_parser(name, help=help, description=help)
+        parser.set_defaults(handler=handler)
+        return parser
+
+    def group(self, name: str, help: str) -> "CommandRegistry":
+        """A named group (``plugin``, ``db``) that several modules may add to."""
+        if name not in self._groups:
+            parser = self._subparsers.add_parser(name, help=help, description=help)
+            sub = parser.add_subparsers(dest=f"{name}_command", metavar="COMMAND", parser_class=_Parser)
+            sub.required = True
+            self._groups[name] = CommandRegistry(sub, f"{self._prog} {name}")
+        return self._groups[name]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="crm-desktop",
+        description="Offline-first desktop CRM. Without a command, starts the app.",
+    )
+    parser.add_argument("--version", action="version", version=f"crm-desktop {__version__}")
+    parser.add_argument("--home", metavar="DIR", help="data folder (default: CRM_DESKTOP_HOME or the platform folder)")
+    parser.add_argument("--dev", action="store_true", help="reload plugins when their files change")
+    parser.add_argument("--screenshot", metavar="PNG", help="render a view offscreen to PNG and exit")
+    parser.add_argument("--view", default="today", help="view for --screenshot")
+    parser.add_argument("--size", default="1280x800", help="window size for --screenshot, WxH")
+    parser.add_argument("--smoke-test", action="store_true", help="start the app headless, check it, and exit")
+    parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    registry = CommandRegistry(sub, "crm-desktop")
+    for module_name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise
+            continue  # that area is not built yet
+        module.register(registry)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        args = build_parser().parse_args(argv)
+        logging.basicConfig(
+            level=logging.DEBUG if args.verbose else logging.WARNING,
+            format="%(levelname)s %(name)s: %(message)s",
+        )
+        handler = getattr(args, "handler", None)
+        if handler is None:
+            from crm_desktop.app import run_gui  # Qt only when the GUI is wanted
+
+            return run_gui(args)
+        return int(handler(args) or 0)
+    except CrmError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

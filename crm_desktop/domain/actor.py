@@ -1,0 +1,36 @@
+"""Who is making a change: recorded on every audit entry."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from crm_desktop.domain.enums import ActorKind
+
+
+@dataclass(frozen=True)
+class Actor:
+    kind: ActorKind
+    name: str
+    user_id: str | None = None
+
+    @classmethod
+    def user(cls, name: str = "local", user_id: str | None = None) -> "Actor":
+        return cls(ActorKind.USER, name, user_id)
+
+    @classmethod
+    def plugin(cls, name: str, user_id: str | None = None) -> "Actor":
+        return cls(ActorKind.PLUGIN, name, user_id)
+
+    @classmethod
+    def agent(cls, name: str, user_id: str | None = None) -> "Actor":
+        return cls(ActorKind.AGENT, name, user_id)
+
+    @classmethod
+    def system(cls, name: str = "crm-desktop") -> "Actor":
+        return cls(ActorKind.SYSTEM, name)
+
+    def __str__(self) -> str:
+        return f"{self.kind.value}:{self.name}"
+
+
+LOCAL_USER = Actor.user()

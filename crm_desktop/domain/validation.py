@@ -1,0 +1,170 @@
+"""Validation rules shared by services, import and the UI's inline messages.
+
+Each check raises :class:`~crm_desktop.errors.ValidationError` naming the
+field, the bad value and the rule.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from datetime import date, datetime, timezone
+from decimal import Decimal, InvalidOperation
+
+from crm_desktop.errors import ValidationError
+
+# Pragmatic e-mail syntax: one @, a dotted domain, no spaces (RFC 5322 is wider,
+# but what users type wrongly is caught by this).
+_EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$")
+_PHONE_ALLOWED = re.compile(r"^[0-9+()./\s-]{3,40}(?:\s*(?:x|ext\.?)\s*\d{1,6})?$", re.IGNORECASE)
+_URL = re.compile(r"^(https?://)?[A-Za-z0-9.-]+\.[A-Za-z]{2,}(/\S*)?$")
+
+
+def clean_text(value: object, field: str, *, entity: str | None = None, max_len: int = 500,
+               required: bool = False) -> str | None:
+    """Strip a text value; empty becomes None; enforce presence and length."""
+    if value is None:
+        text = ""
+    elif isinstance(value, str):
+        text = value.strip()
+    else:
+        raise ValidationError(field, value, "must be text", entity)
+    if not text:
+        if required:
+            raise ValidationError(field, value, "is required", entity)
+        return None
+    if len(text) > max_len:
+        raise ValidationError(field, text[:40] + "…", f"must be at most {max_len} characters", entity)
+    return text
+
+
+def check_email(value: object, field: str = "email", entity: str | None = None) -> str | None:
+    text = clean_text(value, field, entity=entity, max_len=254)
+    if text is None:
+        return None
+    if not _EMAIL.match(text):
+        raise ValidationError(field, text, "must be an e-mail address like name@example.com", entity)
+    return text
+
+
+def check_phone(value: object, field: str = "phone", entity: str | None = None) -> str | None:
+    text = clean_text(value, field, entity=entity, max_len=40)
+    if text is None:
+        return None
+    if not _PHONE_ALLOWED.match(text) or sum(c.isdigit() for c in text) < 3:
+        raise ValidationError(field, text, "must be a phone number of digits, spaces, + ( ) . / -", entity)
+    return text
+
+
+def check_url(value: object, field: str = "website", entity: str | None = None) -> str | None:
+    text = clean_text(value, field, entity=entity, max_len=300)
+    if text is None:
+        return None
+    if not _URL.match(text):
+        raise ValidationError(field, text, "must be a web address like example.com", entity)
+    return text
+
+
+def check_amount_cents(value: object, field: str = "amount", entity: str | None = None) -> int:
+    """Parse an amount (number or text, '.' or ',' decimals) to integer cents, >= 0."""
+    if value is None or value == "":
+        return 0
+    if isinstance(value, bool):
+        raise ValidationError(field, value, "must be a number", entity)
+    try:
+        if isinstance(value, str):
+            text = value.strip().replace(" ", "").replace("\u00a0", "")
+            if "," in text and "." in text:
+                # the later separator is the decimal one: 12.500,50 or 12,500.50
+                decimal_sep = "," if text.rfind(",") > text.rfind(".") else "."
+                thousands = "." if decimal_sep == "," else ","
+                text = text.replace(thousands, "").replace(decimal_sep, ".")
+            elif "," in text:
+                text = text.replace(",", ".")
+            amount = Decimal(text)
+        else:
+            amount = Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        raise ValidationError(field, value, "must be a number", entity) from None
+    if not amount.is_finite():
+        raise ValidationError(field, value, "must be a number", entity)
+    if amount < 0:
+        raise ValidationError(field, value, "must be 0 or more", entity)
+    cents = (amount * 100).quantize(Decimal(1))
+    if cents > 10**15:
+        raise ValidationError(field, value, "is too large", entity)
+    return int(cents)
+
+
+def check_choice(value: object, choices: type, field: str, entity: str | None = None, default=None):
+    if value is None or value == "":
+        if default is None:
+            raise ValidationError(field, value, "is required", entity)
+        return default
+    try:
+        return choices(value)
+    except ValueError:
+        allowed = ", ".join(c.value for c in choices)
+        raise ValidationError(field, value, f"must be one of {allowed}", entity) from None
+
+
+def check_datetime(value: object, field: str, entity: str | None = None) -> datetime | None:
+    """Accept datetime, date or ISO text; return an aware UTC datetime."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        result = value
+    elif isinstance(value, date):
+        result = datetime(value.year, value.month, value.day)
+    elif isinstance(value, str):
+        try:
+            result = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            raise ValidationError(field, value, "must be a date/time like 2026-05-01T14:30", entity) from None
+    else:
+        raise ValidationError(field, value, "must be a date/time", entity)
+    if result.tzinfo is None:
+        result = result.astimezone()  # naive means local time
+    return result.astimezone(timezone.utc)
+
+
+def check_date(value: object, field: str, entity: str | None = None) -> date | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    if isinstance(value, str):
+        try:
+            return date.fromisoformat(value.strip())
+        except ValueError:
+            raise ValidationError(field, value, "must be a date like 2026-05-01", entity) from None
+    raise ValidationError(field, value, "must be a date", entity)
+
+
+# -- normalisation for duplicate detection -----------------------------------
+
+def normalize_email(email: str | None) -> str | None:
+    return email.strip().lower() if email else None
+
+
+def normalize_phone(phone: str | None) -> str | None:
+    """Digits only, with a leading 00 treated as +; the last 9 digits identify a number
+    across national/international spellings (+49 30 1234567 == 030 1234567)."""
+    if not phone:
+        return None
+    digits = "".join(c for c in phone if c.isdigit())
+    if len(digits) < 5:
+        return None
+    return digits[-9:]
+
+
+def normalize_name(*parts: str | None) -> str | None:
+    """Case-, accent- and spacing-insensitive name key."""
+    text = " ".join(p for p in parts if p)
+    if not text.strip():
+        return None
+    decomposed = unicodedata.normalize("NFKD", text)
+    stripped = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return " ".join(stripped.casefold().split())

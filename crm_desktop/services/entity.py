@@ -1,0 +1,319 @@
+"""Create, read, update and delete for one entity, with validation and audit.
+
+Each concrete service (contacts, companies, ...) says which fields it has and
+how to validate them; this base does the rest the same way for all: reads on
+the read engine, every write through one :class:`UnitOfWork`, tombstones
+instead of deletes, keyset paging, events after commit.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Iterable, Sequence, TypeVar
+
+from sqlalchemy import Select, column, func, literal_column, select, table, text, tuple_
+from sqlalchemy.orm import Session
+
+from crm_desktop.domain.validation import normalize_name
+from crm_desktop.errors import NotFound, ValidationError
+from crm_desktop.services.paging import ListQuery, Page, PageKey, Sort
+from crm_desktop.services.search_query import fts_match_expression
+from crm_desktop.services.unit_of_work import Change, UnitOfWork
+from crm_desktop.storage.base import SYNC_COLUMN_NAMES, utcnow
+from crm_desktop.storage.models import Tag
+
+if TYPE_CHECKING:
+    from crm_desktop.services import CrmServices
+
+log = logging.getLogger(__name__)
+
+M = TypeVar("M")
+R = TypeVar("R")
+
+MAX_PAGE = 1000
+
+
+def _derived(field_name: str) -> bool:
+    """Columns computed from other fields (search/sort keys): never audited or synced."""
+    return field_name.endswith("_key")
+
+
+class EntityService(Generic[M, R]):
+    entity: ClassVar[str]
+    model: ClassVar[type]
+    record_type: ClassVar[type]
+    #: fields a caller may set (create/update); everything else is derived or system-owned
+    writable: ClassVar[tuple[str, ...]]
+    #: sort name -> model attribute; the first is the default
+    sort_keys: ClassVar[dict[str, str]]
+    #: the FTS5 table over this entity, if it is searchable
+    fts_table: ClassVar[str | None] = None
+    has_tags: ClassVar[bool] = False
+
+    def __init__(self, services: "CrmServices"):
+        self._services = services
+
+    # -- reading ------------------------------------------------------------
+
+    def get(self, record_id: str) -> R:
+        """The live record with this id; :class:`NotFound` if there is none."""
+        record = self.find(record_id)
+        if record is None:
+            raise NotFound(self.entity, record_id)
+        return record
+
+    def find(self, record_id: str, *, include_deleted: bool = False) -> R | None:
+        with self._services.db.read_sessions() as session:
+            row = session.get(self.model, record_id)
+            if row is None or (row.deleted_at is not None and not include_deleted):
+                return None
+            return self.to_record(row)
+
+    def get_many(self, ids: Iterable[str]) -> list[R]:
+        """Live records for these ids, in the order asked (missing ones left out)."""
+        ids = list(ids)
+        if not ids:
+            return []
+        with self._services.db.read_sessions() as session:
+            rows = session.scalars(
+                select(self.model).where(self.model.id.in_(ids), self.model.deleted_at.is_(None))
+            ).unique().all()
+            by_id = {row.id: self.to_record(row) for row in rows}
+        return [by_id[i] for i in ids if i in by_id]
+
+    def list(self, query: ListQuery | None = None, sort: Sort | None = None, *,
+             after: PageKey | None = None, before: PageKey | None = None,
+             limit: int = 200) -> Page[R]:
+        """One page of records matching ``query`` in ``sort`` order, after or before a key."""
+        query = query or ListQuery()
+        sort = sort or Sort(next(iter(self.sort_keys)))
+        limit = max(1, min(int(limit), MAX_PAGE))
+        column = self._sort_column(sort)
+        stmt = self._filtered(select(self.model), query)
+        backwards = before is not None
+        descending = sort.descending != backwards
+        key = before if backwards else after
+        if key is not None:
+            pair, bound = tuple_(column, self.model.id), tuple_(*key)
+            stmt = stmt.where(pair < bound if descending else pair > bound)
+        order = (column.desc(), self.model.id.desc()) if descending else (column.asc(), self.model.id.asc())
+        stmt = stmt.order_by(*order).limit(limit + 1)
+        with self._services.db.read_sessions() as session:
+            rows = list(session.scalars(stmt).unique().all())
+            has_more = len(rows) > limit
+            rows = rows[:limit]
+            if backwards:
+                rows.reverse()
+            keys = [(getattr(row, self.sort_keys[sort.key]), row.id) for row in rows]
+            items = [self.to_record(row) for row in rows]
+        return Page(items=items, first_key=keys[0] if keys else None,
+                    last_key=keys[-1] if keys else None, has_more=has_more, keys=tuple(keys))
+
+    def count(self, query: ListQuery | None = None) -> int:
+        stmt = self._filtered(select(func.count()).select_from(self.model), query or ListQuery())
+        with self._services.db.read_sessions() as session:
+            return int(session.scalar(stmt) or 0)
+
+    def key_at(self, position: int, query: ListQuery | None = None, sort: Sort | None = None) -> PageKey | None:
+        """The key of the row at ``position`` (0-based) in this order, read from the index only.
+
+        Lets a view jump to any scroll position and then page by key from there.
+        """
+        sort = sort or Sort(next(iter(self.sort_keys)))
+        column = self._sort_column(sort)
+        order = (column.desc(), self.model.id.desc()) if sort.descending else (column.asc(), self.model.id.asc())
+        stmt = self._filtered(select(column, self.model.id), query or ListQuery())
+        stmt = stmt.order_by(*order).offset(max(0, position)).limit(1)
+        with self._services.db.read_sessions() as session:
+            row = session.execute(stmt).first()
+        return (row[0], row[1]) if row else None
+
+    def search(self, text_: str, limit: int = 50) -> list[R]:
+        """Records matching the words (prefixes) of ``text_``, best first."""
+        if not self.fts_table:
+            raise NotImplementedError(f"{self.entity} is not searchable")
+        match = fts_match_expression(text_)
+        if match is None:
+            return []
+        fts = table(self.fts_table, column("rowid"), column("rank"))
+        stmt = (
+            select(self.model)
+            .join(fts, fts.c.rowid == literal_column(f"{self.model.__tablename__}.rowid"))
+            .where(text(f"{self.fts_table} MATCH :match"))
+            .where(self.model.deleted_at.is_(None))
+            .order_by(fts.c.rank)
+            .limit(max(1, min(limit, MAX_PAGE)))
+        )
+        with self._services.db.read_sessions() as session:
+            rows = session.scalars(stmt, {"match": match}).unique().all()
+            return [self.to_record(row) for row in rows]
+
+    # -- writing ------------------------------------------------------------
+
+    def create(self, **fields: Any) -> R:
+        """Validate and insert a record; returns it as stored."""
+        with self._services.unit_of_work() as uow:
+            row = self.create_in(uow, fields)
+            uow.session.flush()
+            uow.session.refresh(row)
+            return self.to_record(row)
+
+    def update(self, record_id: str, **fields: Any) -> R:
+        """Change the given fields only; a field left out stays as it is."""
+        with self._services.unit_of_work() as uow:
+            row = self.update_in(uow, record_id, fields)
+            uow.session.flush()
+            uow.session.refresh(row)
+            return self.to_record(row)
+
+    def delete(self, record_id: str) -> None:
+        """Tombstone the record (it stays for sync, leaves lists and search)."""
+        with self._services.unit_of_work() as uow:
+            self.delete_in(uow, record_id)
+
+    def create_in(self, uow: UnitOfWork, fields: dict[str, Any]) -> M:
+        """Insert within an open unit of work (for services that write several records at once)."""
+        session = uow.session
+        self._reject_unknown(fields)
+        values = self.clean(session, dict(fields), None)
+        tags = values.pop("tags", None)
+        now = utcnow()
+        row = self.model(**values)
+        if getattr(row, "id", None) is None:
+            from crm_desktop.domain.ids import uuid7
+            row.id = uuid7()
+        row.created_at = now
+        row.updated_at = now
+        row.version = 0
+        if row.owner_id is None and uow.actor.user_id:
+            row.owner_id = uow.actor.user_id
+        session.add(row)
+        if tags is not None:
+            row.tags = self._tags(session, tags)
+        session.flush()
+        change_fields = {k: (None, v) for k, v in values.items() if v is not None and not _derived(k)}
+        if tags:
+            change_fields["tags"] = (None, sorted(t.name for t in row.tags))
+        uow.record(Change(self.entity, row.id, "create", change_fields))
+        self.after_create(uow, row)
+        return row
+
+    def update_in(self, uow: UnitOfWork, record_id: str, fields: dict[str, Any]) -> M:
+        session = uow.session
+        row = self.live_row(session, record_id)
+        self._reject_unknown(fields)
+        values = self.clean(session, dict(fields), row)
+        tags = values.pop("tags", None)
+        changed: dict[str, tuple[Any, Any]] = {}
+        for name, value in values.items():
+            old = getattr(row, name)
+            if old != value:
+                changed[name] = (old, value)
+                setattr(row, name, value)
+        if tags is not None:
+            old_names = sorted(t.name for t in row.tags)
+            new_tags = self._tags(session, tags)
+            if sorted(t.name for t in new_tags) != old_names:
+                row.tags = new_tags
+                changed["tags"] = (old_names, sorted(t.name for t in new_tags))
+        changed = {k: v for k, v in changed.items() if not _derived(k)} if changed else changed
+        if changed:
+            row.updated_at = utcnow()
+            session.flush()
+            uow.record(Change(self.entity, row.id, "update", changed))
+            self.after_update(uow, row, changed)
+        return row
+
+    def delete_in(self, uow: UnitOfWork, record_id: str) -> M:
+        row = self.live_row(uow.session, record_id)
+        now = utcnow()
+        row.deleted_at = now
+        row.updated_at = now
+        uow.session.flush()
+        uow.record(Change(self.entity, row.id, "delete", {"deleted_at": (None, now)}))
+        uow.publish_after_commit(f"{self.entity}.deleted", {"id": row.id})
+        return row
+
+    # -- hooks for concrete services ----------------------------------------
+
+    def clean(self, session: Session, fields: dict[str, Any], row: M | None) -> dict[str, Any]:
+        """Validate ``fields`` (all of them on create, the given ones on update) into column values."""
+        raise NotImplementedError
+
+    def after_create(self, uow: UnitOfWork, row: M) -> None:
+        uow.publish_after_commit(f"{self.entity}.created", {"id": row.id})
+
+    def after_update(self, uow: UnitOfWork, row: M, changed: dict[str, tuple[Any, Any]]) -> None:
+        uow.publish_after_commit(f"{self.entity}.updated", {"id": row.id, "fields": sorted(changed)})
+
+    def to_record(self, row: M) -> R:
+        values = {}
+        for f in dataclasses.fields(self.record_type):
+            if f.name == "tags":
+                values["tags"] = tuple(sorted((t.name for t in row.tags), key=str.casefold))
+            elif hasattr(row, f.name):
+                values[f.name] = getattr(row, f.name)
+        values.update(self.extra_record_values(row))
+        return self.record_type(**values)
+
+    def extra_record_values(self, row: M) -> dict[str, Any]:
+        return {}
+
+    # -- helpers --------------------------------------------------------------
+
+    def live_row(self, session: Session, record_id: str) -> M:
+        row = session.get(self.model, record_id)
+        if row is None or row.deleted_at is not None:
+            raise NotFound(self.entity, record_id)
+        return row
+
+    def _reject_unknown(self, fields: dict[str, Any]) -> None:
+        for name in fields:
+            if name not in self.writable:
+                allowed = ", ".join(self.writable)
+                rule = (f"is set by the system" if name in SYNC_COLUMN_NAMES
+                        else f"is not a field of {self.entity} (fields: {allowed})")
+                raise ValidationError(name, fields[name], rule, self.entity)
+
+    def _sort_column(self, sort: Sort):
+        if sort.key not in self.sort_keys:
+            raise ValidationError("sort", sort.key, f"must be one of {', '.join(self.sort_keys)}", self.entity)
+        return getattr(self.model, self.sort_keys[sort.key])
+
+    def _filtered(self, stmt: Select, query: ListQuery) -> Select:
+        model = self.model
+        if not query.include_deleted:
+            stmt = stmt.where(model.deleted_at.is_(None))
+        for name in ("owner_id", "status", "kind", "pipeline_id", "stage_id", "company_id",
+                     "contact_id", "deal_id", "lead_id"):
+            value = getattr(query, name)
+            if value is not None and hasattr(model, name):
+                stmt = stmt.where(getattr(model, name) == value)
+        if query.tag and self.has_tags:
+            stmt = stmt.where(model.tags.any(Tag.name_key == normalize_name(query.tag)))
+        if query.text and self.fts_table:
+            match = fts_match_expression(query.text)
+            if match is not None:
+                rowid = literal_column(f"{model.__tablename__}.rowid")
+                stmt = stmt.where(rowid.in_(
+                    select(literal_column("rowid")).select_from(text(self.fts_table))
+                    .where(text(f"{self.fts_table} MATCH :fts_match").bindparams(fts_match=match))
+                ))
+        if hasattr(model, "done_at") and query.open_only:
+            stmt = stmt.where(model.done_at.is_(None))
+        if hasattr(model, "due_at"):
+            if query.due_before is not None:
+                stmt = stmt.where(model.due_at < query.due_before)
+            if query.due_after is not None:
+                stmt = stmt.where(model.due_at >= query.due_after)
+        return stmt
+
+    def _tags(self, session: Session, names: Sequence[str]) -> list[Tag]:
+        return self._services.tags.ensure(session, names)
+
+    @staticmethod
+    def _require_one_of(values: dict[str, Any], names: Sequence[str], entity: str) -> None:
+        if not any(values.get(n) for n in names):
+            raise ValidationError(names[0], None, f"{' or '.join(names)} is required", entity)

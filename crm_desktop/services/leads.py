@@ -1,0 +1,52 @@
+"""Leads."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from crm_desktop.domain import records
+from crm_desktop.domain.enums import LeadStatus
+from crm_desktop.domain.validation import check_choice, check_email, check_phone, clean_text
+from crm_desktop.services.entity import EntityService
+from crm_desktop.storage import models
+
+
+class LeadService(EntityService[models.Lead, records.Lead]):
+    entity = "lead"
+    model = models.Lead
+    record_type = records.Lead
+    writable = ("title", "first_name", "last_name", "company_name", "email", "phone", "status",
+                "source", "notes", "tags", "owner_id", "team_id")
+    sort_keys = {"title": "title", "updated": "updated_at", "created": "created_at", "status": "status"}
+    fts_table = "leads_fts"
+    has_tags = True
+
+    def clean(self, session: Session, fields: dict[str, Any], row) -> dict[str, Any]:
+        e = self.entity
+        out: dict[str, Any] = {}
+        if row is None or "title" in fields:
+            out["title"] = clean_text(fields.get("title"), "title", entity=e, max_len=300, required=True)
+        for name, limit in (("first_name", 100), ("last_name", 100), ("company_name", 300),
+                            ("source", 100), ("notes", 100_000), ("owner_id", 36), ("team_id", 36)):
+            if name in fields or row is None:
+                out[name] = clean_text(fields.get(name), name, entity=e, max_len=limit)
+        if "email" in fields or row is None:
+            out["email"] = check_email(fields.get("email"), "email", e)
+        if "phone" in fields or row is None:
+            out["phone"] = check_phone(fields.get("phone"), "phone", e)
+        if "status" in fields or row is None:
+            out["status"] = check_choice(fields.get("status"), LeadStatus, "status", e, LeadStatus.NEW).value
+        if "tags" in fields:
+            out["tags"] = fields["tags"]
+        return out
+
+    def extra_record_values(self, row) -> dict[str, Any]:
+        return {"status": LeadStatus(row.status)}
+
+    def after_update(self, uow, row, changed):
+        super().after_update(uow, row, changed)
+        if "status" in changed:
+            uow.publish_after_commit("lead.status_changed", {"id": row.id, "old": changed["status"][0],
+                                                              "new": changed["status"][1]})

@@ -1,0 +1,66 @@
+"""Tags, shared by companies, contacts, leads and deals."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from crm_desktop.domain import records
+from crm_desktop.domain.validation import clean_text, normalize_name
+from crm_desktop.errors import ValidationError
+from crm_desktop.services.entity import EntityService
+from crm_desktop.storage import models
+from crm_desktop.storage.base import utcnow
+
+
+class TagService(EntityService[models.Tag, records.Tag]):
+    entity = "tag"
+    model = models.Tag
+    record_type = records.Tag
+    writable = ("name", "color")
+    sort_keys = {"name": "name_key"}
+
+    def clean(self, session: Session, fields: dict[str, Any], row) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if row is None or "name" in fields:
+            name = clean_text(fields.get("name"), "name", entity=self.entity, max_len=100, required=True)
+            key = normalize_name(name)
+            clash = session.scalar(select(models.Tag.id).where(models.Tag.name_key == key))
+            if clash is not None and (row is None or clash != row.id):
+                raise ValidationError("name", name, "a tag with this name exists already", self.entity)
+            out["name"], out["name_key"] = name, key
+        if "color" in fields:
+            out["color"] = clean_text(fields["color"], "color", entity=self.entity, max_len=20)
+        return out
+
+    def all(self) -> list[records.Tag]:
+        with self._services.db.read_sessions() as session:
+            rows = session.scalars(select(models.Tag).where(models.Tag.deleted_at.is_(None))
+                                   .order_by(models.Tag.name_key)).all()
+            return [self.to_record(r) for r in rows]
+
+    def ensure(self, session: Session, names: Sequence[str] | str) -> list[models.Tag]:
+        """Tag rows for these names, creating the missing ones (in the caller's transaction)."""
+        if isinstance(names, str):
+            names = [n for n in names.split(",")]
+        wanted: dict[str, str] = {}
+        for raw in names:
+            name = clean_text(raw, "tags", entity=self.entity, max_len=100)
+            if name:
+                wanted.setdefault(normalize_name(name), name)
+        if not wanted:
+            return []
+        found = {t.name_key: t for t in session.scalars(select(models.Tag).where(models.Tag.name_key.in_(wanted)))}
+        tags = []
+        for key, name in wanted.items():
+            tag = found.get(key)
+            if tag is None:
+                now = utcnow()
+                tag = models.Tag(name=name, name_key=key, created_at=now, updated_at=now, version=0)
+                session.add(tag)
+            elif tag.deleted_at is not None:
+                tag.deleted_at = None
+            tags.append(tag)
+        return tags

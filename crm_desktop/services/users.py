@@ -1,0 +1,51 @@
+"""The local copy of the server's users."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from crm_desktop.domain import records
+from crm_desktop.domain.enums import Role
+from crm_desktop.domain.validation import check_choice, check_email, clean_text
+from crm_desktop.errors import ValidationError
+from crm_desktop.services.entity import EntityService
+from crm_desktop.storage import models
+
+
+class UserService(EntityService[models.User, records.User]):
+    entity = "user"
+    model = models.User
+    record_type = records.User
+    writable = ("username", "display_name", "email", "role", "team_id")
+    sort_keys = {"name": "display_name", "username": "username"}
+
+    def clean(self, session: Session, fields: dict[str, Any], row) -> dict[str, Any]:
+        e = self.entity
+        out: dict[str, Any] = {}
+        if row is None or "username" in fields:
+            username = clean_text(fields.get("username"), "username", entity=e, max_len=100, required=True)
+            clash = session.scalar(select(models.User.id).where(models.User.username == username))
+            if clash is not None and (row is None or clash != row.id):
+                raise ValidationError("username", username, "is taken", e)
+            out["username"] = username
+        if row is None or "display_name" in fields:
+            out["display_name"] = (clean_text(fields.get("display_name"), "display_name", entity=e, max_len=200)
+                                   or out.get("username") or row.username)
+        if "email" in fields:
+            out["email"] = check_email(fields["email"], "email", e)
+        if "role" in fields or row is None:
+            out["role"] = check_choice(fields.get("role"), Role, "role", e, Role.REP).value
+        if "team_id" in fields:
+            out["team_id"] = clean_text(fields["team_id"], "team_id", entity=e, max_len=36)
+        return out
+
+    def extra_record_values(self, row) -> dict[str, Any]:
+        return {"role": Role(row.role)}
+
+    def by_username(self, username: str) -> records.User | None:
+        with self._services.db.read_sessions() as session:
+            row = session.scalars(select(models.User).where(models.User.username == username)).first()
+            return self.to_record(row) if row is not None else None

@@ -1,0 +1,192 @@
+"""Open a database safely: back up, migrate, check, restore on failure.
+
+The order on start (DESIGN.md, Data):
+
+1. refuse a database whose revision is newer than this code knows;
+2. if a migration is due, copy the database with the SQLite backup API;
+3. run alembic ``upgrade head``;
+4. run ``PRAGMA integrity_check`` (and FTS5 integrity checks);
+5. if any step fails, put the backup back and raise :class:`DatabaseError`.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from datetime import datetime, timezone
+from pathlib import Path
+
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from alembic import command
+
+from crm_desktop.errors import DatabaseError
+from crm_desktop.storage import fts
+
+log = logging.getLogger(__name__)
+
+CORE_VERSION_TABLE = "alembic_version"
+KEEP_BACKUPS = 5
+
+
+def core_script_location() -> Path:
+    """The core ``migrations/`` folder: beside the package in a checkout, inside it when frozen."""
+    import crm_desktop
+
+    package_dir = Path(crm_desktop.__file__).resolve().parent
+    for candidate in (package_dir.parent / "migrations", package_dir / "migrations"):
+        if (candidate / "env.py").is_file():
+            return candidate
+    raise DatabaseError(f"the core migrations folder is missing (looked beside {package_dir})")
+
+
+def alembic_config(script_location: Path, version_table: str = CORE_VERSION_TABLE) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(script_location))
+    config.attributes["version_table"] = version_table
+    return config
+
+
+def current_revision(db_path: Path, version_table: str = CORE_VERSION_TABLE) -> str | None:
+    """The revision stamped in the database, or None for a new/empty one."""
+    if not db_path.exists():
+        return None
+    conn = sqlite3.connect(db_path)
+    try:
+        exists = conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (version_table,)
+        ).fetchone()
+        if not exists:
+            return None
+        row = conn.execute(f"SELECT version_num FROM {version_table}").fetchone()
+        return row[0] if row else None
+    except sqlite3.DatabaseError as exc:
+        raise DatabaseError(f"{db_path} is not a crm-desktop database: {exc}") from exc
+    finally:
+        conn.close()
+
+
+def backup_database(db_path: Path, target: Path) -> Path:
+    """Copy a live database with the SQLite online backup API (consistent under WAL)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(target.name + ".partial")
+    src = sqlite3.connect(db_path)
+    dst = sqlite3.connect(tmp)
+    try:
+        src.backup(dst)
+    finally:
+        dst.close()
+        src.close()
+    tmp.replace(target)
+    return target
+
+
+def restore_database(backup: Path, db_path: Path) -> None:
+    """Write a backup back over the database (through SQLite, so WAL state stays coherent)."""
+    src = sqlite3.connect(backup)
+    dst = sqlite3.connect(db_path)
+    try:
+        src.backup(dst)
+    finally:
+        dst.close()
+        src.close()
+
+
+def integrity_problems(db_path: Path) -> list[str]:
+    """Everything ``PRAGMA integrity_check``, foreign keys and FTS5 find wrong; empty if sound."""
+    conn = sqlite3.connect(db_path)
+    problems: list[str] = []
+    try:
+        rows = [r[0] for r in conn.execute("PRAGMA integrity_check").fetchall()]
+        if rows != ["ok"]:
+            problems.extend(rows)
+        for table, rowid, parent, _fk in conn.execute("PRAGMA foreign_key_check").fetchall()[:20]:
+            problems.append(f"{table} row {rowid} points to a missing {parent}")
+        existing = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        for spec in fts.V1:
+            if spec.fts_table in existing:
+                try:
+                    conn.execute(f"INSERT INTO {spec.fts_table}({spec.fts_table}) VALUES('integrity-check')")
+                except sqlite3.DatabaseError as exc:
+                    problems.append(f"search index {spec.fts_table}: {exc}")
+    except sqlite3.DatabaseError as exc:
+        problems.append(str(exc))
+    finally:
+        conn.close()
+    return problems
+
+
+def _prune_backups(folder: Path, stem: str) -> None:
+    backups = sorted(folder.glob(f"{stem}-*.sqlite3"))
+    for old in backups[:-KEEP_BACKUPS]:
+        old.unlink(missing_ok=True)
+
+
+def upgrade(
+    db_path: Path,
+    backups_dir: Path,
+    *,
+    script_location: Path | None = None,
+    version_table: str = CORE_VERSION_TABLE,
+    label: str = "core",
+) -> str | None:
+    """Bring ``db_path`` to the head revision of ``script_location``.
+
+    Returns the backup written (None when nothing was due or the file was new).
+    Raises :class:`DatabaseError` naming the problem; the database is then as it was.
+    """
+    script_location = script_location or core_script_location()
+    config = alembic_config(script_location, version_table)
+    script = ScriptDirectory.from_config(config)
+    head = script.get_current_head()
+    current = current_revision(db_path, version_table)
+    if current is not None:
+        try:
+            script.get_revision(current)
+        except Exception:
+            raise DatabaseError(
+                f"{db_path} has {label} schema revision {current}, newer than this app knows "
+                f"(latest {head}): use a newer crm-desktop, or restore a backup from {backups_dir}"
+            ) from None
+    if current == head:
+        return None
+
+    is_new = not db_path.exists() or db_path.stat().st_size == 0
+    backup: Path | None = None
+    if not is_new:
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+        backup = backup_database(db_path, backups_dir / f"{db_path.stem}-{stamp}-before-{label}-{head}.sqlite3")
+    log.info("migrating %s (%s) from %s to %s", db_path, label, current, head)
+    from crm_desktop.storage.engine import make_engine
+
+    engine = make_engine(db_path, immediate=True)
+    try:
+        with engine.connect() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+            connection.commit()
+        engine.dispose()
+        problems = integrity_problems(db_path)
+        if problems:
+            raise DatabaseError("integrity check failed after migration: " + "; ".join(problems[:5]))
+    except Exception as exc:
+        engine.dispose()
+        if backup is not None:
+            restore_database(backup, db_path)
+            log.error("migration failed, restored %s from %s", db_path, backup)
+        else:
+            for suffix in ("", "-wal", "-shm"):
+                Path(str(db_path) + suffix).unlink(missing_ok=True)
+        if isinstance(exc, DatabaseError):
+            raise
+        raise DatabaseError(f"migrating {db_path} ({label}) to {head} failed and was undone: {exc}") from exc
+    if backup is not None:
+        _prune_backups(backups_dir, db_path.stem)
+    return str(backup) if backup else None
+
+
+def is_current(db_path: Path, script_location: Path | None = None,
+               version_table: str = CORE_VERSION_TABLE) -> bool:
+    config = alembic_config(script_location or core_script_location(), version_table)
+    return current_revision(db_path, version_table) == ScriptDirectory.from_config(config).get_current_head()

@@ -1,0 +1,211 @@
+"""The core schema as SQLAlchemy 2 models.
+
+Full-text search tables and their triggers are created by the migrations
+(``migrations/versions``) in SQL, because SQLAlchemy has no notion of FTS5;
+see :mod:`crm_desktop.storage.fts`.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    text,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from crm_desktop.storage.base import Base, SyncColumns, UTCDateTime, utcnow
+
+
+def _tag_table(entity_table: str, fk_column: str) -> Table:
+    return Table(
+        f"{entity_table[:-1] if entity_table != 'companies' else 'company'}_tags",
+        Base.metadata,
+        Column(fk_column, String(36), ForeignKey(f"{entity_table}.id", ondelete="CASCADE"), primary_key=True),
+        Column("tag_id", String(36), ForeignKey("tags.id", ondelete="CASCADE"), primary_key=True, index=True),
+    )
+
+
+company_tags = _tag_table("companies", "company_id")
+contact_tags = _tag_table("contacts", "contact_id")
+lead_tags = _tag_table("leads", "lead_id")
+deal_tags = _tag_table("deals", "deal_id")
+
+
+class User(SyncColumns, Base):
+    __tablename__ = "users"
+    username: Mapped[str] = mapped_column(String(100), unique=True)
+    display_name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str | None] = mapped_column(String(254))
+    role: Mapped[str] = mapped_column(String(20), default="rep")
+
+
+class Tag(SyncColumns, Base):
+    __tablename__ = "tags"
+    name: Mapped[str] = mapped_column(String(100))
+    name_key: Mapped[str] = mapped_column(String(100), unique=True)
+    color: Mapped[str | None] = mapped_column(String(20))
+
+
+class Company(SyncColumns, Base):
+    __tablename__ = "companies"
+    name: Mapped[str] = mapped_column(String(300))
+    name_key: Mapped[str | None] = mapped_column(String(300), index=True)
+    website: Mapped[str | None] = mapped_column(String(300))
+    industry: Mapped[str | None] = mapped_column(String(100))
+    email: Mapped[str | None] = mapped_column(String(254))
+    phone: Mapped[str | None] = mapped_column(String(40))
+    street: Mapped[str | None] = mapped_column(String(300))
+    city: Mapped[str | None] = mapped_column(String(100))
+    postal_code: Mapped[str | None] = mapped_column(String(20))
+    country: Mapped[str | None] = mapped_column(String(100))
+    notes: Mapped[str | None] = mapped_column(Text)
+
+    tags: Mapped[list[Tag]] = relationship(secondary=company_tags, lazy="selectin")
+    __table_args__ = (Index("ix_companies_live_name", "name_key", "id", sqlite_where=text("deleted_at IS NULL")),)
+
+
+class Contact(SyncColumns, Base):
+    __tablename__ = "contacts"
+    first_name: Mapped[str | None] = mapped_column(String(100))
+    last_name: Mapped[str | None] = mapped_column(String(100))
+    name_key: Mapped[str | None] = mapped_column(String(250))
+    email: Mapped[str | None] = mapped_column(String(254))
+    email_key: Mapped[str | None] = mapped_column(String(254), index=True)
+    phone: Mapped[str | None] = mapped_column(String(40))
+    phone_key: Mapped[str | None] = mapped_column(String(20), index=True)
+    mobile: Mapped[str | None] = mapped_column(String(40))
+    mobile_key: Mapped[str | None] = mapped_column(String(20), index=True)
+    job_title: Mapped[str | None] = mapped_column(String(150))
+    company_id: Mapped[str | None] = mapped_column(ForeignKey("companies.id"), index=True)
+    street: Mapped[str | None] = mapped_column(String(300))
+    city: Mapped[str | None] = mapped_column(String(100))
+    postal_code: Mapped[str | None] = mapped_column(String(20))
+    country: Mapped[str | None] = mapped_column(String(100))
+    notes: Mapped[str | None] = mapped_column(Text)
+
+    company: Mapped[Company | None] = relationship(lazy="joined")
+    tags: Mapped[list[Tag]] = relationship(secondary=contact_tags, lazy="selectin")
+    __table_args__ = (
+        Index("ix_contacts_live_name", "name_key", "id", sqlite_where=text("deleted_at IS NULL")),
+        Index("ix_contacts_company_name", "company_id", "name_key"),
+        Index("ix_contacts_updated", "updated_at", "id"),
+    )
+
+
+class Lead(SyncColumns, Base):
+    __tablename__ = "leads"
+    title: Mapped[str] = mapped_column(String(300))
+    first_name: Mapped[str | None] = mapped_column(String(100))
+    last_name: Mapped[str | None] = mapped_column(String(100))
+    company_name: Mapped[str | None] = mapped_column(String(300))
+    email: Mapped[str | None] = mapped_column(String(254))
+    phone: Mapped[str | None] = mapped_column(String(40))
+    status: Mapped[str] = mapped_column(String(20), default="new", index=True)
+    source: Mapped[str | None] = mapped_column(String(100))
+    notes: Mapped[str | None] = mapped_column(Text)
+    converted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    converted_contact_id: Mapped[str | None] = mapped_column(ForeignKey("contacts.id"))
+    converted_company_id: Mapped[str | None] = mapped_column(ForeignKey("companies.id"))
+    converted_deal_id: Mapped[str | None] = mapped_column(ForeignKey("deals.id"))
+
+    tags: Mapped[list[Tag]] = relationship(secondary=lead_tags, lazy="selectin")
+    __table_args__ = (Index("ix_leads_live_title", "title", "id", sqlite_where=text("deleted_at IS NULL")),)
+
+
+class Pipeline(SyncColumns, Base):
+    __tablename__ = "pipelines"
+    name: Mapped[str] = mapped_column(String(100))
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    is_default: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    stages: Mapped[list["Stage"]] = relationship(back_populates="pipeline", order_by="Stage.position")
+
+
+class Stage(SyncColumns, Base):
+    __tablename__ = "stages"
+    pipeline_id: Mapped[str] = mapped_column(ForeignKey("pipelines.id"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    probability: Mapped[int] = mapped_column(Integer, default=0)
+    is_won: Mapped[bool] = mapped_column(Boolean, default=False)
+    is_lost: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    pipeline: Mapped[Pipeline] = relationship(back_populates="stages")
+
+
+class Deal(SyncColumns, Base):
+    __tablename__ = "deals"
+    title: Mapped[str] = mapped_column(String(300))
+    pipeline_id: Mapped[str] = mapped_column(ForeignKey("pipelines.id"))
+    stage_id: Mapped[str] = mapped_column(ForeignKey("stages.id"), index=True)
+    amount_cents: Mapped[int] = mapped_column(Integer, default=0)
+    currency: Mapped[str] = mapped_column(String(3), default="EUR")
+    status: Mapped[str] = mapped_column(String(10), default="open", index=True)
+    company_id: Mapped[str | None] = mapped_column(ForeignKey("companies.id"), index=True)
+    contact_id: Mapped[str | None] = mapped_column(ForeignKey("contacts.id"), index=True)
+    expected_close: Mapped[date | None] = mapped_column(Date)
+    stage_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    notes: Mapped[str | None] = mapped_column(Text)
+
+    company: Mapped[Company | None] = relationship(lazy="joined")
+    stage: Mapped[Stage] = relationship(lazy="joined")
+    tags: Mapped[list[Tag]] = relationship(secondary=deal_tags, lazy="selectin")
+    __table_args__ = (Index("ix_deals_live_title", "title", "id", sqlite_where=text("deleted_at IS NULL")),)
+
+
+class Activity(SyncColumns, Base):
+    __tablename__ = "activities"
+    kind: Mapped[str] = mapped_column(String(10), index=True)
+    subject: Mapped[str] = mapped_column(String(300))
+    body: Mapped[str | None] = mapped_column(Text)
+    due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    done_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    location: Mapped[str | None] = mapped_column(String(300))
+    contact_id: Mapped[str | None] = mapped_column(ForeignKey("contacts.id"), index=True)
+    company_id: Mapped[str | None] = mapped_column(ForeignKey("companies.id"), index=True)
+    deal_id: Mapped[str | None] = mapped_column(ForeignKey("deals.id"), index=True)
+    lead_id: Mapped[str | None] = mapped_column(ForeignKey("leads.id"), index=True)
+    __table_args__ = (
+        Index("ix_activities_due", "due_at", "id"),
+        Index("ix_activities_live_due", "done_at", "due_at", sqlite_where=text("deleted_at IS NULL")),
+    )
+
+
+class AuditEntry(Base):
+    """One change (or one denied attempt): who, what, when. Never synced, never edited."""
+
+    __tablename__ = "audit_entries"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    actor_kind: Mapped[str] = mapped_column(String(10))
+    actor_name: Mapped[str] = mapped_column(String(100))
+    action: Mapped[str] = mapped_column(String(30))
+    entity: Mapped[str | None] = mapped_column(String(30))
+    record_id: Mapped[str | None] = mapped_column(String(36))
+    changes: Mapped[dict] = mapped_column(JSON, default=dict)
+    __table_args__ = (Index("ix_audit_entries_record", "entity", "record_id"),)
+
+
+#: entity name -> ORM model
+MODELS: dict[str, type[Base]] = {
+    "company": Company,
+    "contact": Contact,
+    "lead": Lead,
+    "deal": Deal,
+    "activity": Activity,
+    "pipeline": Pipeline,
+    "stage": Stage,
+    "tag": Tag,
+    "user": User,
+}
