@@ -1,0 +1,309 @@
+"""The admin's plugin trust policy (DESIGN.md, Plugins and Bundles).
+
+A policy is a JSON object::
+
+    {
+      "trustedKeys": ["ed25519:..."],          # publisher keys whose signatures count
+      "requireSignature": true,                 # refuse unsigned / untrusted bundles
+      "allowedPlugins": ["sample-plugin"],      # absent or null: any name not blocked
+      "blockedPlugins": ["old-plugin"],         # shown as blocked, never imported
+      "strictStaticChecks": false,              # static-check errors refuse an install
+      "deniedPermissions": ["api:access"],      # no plugin gets these
+      "grants": {"backup-tool": ["subprocess", "files:/srv/exports"]},  # tripwire exceptions
+      "pluginsDir": "/opt/crm-desktop/plugins"  # the admin's system plugin folder
+    }
+
+Where it comes from
+-------------------
+The **system policy** is admin-owned: :func:`default_system_policy_path` (for
+example ``/etc/crm-desktop/policy.json``). Only if that file does not exist is
+``CRM_DESKTOP_POLICY`` consulted — otherwise a user could point the variable
+at a file of their own and loosen the admin's rules. The **user policy** is
+``<home>/policy.json``.
+
+How they combine — the user can only tighten
+--------------------------------------------
+Without a system policy the user is the admin of their own machine and their
+file is the policy. With one, :func:`merge` gives:
+
+========================  ==================================================
+``trustedKeys``           system keys; if the user lists keys, only the
+                          system keys the user also lists (a user may
+                          distrust a key, never add one)
+``requireSignature``      system OR user
+``allowedPlugins``        intersection of the lists that are given
+                          (absent = no restriction)
+``blockedPlugins``        union
+``strictStaticChecks``    system OR user
+``deniedPermissions``     union
+``grants``                system only (a grant loosens); user grants are
+                          ignored with a warning
+``pluginsDir``            system only; ignored with a warning in a user file
+========================  ==================================================
+
+A malformed policy file is an error naming the file, the key and the rule:
+the app does not guess what an admin meant.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Mapping
+
+from crm_desktop.errors import CrmError
+
+log = logging.getLogger(__name__)
+
+POLICY_ENV = "CRM_DESKTOP_POLICY"
+MAX_POLICY_BYTES = 1024 * 1024
+
+#: Tripwire grants a policy may give: ``network``, ``subprocess``, ``native`` or ``files:<folder>``.
+GRANT_KINDS = ("network", "subprocess", "native")
+FILES_GRANT_PREFIX = "files:"
+
+_KNOWN_KEYS = {
+    "trustedKeys", "requireSignature", "allowedPlugins", "blockedPlugins",
+    "strictStaticChecks", "deniedPermissions", "grants", "pluginsDir", "comment",
+}
+_SYSTEM_ONLY_KEYS = ("grants", "pluginsDir")
+
+
+class PolicyError(CrmError):
+    """A policy file is unreadable or breaks a rule; names the file and key."""
+
+
+@dataclass(frozen=True)
+class Policy:
+    """The effective trust policy. The default (no files) trusts nothing and requires nothing."""
+
+    trusted_keys: frozenset[str] = frozenset()
+    require_signature: bool = False
+    allowed_plugins: frozenset[str] | None = None
+    blocked_plugins: frozenset[str] = frozenset()
+    strict_static_checks: bool = False
+    denied_permissions: frozenset[str] = frozenset()
+    grants: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    plugins_dir: Path | None = None
+    #: Files the policy was read from, in order (system first); for messages and the admin panel.
+    sources: tuple[str, ...] = ()
+
+    def is_blocked(self, plugin: str) -> bool:
+        """True if the policy lists ``plugin`` as blocked."""
+        return plugin in self.blocked_plugins
+
+    def refusal(self, plugin: str) -> str | None:
+        """Why ``plugin`` may not be installed or loaded, or ``None`` if it may."""
+        if plugin in self.blocked_plugins:
+            return f"plugin {plugin!r} is blocked by the policy ({self._where()})"
+        if self.allowed_plugins is not None and plugin not in self.allowed_plugins:
+            return f"plugin {plugin!r} is not in the policy's allowedPlugins ({self._where()})"
+        return None
+
+    def is_allowed(self, plugin: str) -> bool:
+        """True if neither blocked nor left out of ``allowedPlugins``."""
+        return self.refusal(plugin) is None
+
+    def is_trusted(self, public_key: str) -> bool:
+        """True if ``public_key`` (a ``ed25519:...`` line) is one of the trusted keys."""
+        return public_key.strip() in self.trusted_keys
+
+    def permits(self, permission: str) -> bool:
+        """False for permissions the policy denies to every plugin."""
+        return permission not in self.denied_permissions
+
+    def grants_for(self, plugin: str) -> frozenset[str]:
+        """The tripwire grants the admin gave ``plugin`` (``subprocess``, ``files:/x``, ...)."""
+        return frozenset(self.grants.get(plugin, frozenset()))
+
+    def _where(self) -> str:
+        return ", ".join(self.sources) if self.sources else "default policy"
+
+    def to_json(self) -> dict[str, Any]:
+        """The policy in its file form (sorted lists), e.g. for ``--json`` output."""
+        return {
+            "trustedKeys": sorted(self.trusted_keys),
+            "requireSignature": self.require_signature,
+            "allowedPlugins": None if self.allowed_plugins is None else sorted(self.allowed_plugins),
+            "blockedPlugins": sorted(self.blocked_plugins),
+            "strictStaticChecks": self.strict_static_checks,
+            "deniedPermissions": sorted(self.denied_permissions),
+            "grants": {k: sorted(v) for k, v in sorted(self.grants.items())},
+            "pluginsDir": str(self.plugins_dir) if self.plugins_dir else None,
+        }
+
+
+def default_system_policy_path() -> Path:
+    """The admin-owned policy location of this platform."""
+    if sys.platform == "win32":
+        base = os.environ.get("PROGRAMDATA", r"C:\ProgramData")
+        return Path(base) / "crm-desktop" / "policy.json"
+    if sys.platform == "darwin":
+        return Path("/Library/Application Support/crm-desktop/policy.json")
+    return Path("/etc/crm-desktop/policy.json")
+
+
+def system_policy_path(
+    admin_path: Path | None = None, environ: Mapping[str, str] | None = None
+) -> Path | None:
+    """The system policy file in effect, or ``None``.
+
+    The admin-owned file wins; ``CRM_DESKTOP_POLICY`` only applies when that
+    file does not exist (deployments without /etc access, tests).
+    """
+    environ = os.environ if environ is None else environ
+    admin_path = default_system_policy_path() if admin_path is None else admin_path
+    if admin_path.exists():
+        if environ.get(POLICY_ENV):
+            log.warning("ignoring %s=%s: the admin policy %s exists and wins", POLICY_ENV, environ[POLICY_ENV], admin_path)
+        return admin_path
+    if environ.get(POLICY_ENV):
+        path = Path(environ[POLICY_ENV]).expanduser()
+        if not path.exists():
+            # Fail closed: a named system policy that vanished must not mean "no policy".
+            raise PolicyError(f"{POLICY_ENV} names {path}, which does not exist")
+        return path
+    return None
+
+
+def parse_policy(doc: Any, source: str) -> Policy:
+    """Build a :class:`Policy` from a decoded JSON object; errors name ``source`` and the key."""
+    if not isinstance(doc, dict):
+        raise PolicyError(f"{source}: a policy is a JSON object, not {type(doc).__name__}")
+    unknown = sorted(set(doc) - _KNOWN_KEYS)
+    if unknown:
+        raise PolicyError(f"{source}: unknown key {unknown[0]!r}; known keys: {', '.join(sorted(_KNOWN_KEYS - {'comment'}))}")
+
+    def names(key: str) -> frozenset[str] | None:
+        value = doc.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+            raise PolicyError(f"{source}: {key} must be a list of names, got {value!r}")
+        return frozenset(v.strip() for v in value)
+
+    def flag(key: str) -> bool:
+        value = doc.get(key, False)
+        if not isinstance(value, bool):
+            raise PolicyError(f"{source}: {key} must be true or false, got {value!r}")
+        return value
+
+    from crm_desktop.plugin_host.signing import SignatureError, normalize_public_key
+
+    keys: set[str] = set()
+    for i, text in enumerate(names("trustedKeys") or ()):
+        try:
+            keys.add(normalize_public_key(text, f"{source}: trustedKeys[{i}]"))
+        except SignatureError as exc:
+            raise PolicyError(str(exc)) from None
+
+    grants: dict[str, frozenset[str]] = {}
+    raw_grants = doc.get("grants") or {}
+    if not isinstance(raw_grants, dict):
+        raise PolicyError(f"{source}: grants must be an object of plugin name -> list of grants")
+    for plugin, items in raw_grants.items():
+        if not isinstance(items, list) or not all(isinstance(g, str) for g in items):
+            raise PolicyError(f"{source}: grants.{plugin} must be a list of strings, got {items!r}")
+        for g in items:
+            if g not in GRANT_KINDS and not (g.startswith(FILES_GRANT_PREFIX) and len(g) > len(FILES_GRANT_PREFIX)):
+                raise PolicyError(
+                    f"{source}: grants.{plugin}: {g!r} is not a grant; use one of "
+                    f"{', '.join(GRANT_KINDS)} or 'files:<folder>'"
+                )
+        grants[plugin] = frozenset(items)
+
+    plugins_dir = doc.get("pluginsDir")
+    if plugins_dir is not None and not isinstance(plugins_dir, str):
+        raise PolicyError(f"{source}: pluginsDir must be a folder path, got {plugins_dir!r}")
+
+    allowed = names("allowedPlugins")
+    return Policy(
+        trusted_keys=frozenset(keys),
+        require_signature=flag("requireSignature"),
+        allowed_plugins=allowed,
+        blocked_plugins=names("blockedPlugins") or frozenset(),
+        strict_static_checks=flag("strictStaticChecks"),
+        denied_permissions=names("deniedPermissions") or frozenset(),
+        grants=grants,
+        plugins_dir=Path(plugins_dir) if plugins_dir else None,
+        sources=(source,),
+    )
+
+
+def read_policy_file(path: Path) -> tuple[Policy, dict[str, Any]]:
+    """Read and parse one policy file; returns the policy and the raw object."""
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_POLICY_BYTES + 1)
+    except OSError as exc:
+        raise PolicyError(f"{path}: cannot read the policy: {exc.strerror}") from None
+    if len(data) > MAX_POLICY_BYTES:
+        raise PolicyError(f"{path}: a policy file is at most {MAX_POLICY_BYTES} bytes")
+    try:
+        doc = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise PolicyError(f"{path}: invalid JSON: {exc}") from None
+    return parse_policy(doc, str(path)), doc
+
+
+def merge(system: Policy, user: Policy, user_doc: Mapping[str, Any] | None = None) -> Policy:
+    """The system policy tightened by the user's (see the module docstring).
+
+    ``user_doc`` is the user's raw object, used to tell "no trustedKeys given"
+    from "an empty list given" and to warn about system-only keys.
+    """
+    user_doc = user_doc or {}
+    for key in _SYSTEM_ONLY_KEYS:
+        if user_doc.get(key):
+            log.warning("%s: %s is ignored in a user policy while a system policy exists", user.sources, key)
+    if "trustedKeys" in user_doc and user_doc["trustedKeys"] is not None:
+        trusted = system.trusted_keys & user.trusted_keys  # distrust only, never add
+    else:
+        trusted = system.trusted_keys
+    if system.allowed_plugins is None:
+        allowed = user.allowed_plugins
+    elif user.allowed_plugins is None:
+        allowed = system.allowed_plugins
+    else:
+        allowed = system.allowed_plugins & user.allowed_plugins
+    return replace(
+        system,
+        trusted_keys=trusted,
+        require_signature=system.require_signature or user.require_signature,
+        allowed_plugins=allowed,
+        blocked_plugins=system.blocked_plugins | user.blocked_plugins,
+        strict_static_checks=system.strict_static_checks or user.strict_static_checks,
+        denied_permissions=system.denied_permissions | user.denied_permissions,
+        sources=system.sources + user.sources,
+    )
+
+
+def load_policy(
+    user_path: Path | None,
+    *,
+    admin_path: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Policy:
+    """The effective policy: system (admin file or ``CRM_DESKTOP_POLICY``) tightened by the user's.
+
+    ``user_path`` is normally ``Home.policy_path``; missing files are simply
+    absent layers. ``admin_path`` overrides :func:`default_system_policy_path`
+    (tests).
+    """
+    sys_path = system_policy_path(admin_path, environ)
+    system = read_policy_file(sys_path)[0] if sys_path else None
+    user, user_doc = (None, None)
+    if user_path is not None and Path(user_path).exists():
+        user, user_doc = read_policy_file(Path(user_path))
+    if system and user:
+        return merge(system, user, user_doc)
+    return system or user or Policy()
+
+
+def load_home_policy(home: Any) -> Policy:
+    """:func:`load_policy` for a :class:`crm_desktop.paths.Home`."""
+    return load_policy(home.policy_path)
