@@ -14,12 +14,14 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from enum import Enum
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
+from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from crm_desktop.domain.actor import Actor
 from crm_desktop.services.events import Event, EventBus
+from crm_desktop.storage.base import utcnow
 from crm_desktop.storage.engine import Database
 from crm_desktop.storage.models import AuditEntry
 
@@ -98,6 +100,23 @@ class UnitOfWork:
             ))
         for listener in self._listeners:
             listener(self.session, change, self.actor)
+
+    def record_many(self, changes: Sequence[Change], *, audit_action: str | None = None) -> None:
+        """:meth:`record` for many changes at once (bulk import): the same audit entries and
+        listener calls, but the audit rows go in with one bulk insert."""
+        assert self.session is not None, "record_many() outside the transaction"
+        self.changes.extend(changes)
+        if self._audit and changes:
+            now = utcnow()
+            self.session.execute(insert(AuditEntry), [
+                {"at": now, "actor_kind": self.actor.kind.value, "actor_name": self.actor.name,
+                 "action": audit_action or change.op, "entity": change.entity, "record_id": change.record_id,
+                 "changes": {k: [plain(o), plain(n)] for k, (o, n) in change.fields.items()}}
+                for change in changes
+            ])
+        for change in changes:
+            for listener in self._listeners:
+                listener(self.session, change, self.actor)
 
     def publish_after_commit(self, name: str, payload: dict[str, Any]) -> None:
         self._pending_events.append(Event(name, {k: plain(v) for k, v in payload.items()}, str(self.actor)))

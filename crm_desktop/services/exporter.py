@@ -1,0 +1,99 @@
+"""Export contacts and companies to CSV or vCard (docs/import-export.md).
+
+Every exported row carries the record's ``id`` so that the file, edited in a
+spreadsheet, can be imported back as updates. Rows are read in name order in
+one read transaction (a consistent snapshot under WAL) and streamed to a
+temporary file beside the target, which replaces the target only when it is
+complete: an interrupted export never leaves half a file under the real name.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from sqlalchemy import text
+
+from crm_desktop.errors import FileFormatError
+from crm_desktop.services.csv_format import FIELDS, write_csv
+from crm_desktop.services.importer import FORMATS, normalize_entity
+from crm_desktop.services.vcard_format import write_vcards
+
+log = logging.getLogger(__name__)
+
+ExportProgress = Callable[[int, int], "bool | None"]
+
+_COLUMNS = {
+    "contact": "r.id, r.first_name, r.last_name, r.email, r.phone, r.mobile, r.job_title, c.name, r.street, "
+               "r.city, r.postal_code, r.country, {tags}, r.notes",
+    "company": "r.id, r.name, r.website, r.industry, r.email, r.phone, r.street, r.city, r.postal_code, "
+               "r.country, {tags}, r.notes",
+}
+
+
+def _query(entity: str) -> str:
+    table, link = ("contacts", "contact_tags") if entity == "contact" else ("companies", "company_tags")
+    tags = (f"(SELECT group_concat(t.name, char(31)) FROM {link} l JOIN tags t ON t.id = l.tag_id "
+            f"WHERE l.{entity}_id = r.id AND t.deleted_at IS NULL)")
+    join = "LEFT JOIN companies c ON c.id = r.company_id AND c.deleted_at IS NULL" if entity == "contact" else ""
+    return (f"SELECT {_COLUMNS[entity].format(tags=tags)} FROM {table} r {join} "
+            f"WHERE r.deleted_at IS NULL ORDER BY r.name_key, r.id")
+
+
+def export_file(services, entity: str, path: Path, *, fmt: str = "csv",
+                progress: ExportProgress | None = None) -> int:
+    """Write every live record of ``entity`` to ``path``; returns how many. ``progress`` returning
+    False cancels (the target is then left as it was)."""
+    entity = normalize_entity(entity)
+    path = Path(path)
+    if fmt not in FORMATS:
+        raise FileFormatError(str(path), None, f"unknown format {fmt!r} (formats: {', '.join(FORMATS)})")
+    if not path.parent.is_dir():
+        raise FileFormatError(str(path), None, f"folder {path.parent} does not exist")
+    fields = FIELDS[entity]
+    tmp = path.with_name(f".{path.name}.partial")
+    count = 0
+    try:
+        with services.db.read_sessions() as session, session.begin():
+            conn = session.connection()
+            table = "contacts" if entity == "contact" else "companies"
+            total = int(conn.execute(text(f"SELECT count(*) FROM {table} WHERE deleted_at IS NULL")).scalar())
+
+            def rows() -> Iterator[dict[str, Any]]:
+                nonlocal count
+                for values in conn.execute(text(_query(entity))):
+                    row = dict(zip(fields, values))
+                    if row["tags"]:
+                        row["tags"] = ", ".join(sorted(row["tags"].split("\x1f"), key=str.casefold))
+                    count += 1
+                    if progress is not None and count % 1000 == 0 and progress(count, total) is False:
+                        raise _Cancelled()
+                    yield row
+
+            # utf-8-sig: the byte-order mark makes spreadsheet programs read UTF-8 correctly
+            encoding = "utf-8-sig" if fmt == "csv" else "utf-8"
+            with open(tmp, "w", encoding=encoding, newline="") as stream:
+                if fmt == "csv":
+                    write_csv(stream, fields, rows())
+                else:
+                    write_vcards(stream, entity, rows())
+                stream.flush()
+                os.fsync(stream.fileno())
+        os.replace(tmp, path)
+    except _Cancelled:
+        tmp.unlink(missing_ok=True)
+        log.info("export to %s cancelled", path)
+        return 0
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    if progress is not None:
+        progress(count, count)
+    log.info("exported %d %s records to %s", count, entity, path)
+    return count
+
+
+class _Cancelled(Exception):
+    pass

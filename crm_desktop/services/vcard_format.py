@@ -1,0 +1,217 @@
+"""vCard files (3.0 and 4.0) of contacts and companies, read and written with ``vobject``.
+
+A file holds any number of cards. Reading splits the file into cards itself
+(so every card, and every error, has its 1-based line number), checks that each
+content line looks like ``NAME[;PARAMS]:VALUE``, and lets vobject parse the
+card. The record's id travels in ``X-CRM-ID`` (not ``UID``: other address
+books put their own ids there, which must not be mistaken for ours).
+
+Fields: N/FN -> first/last name, EMAIL, TEL (``TYPE=cell`` -> mobile), ORG ->
+company, TITLE -> job title, ADR -> street/city/postal code/country, URL ->
+website (companies), CATEGORIES -> tags, NOTE -> notes.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import vobject
+
+from crm_desktop.errors import FileFormatError
+from crm_desktop.services.csv_format import read_text
+
+log = logging.getLogger(__name__)
+
+ID_PROPERTY = "X-CRM-ID"
+_CONTENT_LINE = re.compile(r"^[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)?(?:;[^:]*)?:", re.ASCII)
+
+
+def _cards(path: Path, text: str) -> Iterator[tuple[int, str]]:
+    """(line where the card begins, the card's text) for each BEGIN:VCARD ... END:VCARD."""
+    start: int | None = None
+    lines: list[str] = []
+    last = 0
+    for number, raw in enumerate(text.splitlines(), start=1):
+        last = number
+        line = raw.rstrip("\r")
+        upper = line.strip().upper()
+        if start is None:
+            if not line.strip():
+                continue
+            if upper != "BEGIN:VCARD":
+                raise FileFormatError(str(path), number, f"expected BEGIN:VCARD, found {line[:40]!r}")
+            start, lines = number, [line]
+            continue
+        if upper == "BEGIN:VCARD":
+            raise FileFormatError(str(path), number, f"a card begins before the card of line {start} ended "
+                                                     "(END:VCARD missing)")
+        lines.append(line)
+        if line[:1] in (" ", "\t"):
+            continue  # folded continuation of the previous line
+        if upper == "END:VCARD":
+            yield start, "\r\n".join(lines) + "\r\n"
+            start, lines = None, []
+            continue
+        if line.strip() and not _CONTENT_LINE.match(line):
+            raise FileFormatError(str(path), number, f"is not a vCard line NAME:VALUE: {line[:40]!r}")
+    if start is not None:
+        raise FileFormatError(str(path), last, f"the card that begins on line {start} has no END:VCARD")
+
+
+def count_cards(path: Path, text: str) -> int:
+    return sum(1 for line in text.splitlines() if line.strip().upper() == "BEGIN:VCARD")
+
+
+def _first(card, name: str):
+    items = card.contents.get(name.lower())
+    return items[0] if items else None
+
+
+def _text(value) -> str:
+    if isinstance(value, (list, tuple)):
+        return " ".join(str(v) for v in value if v)
+    return str(value or "").strip()
+
+
+def _types(prop) -> set[str]:
+    types: set[str] = set()
+    for value in prop.params.get("TYPE", []):
+        types.update(t.strip().strip('"').lower() for t in value.split(","))
+    return types
+
+
+def _tel_value(prop) -> str:
+    value = _text(prop.value)
+    return value[4:] if value.lower().startswith("tel:") else value
+
+
+def card_fields(card, entity: str) -> dict[str, str]:
+    """The record fields (as text) one parsed card gives, for ``entity`` contact or company."""
+    out: dict[str, str] = {}
+    ident = _first(card, ID_PROPERTY)
+    if ident is not None:
+        out["id"] = _text(ident.value)
+    email = _first(card, "email")
+    if email is not None:
+        out["email"] = _text(email.value)
+    for tel in card.contents.get("tel", []):
+        kind = "mobile" if _types(tel) & {"cell", "mobile"} and entity == "contact" else "phone"
+        out.setdefault(kind, _tel_value(tel))
+    adr = _first(card, "adr")
+    if adr is not None and hasattr(adr.value, "street"):
+        out["street"] = _text(adr.value.street)
+        out["city"] = _text(adr.value.city)
+        out["postal_code"] = _text(adr.value.code)
+        out["country"] = _text(adr.value.country)
+    categories = _first(card, "categories")
+    if categories is not None:
+        out["tags"] = ", ".join(_text(v) for v in (categories.value if isinstance(categories.value, list)
+                                                   else [categories.value]) if _text(v))
+    note = _first(card, "note")
+    if note is not None:
+        out["notes"] = _text(note.value)
+    org = _first(card, "org")
+    org_name = _text(org.value[0] if isinstance(org.value, list) and org.value else org.value) if org else ""
+    fn = _first(card, "fn")
+    if entity == "company":
+        out["name"] = org_name or (_text(fn.value) if fn else "")
+        url = _first(card, "url")
+        if url is not None:
+            out["website"] = _text(url.value)
+        return out
+    n = _first(card, "n")
+    if n is not None and hasattr(n.value, "family"):
+        out["first_name"] = _text(n.value.given)
+        out["last_name"] = _text(n.value.family)
+    if not out.get("first_name") and not out.get("last_name") and fn is not None:
+        out["full_name"] = _text(fn.value)
+    if org_name:
+        out["company"] = org_name
+    title = _first(card, "title")
+    if title is not None:
+        out["job_title"] = _text(title.value)
+    return out
+
+
+class VCardReader:
+    """Cards of a vCard file as ``(line, fields)``; :class:`FileFormatError` on malformed cards."""
+
+    def __init__(self, path: Path, entity: str, text: str | None = None):
+        self.path = Path(path)
+        self.entity = entity
+        self._text = read_text(self.path) if text is None else text
+        self.headers: list[str] = []  # vCards have fixed fields: nothing to map
+
+    def count_rows(self) -> int:
+        return count_cards(self.path, self._text)
+
+    def __iter__(self) -> Iterator[tuple[int, dict[str, str]]]:
+        for line, card_text in _cards(self.path, self._text):
+            try:
+                card = vobject.readOne(card_text)
+            except Exception as exc:  # vobject raises several kinds; all mean a bad card
+                raise FileFormatError(str(self.path), line, f"the card that begins here is malformed: {exc}") from None
+            yield line, card_fields(card, self.entity)
+
+
+def contact_card(row: dict[str, object]) -> str:
+    """A vCard 3.0 for a contact row (export field names)."""
+    card = vobject.vCard()
+    first, last = str(row.get("first_name") or ""), str(row.get("last_name") or "")
+    card.add("n").value = vobject.vcard.Name(family=last, given=first)
+    card.add("fn").value = " ".join(p for p in (first, last) if p) or "-"
+    _common(card, row)
+    if row.get("mobile"):
+        tel = card.add("tel")
+        tel.value = str(row["mobile"])
+        tel.type_param = "CELL"
+    if row.get("company"):
+        card.add("org").value = [str(row["company"])]
+    if row.get("job_title"):
+        card.add("title").value = str(row["job_title"])
+    return card.serialize()
+
+
+def company_card(row: dict[str, object]) -> str:
+    """A vCard 3.0 for a company row: ORG and FN carry the name."""
+    card = vobject.vCard()
+    name = str(row.get("name") or "")
+    card.add("n").value = vobject.vcard.Name(family="", given="")
+    card.add("fn").value = name
+    card.add("org").value = [name]
+    _common(card, row)
+    if row.get("website"):
+        card.add("url").value = str(row["website"])
+    return card.serialize()
+
+
+def _common(card, row: dict[str, object]) -> None:
+    card.add(ID_PROPERTY.lower()).value = str(row["id"])
+    if row.get("email"):
+        email = card.add("email")
+        email.value = str(row["email"])
+        email.type_param = "INTERNET"
+    if row.get("phone"):
+        tel = card.add("tel")
+        tel.value = str(row["phone"])
+        tel.type_param = "WORK"
+    if any(row.get(k) for k in ("street", "city", "postal_code", "country")):
+        card.add("adr").value = vobject.vcard.Address(
+            street=str(row.get("street") or ""), city=str(row.get("city") or ""),
+            code=str(row.get("postal_code") or ""), country=str(row.get("country") or ""))
+    if row.get("tags"):
+        card.add("categories").value = [t for t in str(row["tags"]).split(", ") if t]
+    if row.get("notes"):
+        card.add("note").value = str(row["notes"])
+
+
+def write_vcards(stream, entity: str, rows: Iterable[dict[str, object]]) -> int:
+    make = contact_card if entity == "contact" else company_card
+    count = 0
+    for row in rows:
+        stream.write(make(row))
+        count += 1
+    return count
