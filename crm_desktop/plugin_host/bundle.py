@@ -446,6 +446,8 @@ class BundleVerifier:
             problem = entry_name_problem(name)
             if problem:
                 raise self._fail(f"refused: {problem}", name)
+            if not info.is_dir() and _excluded(tuple(name.split("/"))):
+                raise self._fail("refused: compiled bytecode or a cache/VCS folder (it would skip the static checks)", name)
             if _is_link_or_special(info):
                 raise self._fail("refused: a symlink or special file (only regular files are allowed)", name)
             if info.flag_bits & 0x1:

@@ -1,0 +1,154 @@
+"""``crm-desktop keys generate`` and ``plugin pack | sign | install`` (DESIGN.md, Command line).
+
+The other ``plugin`` commands (list, new, validate, ...) live in
+``plugin_commands.py``; both modules add to the same ``plugin`` group.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+from crm_desktop.cli.common import home_of
+from crm_desktop.errors import CrmError
+
+log = logging.getLogger(__name__)
+
+
+class BundleCommandError(CrmError):
+    """A bundle command cannot go on (e.g. no confirmation)."""
+
+
+def register(registry) -> None:
+    """Add the key and bundle commands."""
+    keys = registry.group("keys", "signing keys for plugin bundles")
+    gen = keys.command("generate", "write a new Ed25519 key pair PREFIX.key (private, 0600) and PREFIX.pub", _keys_generate)
+    gen.add_argument("--out", required=True, metavar="PREFIX", help="path prefix of the two files")
+
+    plugin = registry.group("plugin", "manage plugins")
+    pack = plugin.command("pack", "zip a plugin folder with its file list into a .crmplugin bundle", _pack)
+    pack.add_argument("dir", metavar="DIR", help="the plugin folder (with plugin.json)")
+    pack.add_argument("-o", "--out", required=True, metavar="OUT.crmplugin", help="bundle to write")
+    pack.add_argument("--force", action="store_true", help="overwrite OUT if it exists")
+
+    sign = plugin.command("sign", "write the detached signature BUNDLE.sig", _sign)
+    sign.add_argument("bundle", metavar="BUNDLE")
+    sign.add_argument("--key", required=True, metavar="PREFIX.key", help="private key from 'keys generate'")
+
+    install = plugin.command("install", "verify a bundle against the policy and install or update it", _install)
+    install.add_argument("bundle", metavar="BUNDLE")
+    install.add_argument("--yes", action="store_true", help="install without asking for confirmation")
+
+
+def _keys_generate(args: argparse.Namespace) -> int:
+    from crm_desktop.plugin_host import signing
+
+    key_path, pub_path = signing.generate_keypair(args.out)
+    public = signing.load_public_key(pub_path)
+    print(f"wrote {key_path} (private, mode 0600; keep it secret) and {pub_path}")
+    print(f"key id {signing.key_id(public)}; add this line to the policy's trustedKeys:")
+    print(public)
+    return 0
+
+
+def _pack(args: argparse.Namespace) -> int:
+    from crm_desktop.plugin_host import bundle
+
+    result = bundle.pack_plugin(args.dir, args.out, overwrite=args.force)
+    print(f"packed {result.name} {result.version}: {result.files} files, {result.total_bytes} bytes -> {result.path}")
+    return 0
+
+
+def _sign(args: argparse.Namespace) -> int:
+    from crm_desktop.plugin_host import bundle, signing
+
+    key = signing.load_private_key(args.key)  # first: a bad key must not cost a bundle read
+    name, version = bundle.read_bundle_identity(args.bundle)
+    sig = signing.sign_bundle(args.bundle, key, name, version)
+    public = signing.public_key_text(key.public_key())
+    print(f"signed {name} {version} with key {signing.key_id(public)} -> {sig}")
+    return 0
+
+
+def host_post_install(home: Any) -> Callable[[Any], None] | None:
+    """The plugin host's post-install step (migrations, activation), if the host provides one.
+
+    Seam: ``crm_desktop.plugin_host.lifecycle.bundle_post_install(home, result)``.
+    It is called after the new folder is in place; if it raises, the install
+    is rolled back. Without it, the plugin is picked up at the next start.
+    """
+    try:
+        lifecycle = importlib.import_module("crm_desktop.plugin_host.lifecycle")
+    except ModuleNotFoundError as exc:
+        if exc.name != "crm_desktop.plugin_host.lifecycle":
+            raise
+        return None
+    hook = getattr(lifecycle, "bundle_post_install", None)
+    if hook is None:
+        return None
+    return lambda result: hook(home, result)
+
+
+def host_manifest_validator() -> Callable[[Path], Any] | None:
+    """The host's full manifest check of a staged folder, if it provides one.
+
+    Seam: ``crm_desktop.plugin_host.manifest.load_manifest(folder)`` raising a
+    ``CrmError`` for a bad manifest.
+    """
+    try:
+        manifest = importlib.import_module("crm_desktop.plugin_host.manifest")
+    except ModuleNotFoundError as exc:
+        if exc.name != "crm_desktop.plugin_host.manifest":
+            raise
+        return None
+    return getattr(manifest, "load_manifest", None)
+
+
+def _print_plan(plan) -> None:
+    previous = f" (replaces {plan.previous_version})" if plan.previous_version else ""
+    print(f"plugin:      {plan.name} {plan.version}{previous}")
+    print(f"publisher:   {plan.publisher}")
+    print(f"permissions: {', '.join(plan.permissions) or '(none)'}")
+    print(f"files:       {plan.file_count} ({plan.total_bytes} bytes), sha256 {plan.bundle_sha256}")
+    for warning in plan.warnings:
+        print(f"warning:     {warning}")
+    if plan.findings:
+        print(f"static checks: {len(plan.findings)} finding(s)")
+        for finding in plan.findings:
+            print(f"  {finding}")
+    else:
+        print("static checks: no findings")
+
+
+def _install(args: argparse.Namespace) -> int:
+    from crm_desktop.plugin_host import bundle, policy
+
+    home = home_of(args)
+    effective = policy.load_policy(home.policy_path)
+
+    def approve(plan) -> bool:
+        _print_plan(plan)
+        if args.yes:
+            return True
+        if not sys.stdin.isatty():
+            raise BundleCommandError(
+                f"not installing {plan.name}: no terminal to confirm on; review the above and add --yes"
+            )
+        answer = input(f"Install {plan.name} {plan.version}? [y/N] ").strip().lower()
+        return answer in ("y", "yes")
+
+    result = bundle.install_bundle(
+        args.bundle,
+        home.plugins_dir,
+        effective,
+        approve=approve,
+        post_install=host_post_install(home),
+        manifest_validator=host_manifest_validator(),
+    )
+    verb = f"updated from {result.previous_version} to" if result.previous_version else "installed"
+    print(f"{verb} {result.name} {result.version} in {result.path}")
+    return 0
