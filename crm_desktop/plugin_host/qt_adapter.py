@@ -72,6 +72,13 @@ def icon_for(spec: Any) -> QIcon | None:
     if "/" in text or "." in text:
         icon = QIcon(text)
         return icon if not icon.isNull() else None
+    try:  # the app's own tinted line icons first, so plugin menus match the rest
+        from crm_desktop.ui import resources
+
+        if (resources.resources_dir() / "icons" / f"{text}.svg").is_file():
+            return resources.icon(text)
+    except ImportError:
+        pass
     if QIcon.hasThemeIcon(text):
         return QIcon.fromTheme(text)
     standard = _STANDARD_ICONS.get(text)

@@ -1,0 +1,592 @@
+"""The plugin admin panel (the seed's ``PluginAdmin``): every plugin, its state, and what to do with it.
+
+A table lists each plugin the host knows with a coloured state badge, version,
+source, author and permissions; the pane under it shows the selected plugin's
+description, folder and, for a failed plugin, the error with an expandable
+traceback. The buttons call the host (enable, disable, reload, uninstall,
+settings, install); the panel redraws when the host reports a change, so it
+stays right whether the change came from here, the ``--dev`` watcher or a
+failure at run time.
+
+Dialogs that ask the user something are methods (:meth:`confirm`,
+:meth:`ask_uninstall`, :meth:`choose_folder`, :meth:`choose_bundle`,
+:meth:`approve_bundle`) so tests can answer them without a modal loop.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Callable
+
+from PySide6.QtCore import QModelIndex, QRect, QSize, Qt, QTimer, QUrl, Signal
+from PySide6.QtGui import QBrush, QColor, QDesktopServices, QFont, QPainter, QPen
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QDialog,
+    QFileDialog,
+    QFrame,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QMessageBox,
+    QPlainTextEdit,
+    QPushButton,
+    QSplitter,
+    QStyle,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
+    QTableWidget,
+    QTableWidgetItem,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from crm_desktop.plugin_host.qt_adapter import state_name
+from crm_desktop.ui.plugin_failures import summarize
+from crm_desktop.ui.settings_form import SettingsDialog, schema_for
+
+log = logging.getLogger(__name__)
+
+#: badge colours per state: (text, background)
+STATE_COLORS: dict[str, tuple[str, str]] = {
+    "active": ("#176b3a", "#daf3e3"),
+    "disabled": ("#5b6473", "#e9ecf1"),
+    "failed": ("#a61b1b", "#fde2e2"),
+    "error": ("#a61b1b", "#fde2e2"),
+    "incompatible": ("#8a5a00", "#fff1cc"),
+    "blocked": ("#ffffff", "#6b2a86"),
+}
+_DEFAULT_COLORS = ("#2f4fb0", "#e6edff")
+
+COLUMNS = ("Plugin", "Version", "State", "Source", "Author", "Permissions")
+_NAME_ROLE = Qt.ItemDataRole.UserRole + 1
+
+
+class StateBadgeDelegate(QStyledItemDelegate):
+    """Paints the State column as a rounded, coloured pill."""
+
+    def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: QModelIndex) -> None:
+        text = str(index.data(Qt.ItemDataRole.DisplayRole) or "")
+        opt = QStyleOptionViewItem(option)
+        self.initStyleOption(opt, index)
+        opt.text = ""
+        style = opt.widget.style() if opt.widget else None
+        if style is not None:
+            style.drawControl(QStyle.ControlElement.CE_ItemViewItem, opt, painter, opt.widget)
+        fg, bg = STATE_COLORS.get(text, _DEFAULT_COLORS)
+        font = QFont(option.font)
+        font.setPointSizeF(max(7.5, font.pointSizeF() - 1))
+        font.setBold(True)
+        painter.save()
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        painter.setFont(font)
+        width = painter.fontMetrics().horizontalAdvance(text) + 16
+        height = painter.fontMetrics().height() + 4
+        rect = QRect(option.rect.left() + 6, option.rect.center().y() - height // 2 + 1, width, height)
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(QBrush(QColor(bg)))
+        painter.drawRoundedRect(rect, height / 2, height / 2)
+        painter.setPen(QPen(QColor(fg)))
+        painter.drawText(rect, Qt.AlignmentFlag.AlignCenter, text)
+        painter.restore()
+
+    def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex) -> QSize:
+        size = super().sizeHint(option, index)
+        return QSize(size.width() + 24, max(size.height(), 26))
+
+
+class BundleApprovalDialog(QDialog):
+    """Shows what installing a verified bundle means (publisher, permissions, findings) and asks."""
+
+    def __init__(self, plan: Any, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setObjectName("BundleApprovalDialog")
+        self.setWindowTitle(f"Install {plan.name} {plan.version}?")
+        signature = getattr(plan, "signature", None)
+        trusted = bool(signature and signature.trusted)
+        change = (f"update from {plan.previous_version}" if plan.previous_version else "new install")
+        head = QLabel(f"<b>{plan.manifest.get('displayName', plan.name)}</b> {plan.version} "
+                      f"<span style='color:#6b7385'>({plan.name}, {change})</span>")
+        head.setObjectName("approvalTitle")
+        publisher = QLabel(("✔ " if trusted else "⚠ ") + plan.publisher)
+        publisher.setObjectName("approvalTrusted" if trusted else "approvalUntrusted")
+        publisher.setWordWrap(True)
+        publisher.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        perms = QLabel("<b>Permissions requested:</b> " + (", ".join(plan.permissions) or "none"))
+        perms.setWordWrap(True)
+        findings = list(getattr(plan, "findings", []))
+        text = "\n".join(str(f) for f in findings) or "No risky code found by the static checks."
+        for warning in getattr(plan, "warnings", []):
+            text += f"\nwarning: {warning}"
+        self.findings = QPlainTextEdit(text)
+        self.findings.setReadOnly(True)
+        self.findings.setObjectName("approvalFindings")
+        self.findings.setMaximumHeight(140)
+        caveat = QLabel("Plugins run inside the app with your rights. Install only what you trust: "
+                        "the signature and the admin policy are the trust decision.")
+        caveat.setWordWrap(True)
+        caveat.setObjectName("muted")
+        self.install_button = QPushButton("Install")
+        self.install_button.setObjectName("primaryButton")
+        self.install_button.clicked.connect(self.accept)
+        cancel = QPushButton("Cancel")
+        cancel.setDefault(True)  # the safe answer is the default
+        cancel.clicked.connect(self.reject)
+        buttons = QHBoxLayout()
+        buttons.addStretch(1)
+        buttons.addWidget(cancel)
+        buttons.addWidget(self.install_button)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(18, 16, 18, 14)
+        layout.setSpacing(8)
+        for widget in (head, publisher, perms, QLabel(f"<b>Static checks</b> ({len(findings)} finding(s))"),
+                       self.findings, caveat):
+            layout.addWidget(widget)
+        layout.addLayout(buttons)
+        self.setStyleSheet(ADMIN_STYLE)
+        self.resize(560, 380)
+
+
+class PluginAdminPanel(QWidget):
+    """Lists every plugin of ``host`` with its state; buttons enable, disable, reload, uninstall, configure, install."""
+
+    #: emitted after every redraw (tests wait on it)
+    refreshed = Signal()
+
+    def __init__(self, host: Any, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setObjectName("PluginAdminPanel")
+        self.host = host
+        self._names: list[str] = []
+
+        title = QLabel("Plugins")
+        title.setObjectName("adminTitle")
+        self.summary = QLabel()
+        self.summary.setObjectName("muted")
+        self.filter = QLineEdit()
+        self.filter.setPlaceholderText("Filter plugins…")
+        self.filter.setClearButtonEnabled(True)
+        self.filter.setFixedWidth(220)
+        self.filter.textChanged.connect(lambda _t: self.refresh())
+        head = QHBoxLayout()
+        head.addWidget(title)
+        head.addSpacing(10)
+        head.addWidget(self.summary, 1, Qt.AlignmentFlag.AlignBottom)
+        head.addWidget(self.filter)
+
+        self.enable_button = self._button("Enable", self.enable_selected, "Turn the plugin on now")
+        self.disable_button = self._button("Disable", self.disable_selected, "Turn the plugin off and remove its menus and panels")
+        self.reload_button = self._button("Reload", self.reload_selected, "Re-import the plugin's code without restarting")
+        self.uninstall_button = self._button("Uninstall…", self.uninstall_selected, "Remove a plugin you installed")
+        self.uninstall_button.setObjectName("dangerButton")
+        self.settings_button = self._button("Settings…", self.open_settings, "Edit the plugin's settings")
+        self.folder_button = self._button("Open folder", self.open_folder, "Show the plugin's files")
+        self.install_folder_button = self._button("Install from folder…", self.install_from_folder,
+                                                  "Copy a plugin folder into your plugins and start it")
+        self.install_bundle_button = self._button("Install from bundle…", self.install_from_bundle,
+                                                  "Verify a signed .crmplugin bundle, review it, and install it")
+        self.install_bundle_button.setObjectName("primaryButton")
+        bar = QHBoxLayout()
+        bar.setSpacing(6)
+        for button in (self.enable_button, self.disable_button, self.reload_button, self.settings_button,
+                       self.folder_button, self.uninstall_button):
+            bar.addWidget(button)
+        bar.addStretch(1)
+        bar.addWidget(self.install_folder_button)
+        bar.addWidget(self.install_bundle_button)
+
+        self.message = QLabel()
+        self.message.setObjectName("adminMessage")
+        self.message.setWordWrap(True)
+        self.message.setVisible(False)
+        self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+
+        self.table = QTableWidget(0, len(COLUMNS))
+        self.table.setObjectName("pluginTable")
+        self.table.setHorizontalHeaderLabels(COLUMNS)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setAlternatingRowColors(True)
+        self.table.setShowGrid(False)
+        self.table.setWordWrap(False)
+        self.table.verticalHeader().setVisible(False)
+        self.table.verticalHeader().setDefaultSectionSize(30)
+        header = self.table.horizontalHeader()
+        header.setHighlightSections(False)
+        header.setDefaultAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
+        for column, mode in enumerate((QHeaderView.ResizeMode.Stretch, QHeaderView.ResizeMode.ResizeToContents,
+                                       QHeaderView.ResizeMode.Fixed, QHeaderView.ResizeMode.ResizeToContents,
+                                       QHeaderView.ResizeMode.ResizeToContents, QHeaderView.ResizeMode.Stretch)):
+            header.setSectionResizeMode(column, mode)
+        self.table.setColumnWidth(2, 112)
+        self.table.setItemDelegateForColumn(2, StateBadgeDelegate(self.table))
+        self.table.itemSelectionChanged.connect(self._selection_changed)
+        self.table.doubleClicked.connect(lambda _i: self.open_settings())
+
+        # details of the selected plugin
+        self.detail_title = QLabel()
+        self.detail_title.setObjectName("detailTitle")
+        self.detail_text = QLabel()
+        self.detail_text.setWordWrap(True)
+        self.detail_text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.detail_text.setObjectName("detailText")
+        self.error_summary = QLabel()
+        self.error_summary.setObjectName("errorSummary")
+        self.error_summary.setWordWrap(True)
+        self.error_summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.traceback_toggle = QToolButton()
+        self.traceback_toggle.setText("Show traceback")
+        self.traceback_toggle.setCheckable(True)
+        self.traceback_toggle.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.traceback_toggle.setArrowType(Qt.ArrowType.RightArrow)
+        self.traceback_toggle.toggled.connect(self._toggle_traceback)
+        self.traceback = QPlainTextEdit()
+        self.traceback.setObjectName("traceback")
+        self.traceback.setReadOnly(True)
+        self.traceback.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
+        self.traceback.setVisible(False)
+        error_row = QHBoxLayout()
+        error_row.addWidget(self.error_summary, 1)
+        error_row.addWidget(self.traceback_toggle, 0, Qt.AlignmentFlag.AlignTop)
+        self.error_box = QFrame()
+        self.error_box.setObjectName("errorBox")
+        error_layout = QVBoxLayout(self.error_box)
+        error_layout.setContentsMargins(10, 8, 10, 8)
+        error_layout.addLayout(error_row)
+        error_layout.addWidget(self.traceback, 1)
+
+        details = QFrame()
+        details.setObjectName("detailsPane")
+        details_layout = QVBoxLayout(details)
+        details_layout.setContentsMargins(14, 10, 14, 10)
+        details_layout.setSpacing(6)
+        details_layout.addWidget(self.detail_title)
+        details_layout.addWidget(self.detail_text)
+        details_layout.addWidget(self.error_box, 1)
+        details_layout.addStretch(0)
+
+        split = QSplitter(Qt.Orientation.Vertical)
+        split.addWidget(self.table)
+        split.addWidget(details)
+        split.setStretchFactor(0, 3)
+        split.setStretchFactor(1, 2)
+        split.setChildrenCollapsible(False)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(18, 14, 18, 14)
+        layout.setSpacing(10)
+        layout.addLayout(head)
+        layout.addLayout(bar)
+        layout.addWidget(self.message)
+        layout.addWidget(split, 1)
+        self.setStyleSheet(ADMIN_STYLE)
+
+        # the host may notify from inside its own calls: redraw once, after they return
+        self._refresh_timer = QTimer(self)
+        self._refresh_timer.setSingleShot(True)
+        self._refresh_timer.setInterval(0)
+        self._refresh_timer.timeout.connect(self.refresh)
+        unsubscribe = host.subscribe(self._on_host_event)
+        self.destroyed.connect(lambda *_: _safe(unsubscribe))
+        self._unsubscribe: Callable[[], None] | None = unsubscribe
+        self.refresh()
+        if self.table.rowCount():
+            self.table.selectRow(0)
+
+    # ------------------------------------------------------------------ building
+    def _button(self, text: str, slot: Callable[[], Any], tip: str) -> QPushButton:
+        button = QPushButton(text)
+        button.setToolTip(tip)
+        button.clicked.connect(lambda _checked=False: slot())
+        return button
+
+    def _on_host_event(self, _name: str, _what: str) -> None:
+        self._refresh_timer.start()
+
+    def refresh(self) -> None:
+        """Redraw the table from ``host.records``, keeping the selection."""
+        selected = self.selected_name()
+        needle = self.filter.text().strip().lower()
+        records = sorted(self.host.records.values(), key=lambda r: (r.display_name or r.name).lower())
+        states = [state_name(r.state) for r in records]
+        self.table.setRowCount(0)
+        self._names = []
+        for record in records:
+            state = state_name(record.state)
+            permissions = list(getattr(record, "permissions", []) or [])
+            haystack = " ".join([record.name, record.display_name or "", record.author or "", state]).lower()
+            if needle and needle not in haystack:
+                continue
+            row = self.table.rowCount()
+            self.table.insertRow(row)
+            name_item = QTableWidgetItem(f"{record.display_name or record.name}  ·  {record.name}")
+            name_item.setData(_NAME_ROLE, record.name)
+            name_item.setToolTip(record.description or record.name)
+            cells = [name_item, QTableWidgetItem(str(record.version or "")), QTableWidgetItem(state),
+                     QTableWidgetItem(str(getattr(record, "source", "") or "")),
+                     QTableWidgetItem(record.author or ""), QTableWidgetItem(", ".join(permissions) or "—")]
+            cells[5].setToolTip("\n".join(permissions))
+            if record.error:
+                cells[2].setToolTip(summarize(record.error))
+            for column, item in enumerate(cells):
+                self.table.setItem(row, column, item)
+            self._names.append(record.name)
+        counts = {s: states.count(s) for s in dict.fromkeys(states)}
+        parts = [f"{len(records)} installed"] + [f"{n} {s}" for s, n in counts.items()]
+        self.summary.setText(" · ".join(parts))
+        if selected in self._names:
+            self.table.selectRow(self._names.index(selected))
+        self._selection_changed()
+        self.refreshed.emit()
+
+    def selected_name(self) -> str | None:
+        """The name of the selected plugin, or None."""
+        rows = self.table.selectionModel().selectedRows() if self.table.selectionModel() else []
+        if not rows:
+            return None
+        item = self.table.item(rows[0].row(), 0)
+        return item.data(_NAME_ROLE) if item else None
+
+    def select(self, name: str) -> None:
+        """Select the row of ``name``."""
+        if name in self._names:
+            self.table.selectRow(self._names.index(name))
+
+    def _selection_changed(self) -> None:
+        name = self.selected_name()
+        record = self.host.records.get(name) if name else None
+        state = state_name(record.state) if record else ""
+        self.enable_button.setEnabled(record is not None and state in {"disabled", "failed", "error"})
+        self.disable_button.setEnabled(record is not None and state in {"active", "failed", "error", "incompatible"})
+        self.reload_button.setEnabled(record is not None and state in {"active", "failed", "error"})
+        self.uninstall_button.setEnabled(record is not None and getattr(record, "source", "") == "user")
+        self.folder_button.setEnabled(record is not None and bool(getattr(record, "path", None)))
+        has_settings = False
+        if record is not None:
+            try:
+                has_settings = bool(schema_for(self.host, record.name))
+            except Exception:
+                log.debug("no settings schema for %s", record.name, exc_info=True)
+        self.settings_button.setEnabled(has_settings)
+        if record is None:
+            self.detail_title.setText("Select a plugin")
+            self.detail_text.setText("")
+            self.error_box.setVisible(False)
+            return
+        self.detail_title.setText(f"{record.display_name or record.name} <span style='color:#6b7385'>"
+                                  f"{record.version} · {state}</span>")
+        permissions = ", ".join(getattr(record, "permissions", []) or []) or "none"
+        lines = [record.description or "<i>No description.</i>",
+                 f"<b>Author:</b> {record.author or '—'} &nbsp; <b>Source:</b> {record.source} &nbsp; "
+                 f"<b>Folder:</b> {record.path}",
+                 f"<b>Permissions:</b> {permissions}"]
+        self.detail_text.setText("<br>".join(lines))
+        if record.error:
+            self.error_box.setVisible(True)
+            self.error_summary.setText(f"<b>{state.capitalize()}:</b> {_escape(summarize(record.error))}")
+            self.traceback.setPlainText(record.error)
+            self.traceback_toggle.setVisible("\n" in record.error.strip())
+        else:
+            self.error_box.setVisible(False)
+
+    def _toggle_traceback(self, shown: bool) -> None:
+        self.traceback.setVisible(shown)
+        self.traceback_toggle.setText("Hide traceback" if shown else "Show traceback")
+        self.traceback_toggle.setArrowType(Qt.ArrowType.DownArrow if shown else Qt.ArrowType.RightArrow)
+
+    def show_message(self, text: str, *, error: bool = False) -> None:
+        """A one-line note above the table (errors stay until the next action)."""
+        self.message.setText(text)
+        self.message.setProperty("error", error)
+        self.message.style().unpolish(self.message)
+        self.message.style().polish(self.message)
+        self.message.setVisible(bool(text))
+
+    # ------------------------------------------------------------------ questions (tests answer these)
+    def confirm(self, title: str, text: str) -> bool:
+        """Ask yes/no."""
+        answer = QMessageBox.question(self, title, text,
+                                      QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
+                                      QMessageBox.StandardButton.Cancel)
+        return answer == QMessageBox.StandardButton.Yes
+
+    def ask_uninstall(self, name: str) -> str | None:
+        """``"keep"`` (keep settings and data), ``"drop"`` (delete them) or None (cancel)."""
+        box = QMessageBox(QMessageBox.Icon.Warning, "Uninstall plugin",
+                          f"Uninstall {name}? Its files are removed now.\n\n"
+                          "Keep its settings and data, in case you install it again?", parent=self)
+        keep = box.addButton("Uninstall, keep data", QMessageBox.ButtonRole.AcceptRole)
+        drop = box.addButton("Uninstall and delete data", QMessageBox.ButtonRole.DestructiveRole)
+        box.addButton(QMessageBox.StandardButton.Cancel)
+        box.exec()
+        clicked = box.clickedButton()
+        return "keep" if clicked is keep else "drop" if clicked is drop else None
+
+    def choose_folder(self) -> str | None:
+        """A plugin folder picked by the user, or None."""
+        return QFileDialog.getExistingDirectory(self, "Install plugin from folder") or None
+
+    def choose_bundle(self) -> str | None:
+        """A ``.crmplugin`` file picked by the user, or None."""
+        path, _ = QFileDialog.getOpenFileName(self, "Install plugin bundle", "", "Plugin bundles (*.crmplugin)")
+        return path or None
+
+    def approve_bundle(self, plan: Any) -> bool:
+        """Show publisher, permissions and static-check findings; True to install."""
+        return BundleApprovalDialog(plan, self).exec() == QDialog.DialogCode.Accepted
+
+    def open_url(self, url: QUrl) -> bool:
+        """Open a folder in the file manager."""
+        return QDesktopServices.openUrl(url)
+
+    # ------------------------------------------------------------------ actions
+    def _act(self, verb: str, fn: Callable[[], Any], done: str) -> bool:
+        """Run a host call; show what happened (or why not) in the message strip."""
+        try:
+            fn()
+        except Exception as exc:  # the host's errors name the plugin and the rule; show them as they are
+            log.warning("%s failed: %s", verb, exc)
+            self.show_message(f"{verb} failed: {exc}", error=True)
+            self.refresh()
+            return False
+        self.show_message(done)
+        self.refresh()
+        return True
+
+    def enable_selected(self) -> None:
+        """Enable the selected plugin."""
+        name = self.selected_name()
+        if name:
+            self._act(f"Enabling {name}", lambda: self.host.enable(name), self._outcome(name, "enabled"))
+
+    def disable_selected(self) -> None:
+        """Disable the selected plugin (after asking)."""
+        name = self.selected_name()
+        if name and self.confirm("Disable plugin", f"Disable {name}? Its menus and panels are removed now."):
+            self._act(f"Disabling {name}", lambda: self.host.disable(name), f"{name} disabled.")
+
+    def reload_selected(self) -> None:
+        """Reload the selected plugin's code."""
+        name = self.selected_name()
+        if name:
+            self._act(f"Reloading {name}", lambda: self.host.reload(name), self._outcome(name, "reloaded"))
+
+    def uninstall_selected(self) -> None:
+        """Uninstall the selected plugin, asking whether to keep its data."""
+        name = self.selected_name()
+        if not name:
+            return
+        choice = self.ask_uninstall(name)
+        if choice is None:
+            return
+        drop = choice == "drop"
+        self._act(f"Uninstalling {name}", lambda: self.host.uninstall(name, drop_data=drop),
+                  f"{name} uninstalled" + (" and its data deleted." if drop else "; its data was kept."))
+
+    def _outcome(self, name: str, verb: str) -> str:
+        record = self.host.records.get(name)
+        state = state_name(record.state) if record else "gone"
+        if state == "active":
+            return f"{name} {verb}."
+        return f"{name} is {state}: {summarize(getattr(record, 'error', None))}"
+
+    def open_settings(self) -> SettingsDialog | None:
+        """Open the settings dialog generated from the selected plugin's schema."""
+        name = self.selected_name()
+        if not name or not self.settings_button.isEnabled():
+            return None
+        dialog = SettingsDialog(self.host, name, self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.accepted.connect(lambda: self.show_message(f"Settings of {name} saved."))
+        dialog.open()
+        return dialog
+
+    def open_folder(self) -> None:
+        """Open the selected plugin's folder in the file manager."""
+        name = self.selected_name()
+        record = self.host.records.get(name) if name else None
+        if record is not None and record.path:
+            self.open_url(QUrl.fromLocalFile(str(record.path)))
+
+    def install_from_folder(self) -> None:
+        """Install a plugin folder the user picks."""
+        folder = self.choose_folder()
+        if folder:
+            self._act(f"Installing {Path(folder).name}", lambda: self.host.install_folder(Path(folder)),
+                      f"Installed {Path(folder).name}.")
+
+    def install_from_bundle(self) -> None:
+        """Verify a bundle, show it for approval, and install it."""
+        path = self.choose_bundle()
+        if not path:
+            return
+        approved: list[bool] = []
+
+        def approve(plan: Any) -> bool:
+            approved.append(self.approve_bundle(plan))
+            return approved[-1]
+
+        def install() -> None:
+            host_install = getattr(self.host, "install_bundle", None)
+            if callable(host_install):
+                host_install(Path(path), approve=approve)
+                return
+            from crm_desktop.plugin_host.bundle import install_bundle  # the bundle engineer's API
+
+            home = getattr(getattr(self.host, "core", None), "home", None) or getattr(self.host, "home", None)
+            install_bundle(path, home.plugins_dir, getattr(self.host, "policy", None), approve=approve,
+                           post_install=lambda result: self.host.install_folder(result.path))
+
+        name = Path(path).name
+        ok = self._act(f"Installing {name}", install, f"Installed {name}.")
+        if not ok and approved and not approved[-1]:
+            self.show_message(f"Install of {name} cancelled; nothing changed.")
+
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _safe(fn: Callable[[], Any]) -> None:
+    try:
+        fn()
+    except Exception:
+        log.debug("unsubscribe failed", exc_info=True)
+
+
+ADMIN_STYLE = """
+#PluginAdminPanel, #BundleApprovalDialog { background: #f4f6fa; }
+#adminTitle { font-size: 18px; font-weight: 700; color: #1d2433; }
+#muted { color: #6b7385; }
+#pluginTable { background: white; alternate-background-color: #f8f9fc; border: 1px solid #dde2ea;
+               border-radius: 6px; selection-background-color: #dbe7ff; selection-color: #1d2433; }
+#pluginTable QHeaderView::section { background: #f4f6fa; color: #6b7385; border: none;
+               border-bottom: 1px solid #dde2ea; padding: 5px 6px; font-weight: 600; }
+#pluginTable::item { padding: 0 6px; border-bottom: 1px solid #f0f2f6; }
+#detailsPane { background: white; border: 1px solid #dde2ea; border-radius: 6px; }
+#detailTitle { font-size: 14px; font-weight: 700; color: #1d2433; }
+#detailText { color: #3a4254; }
+#errorBox { background: #fff4f4; border: 1px solid #f3c4c4; border-radius: 6px; }
+#errorSummary { color: #a61b1b; }
+#traceback { background: #1e222a; color: #e6e8ee; border: none; border-radius: 4px;
+             font-family: monospace; font-size: 11px; }
+#adminMessage { background: #e6edff; color: #2f4fb0; border-radius: 5px; padding: 6px 10px; }
+#adminMessage[error="true"] { background: #fff4f4; color: #a61b1b; border: 1px solid #f3c4c4; }
+#approvalTrusted { color: #176b3a; }
+#approvalUntrusted { color: #8a5a00; background: #fff8e6; padding: 4px; border-radius: 4px; }
+#approvalFindings { background: white; border: 1px solid #dde2ea; font-family: monospace; font-size: 11px; }
+QPushButton { padding: 4px 11px; border: 1px solid #cfd5df; border-radius: 5px; background: white; color: #1d2433; }
+QPushButton:hover { background: #eef1f6; }
+QPushButton:disabled { color: #a9afbb; background: #f4f6fa; border-color: #e1e5ec; }
+QPushButton#primaryButton { background: #3b6cf6; border-color: #3b6cf6; color: white; font-weight: 600; }
+QPushButton#primaryButton:hover { background: #2f5bd6; }
+QPushButton#primaryButton:disabled { background: #a9bdf5; border-color: #a9bdf5; }
+QPushButton#dangerButton { color: #d93a3a; }
+QPushButton#dangerButton:disabled { color: #e3b0b0; }
+QLineEdit { background: white; border: 1px solid #cfd5df; border-radius: 5px; padding: 4px 6px; }
+QToolButton { border: none; color: #a61b1b; font-weight: 600; }
+"""
