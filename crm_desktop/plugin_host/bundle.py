@@ -190,9 +190,9 @@ def entry_name_problem(name: str) -> str | None:
     parts = name.rstrip("/").split("/")
     if len(parts) > MAX_PATH_DEPTH:
         return f"more than {MAX_PATH_DEPTH} folder levels"
+    if ".." in parts:
+        return "a '..' path component (path traversal)"
     for part in parts:
-        if part == "..":
-            return "a '..' path component (path traversal)"
         if part in ("", "."):
             return "an empty or '.' path component"
         if part != part.rstrip(" ."):
@@ -208,10 +208,9 @@ def _collision_key(name: str) -> str:
 
 
 def _is_link_or_special(info: zipfile.ZipInfo) -> bool:
-    mode = info.external_attr >> 16
-    if mode == 0:
-        return False  # no Unix mode stored (e.g. made on Windows): a plain file
-    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
+    # No file type bits (made on Windows, or zipfile.writestr's bare 0o600): a plain file.
+    kind = stat.S_IFMT(info.external_attr >> 16)
+    return kind not in (0, stat.S_IFREG, stat.S_IFDIR)
 
 
 # --------------------------------------------------------------------------- pack
@@ -461,7 +460,7 @@ class BundleVerifier:
             seen.add(name)
             key = _collision_key(name.rstrip("/"))
             if key in keys:
-                raise self._fail(f"refused: collides with {keys[key]!r} on case-insensitive file systems", name)
+                raise self._fail(f"refused: collides with {keys[key]!r} on case-insensitive or Unicode-normalising file systems", name)
             keys[key] = name
             parts = name.rstrip("/").split("/")
             for i in range(1, len(parts)):
