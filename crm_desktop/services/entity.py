@@ -13,7 +13,7 @@ import logging
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Iterable, Sequence, TypeVar
 
-from sqlalchemy import Select, column, func, literal_column, select, table, text, tuple_
+from sqlalchemy import Select, column, func, literal, literal_column, select, table, text, tuple_
 from sqlalchemy.orm import Session
 
 from crm_desktop.domain.validation import normalize_name
@@ -120,35 +120,58 @@ class EntityService(Generic[M, R]):
         """The key of the row at ``position`` (0-based) in this order, read from the index only.
 
         Lets a view jump to any scroll position and then page by key from there.
+        Deep positions seek from the nearest key anchor (``services/anchors.py``)
+        instead of counting rows with OFFSET from the start.
         """
+        from crm_desktop.services.anchors import STEP, cache_for
+
+        query = query or ListQuery()
         sort = sort or Sort(next(iter(self.sort_keys)))
         column = self._sort_column(sort)
         order = (column.desc(), self.model.id.desc()) if sort.descending else (column.asc(), self.model.id.asc())
-        stmt = self._filtered(select(column, self.model.id), query or ListQuery())
-        stmt = stmt.order_by(*order).offset(max(0, position)).limit(1)
+        base = self._filtered(select(column, self.model.id), query)
+        position = max(0, int(position))
+        stmt = base.order_by(*order).offset(position).limit(1)
+        if position >= STEP:
+            def key_rows():
+                with self._services.db.read_engine.connect() as conn:
+                    yield from ((r[0], r[1]) for r in conn.execute(base.order_by(*order)))
+
+            anchors = cache_for(self._services.db).anchors((self.entity, sort, query), key_rows)
+            index = position // STEP
+            if index >= len(anchors):
+                return None
+            anchor = anchors[index]
+            if anchor[0] is not None:  # NULL sort values cannot be compared: count instead
+                pair = tuple_(column, self.model.id)
+                bound = tuple_(literal(anchor[0], column.type), literal(anchor[1], self.model.id.type))
+                stmt = (base.where(pair <= bound if sort.descending else pair >= bound)
+                        .order_by(*order).offset(position - index * STEP).limit(1))
         with self._services.db.read_sessions() as session:
             row = session.execute(stmt).first()
         return (row[0], row[1]) if row else None
 
     def search(self, text_: str, limit: int = 50) -> list[R]:
-        """Records matching the words (prefixes) of ``text_``, best first."""
+        """Records matching the words (prefixes) of ``text_``, best first.
+
+        Ranked as the global search ranks (``services/search.py``, ``docs/search.md``):
+        name matches first, bm25 within a bounded set, newest first beyond it.
+        """
         if not self.fts_table:
             raise NotImplementedError(f"{self.entity} is not searchable")
-        match = fts_match_expression(text_)
-        if match is None:
-            return []
-        fts = table(self.fts_table, column("rowid"), column("rank"))
-        stmt = (
-            select(self.model)
-            .join(fts, fts.c.rowid == literal_column(f"{self.model.__tablename__}.rowid"))
-            .where(text(f"{self.fts_table} MATCH :match"))
-            .where(self.model.deleted_at.is_(None))
-            .order_by(fts.c.rank)
-            .limit(max(1, min(limit, MAX_PAGE)))
-        )
+        from crm_desktop.services.search import SOURCES, ranked_rowids
+
         with self._services.db.read_sessions() as session:
-            rows = session.scalars(stmt, {"match": match}).unique().all()
-            return [self.to_record(row) for row in rows]
+            ranked = ranked_rowids(session.connection(), SOURCES[self.entity], text_, min(limit, MAX_PAGE))
+            if not ranked:
+                return []
+            rowid = literal_column(f"{self.model.__tablename__}.rowid")
+            rows = session.execute(
+                select(rowid, self.model)
+                .where(rowid.in_([r.rowid for r in ranked]), self.model.deleted_at.is_(None))
+            ).unique().all()
+            by_rowid = {r[0]: self.to_record(r[1]) for r in rows}
+            return [by_rowid[r.rowid] for r in ranked if r.rowid in by_rowid]
 
     # -- writing ------------------------------------------------------------
 
