@@ -130,8 +130,17 @@ def schema_for(host: Any, plugin: str) -> list[SettingField]:
             return normalize_schema(getter(plugin))
     record = host.records.get(plugin)
     manifest = getattr(record, "manifest", None)
-    settings = _get(manifest, "settings", default=None)
-    return normalize_schema(_get(settings, "schema", "schema_", default=None))
+    if manifest is None:
+        return []
+    if isinstance(manifest, Mapping):
+        settings = manifest.get("settings") or {}
+        return normalize_schema(settings.get("schema")) if settings.get("configurable", True) else []
+    settings = getattr(manifest, "settings", None)
+    if settings is None or not getattr(settings, "configurable", True):
+        return []
+    from crm_desktop.plugin_host.settings_store import schema_fields  # the host's schema API
+
+    return normalize_schema(schema_fields(manifest))
 
 
 class _Row:
@@ -311,7 +320,7 @@ class SettingsForm(QWidget):
             try:
                 self.host.set_setting(self.plugin, name, value)
             except Exception as exc:  # the host's validation message, shown where it belongs
-                row.show_error(str(exc))
+                row.show_error(_message(exc, row.spec))
                 ok = False
                 continue
             row.show_error(None)
@@ -325,6 +334,14 @@ class SettingsForm(QWidget):
         if ok:
             self.saved.emit()
         return ok
+
+
+def _message(exc: Exception, spec: SettingField) -> str:
+    """The host's rule for this field; the field is already named by its row, and a secret is never echoed."""
+    rule = getattr(exc, "rule", None)
+    if rule:
+        return f"Invalid: {rule}" if spec.secret else f"{getattr(exc, 'value', '')!r} is invalid: {rule}"
+    return str(exc)
 
 
 class SettingsDialog(QDialog):
