@@ -14,8 +14,10 @@ from crm_desktop.services.audit import AuditLog
 from crm_desktop.services.companies import CompanyService
 from crm_desktop.services.contacts import ContactService
 from crm_desktop.services.deals import DealService
+from crm_desktop.services.duplicates import DuplicateFinder
 from crm_desktop.services.events import Event, EventBus
 from crm_desktop.services.leads import LeadService
+from crm_desktop.services.merge import MergeService
 from crm_desktop.services.paging import ListQuery, Page, Sort
 from crm_desktop.services.pipelines import PipelineService, StageService
 from crm_desktop.services.search import SearchHit, SearchService
@@ -46,6 +48,8 @@ class CrmServices:
         self.users = UserService(self)
         self.audit = AuditLog(self)
         self.search = SearchService(self)
+        self.duplicates = DuplicateFinder(self)
+        self.merge = MergeService(self)
 
     def as_actor(self, actor: Actor) -> "CrmServices":
         """The same services, recording ``actor`` on every change."""
