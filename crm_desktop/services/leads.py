@@ -50,3 +50,14 @@ class LeadService(EntityService[models.Lead, records.Lead]):
         if "status" in changed:
             uow.publish_after_commit("lead.status_changed", {"id": row.id, "old": changed["status"][0],
                                                               "new": changed["status"][1]})
+
+    def convert(self, lead_id: str, create_deal: bool = True, deal_title: str | None = None, amount: Any = None,
+                company_id: str | None = None, contact_id: str | None = None):
+        """Turn the lead into a contact, a company and a deal in one transaction.
+
+        See :mod:`crm_desktop.services.lead_conversion`; returns its ``ConversionResult``.
+        """
+        from crm_desktop.services.lead_conversion import convert_lead
+
+        return convert_lead(self._services, lead_id, create_deal=create_deal, deal_title=deal_title,
+                            amount=amount, company_id=company_id, contact_id=contact_id)
