@@ -96,8 +96,8 @@ def host_post_install(home: Any) -> Callable[[Any], None] | None:
 def host_manifest_validator() -> Callable[[Path], Any] | None:
     """The host's full manifest check of a staged folder, if it provides one.
 
-    Seam: ``crm_desktop.plugin_host.manifest.load_manifest(folder)`` raising a
-    ``CrmError`` for a bad manifest.
+    Seam: ``crm_desktop.plugin_host.manifest.read_manifest(folder)`` raising a
+    ``CrmError`` (``ManifestError``) for a bad manifest.
     """
     try:
         manifest = importlib.import_module("crm_desktop.plugin_host.manifest")
@@ -105,7 +105,7 @@ def host_manifest_validator() -> Callable[[Path], Any] | None:
         if exc.name != "crm_desktop.plugin_host.manifest":
             raise
         return None
-    return getattr(manifest, "load_manifest", None)
+    return getattr(manifest, "read_manifest", None)
 
 
 def _print_plan(plan) -> None:

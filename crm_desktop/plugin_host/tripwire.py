@@ -66,6 +66,7 @@ FS_CHANGE_EVENTS = {
     "os.remove": (0,), "os.rename": (0, 1), "os.mkdir": (0,), "os.rmdir": (0,), "shutil.rmtree": (0,),
     "os.chmod": (0,), "os.chown": (0,), "os.truncate": (0,), "os.symlink": (0, 1), "os.link": (0, 1),
     "os.utime": (0,), "shutil.copyfile": (1,), "shutil.copytree": (1,), "shutil.move": (1,),
+    "sqlite3.connect": (0,),
 }
 WATCHED = NETWORK_EVENTS | PROCESS_EVENTS | frozenset(FS_CHANGE_EVENTS) | {"open"}
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
@@ -156,6 +157,7 @@ class Tripwire:
 
     def __init__(self, max_events: int = 1000):
         self._plugins: dict[str, _Plugin] = {}
+        self._by_ident: dict[str, _Plugin] = {}
         self._lock = threading.Lock()
         self._local = threading.local()
         self._events: collections.deque[TripwireEvent] = collections.deque(maxlen=max_events)
@@ -174,12 +176,15 @@ class Tripwire:
             roots.append(_as_root(data_dir))
         roots.extend(_as_root(p) for p in grants.paths)
         with self._lock:
+            # Copy-on-write: the hook reads these dicts without the lock.
             self._plugins = {**self._plugins, name: _Plugin(name, tuple(roots), roots[0], grants)}
+            self._by_ident = {n.replace("-", "_"): p for n, p in self._plugins.items()}
 
     def unregister(self, name: str) -> None:
         """Stop watching ``name`` (on disable, uninstall, or before a reload registers it again)."""
         with self._lock:
             self._plugins = {k: v for k, v in self._plugins.items() if k != name}
+            self._by_ident = {n.replace("-", "_"): p for n, p in self._plugins.items()}
 
     def registered(self) -> list[str]:
         """Names of the plugins being watched."""
@@ -211,7 +216,8 @@ class Tripwire:
             return None
         module = frame.f_globals.get("__name__") or ""
         if module.startswith(PLUGIN_PACKAGE + "."):
-            found = plugins.get(module.split(".")[1])
+            # The loader names the package after the plugin with '-' as '_'.
+            found = self._by_ident.get(module.split(".")[1])
             if found is not None:
                 return found
         filename = frame.f_code.co_filename
@@ -289,7 +295,8 @@ class Tripwire:
         positions = FS_CHANGE_EVENTS.get(event)
         if positions:
             for i in positions:
-                if i < len(args) and args[i] is not None and not isinstance(args[i], int):
+                if i < len(args) and args[i] not in (None, "", ":memory:", b"", b":memory:") \
+                        and not isinstance(args[i], int):
                     refusal = self._path_refusal(plugin, args[i], True, event)
                     if refusal:
                         return refusal
