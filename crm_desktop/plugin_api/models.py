@@ -1,0 +1,64 @@
+"""Declarative bases for a plugin's own tables.
+
+A plugin's tables live in the app's database, so each must be prefixed with
+the plugin's name (``-`` becomes ``_``): ``sample_plugin_notes`` for
+``sample-plugin``. :func:`declarative_base_for` enforces it when a model
+class is defined, so a wrong name fails at import with a clear message.
+"""
+
+from __future__ import annotations
+
+import weakref
+
+from sqlalchemy import MetaData
+from sqlalchemy.orm import DeclarativeBase
+
+from crm_desktop.plugin_api.errors import PluginError
+
+#: The same naming convention as the core schema, so alembic names constraints alike.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# plugin name -> its bases; weak so a reloaded plugin's old classes can die.
+_BASES: "weakref.WeakValueDictionary[tuple[str, int], type]" = weakref.WeakValueDictionary()
+
+
+def table_prefix(plugin_name: str) -> str:
+    """The prefix every table of ``plugin_name`` must start with (``sample_plugin_``)."""
+    return plugin_name.replace("-", "_") + "_"
+
+
+def declarative_base_for(plugin_name: str) -> type[DeclarativeBase]:
+    """A fresh SQLAlchemy ``DeclarativeBase`` for ``plugin_name``'s models.
+
+    Each model's ``__tablename__`` must start with :func:`table_prefix`;
+    otherwise defining the class raises :class:`PluginError` naming the plugin,
+    the table and the rule. Call it once per plugin, in your models module.
+    """
+    prefix = table_prefix(plugin_name)
+
+    class PluginBase(DeclarativeBase):
+        metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+        def __init_subclass__(cls, **kwargs):
+            table = cls.__dict__.get("__tablename__")
+            if table is not None and not str(table).startswith(prefix):
+                raise PluginError(
+                    f"plugin {plugin_name!r}: table {table!r} of model {cls.__name__} must start with "
+                    f"{prefix!r} (plugin tables are prefixed with the plugin name), e.g. {prefix}{table}"
+                )
+            super().__init_subclass__(**kwargs)
+
+    PluginBase.__crm_plugin__ = plugin_name  # type: ignore[attr-defined]
+    _BASES[(plugin_name, id(PluginBase))] = PluginBase
+    return PluginBase
+
+
+def bases_of(plugin_name: str) -> list[type]:
+    """The live bases made for ``plugin_name`` (the host disposes them on unload)."""
+    return [base for (name, _), base in list(_BASES.items()) if name == plugin_name]
