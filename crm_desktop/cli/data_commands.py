@@ -1,10 +1,13 @@
-"""Commands over CRM data: ``search`` (import, export and demo-data join here)."""
+"""Commands over CRM data: ``search``, ``import``, ``export`` and ``demo-data``."""
 
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 
 from crm_desktop.cli.common import open_core, print_json
+from crm_desktop.errors import FileFormatError, ValidationError
 
 
 def register(registry) -> None:
@@ -12,6 +15,24 @@ def register(registry) -> None:
     search.add_argument("text", help="words to find (prefixes match)")
     search.add_argument("--json", action="store_true", help="machine-readable output")
     search.add_argument("--limit", type=int, default=20)
+
+    imp = registry.command("import", "import contacts or companies from a CSV or vCard file", _import)
+    imp.add_argument("entity", choices=("contacts", "companies"))
+    imp.add_argument("file", help="the CSV or vCard file")
+    imp.add_argument("--format", choices=("csv", "vcard"), help="default: from the file name, else its content")
+    imp.add_argument("--map", action="append", default=[], metavar="COLUMN=FIELD",
+                     help="map a CSV column to a field (FIELD empty: ignore the column); repeatable")
+    imp.add_argument("--json", action="store_true", help="print the summary as JSON")
+    imp.add_argument("--progress", action="store_true", help="print progress lines on stderr")
+
+    exp = registry.command("export", "export contacts or companies to a CSV or vCard file", _export)
+    exp.add_argument("entity", choices=("contacts", "companies"))
+    exp.add_argument("file", help="the file to write (replaced when the export is complete)")
+    exp.add_argument("--format", choices=("csv", "vcard"), help="default: vcard for .vcf/.vcard, else csv")
+
+    demo = registry.command("demo-data", "fill the database with realistic, deterministic demo data", _demo_data)
+    demo.add_argument("--contacts", type=int, required=True, metavar="N", help="number of contacts")
+    demo.add_argument("--seed", type=int, default=1, metavar="S", help="same seed, same data (default 1)")
 
 
 def _search(args: argparse.Namespace) -> int:
@@ -24,4 +45,67 @@ def _search(args: argparse.Namespace) -> int:
             print(f"no matches for {args.text!r}")
         for h in hits:
             print(f"{h.entity:<9} {h.title:<40} {h.subtitle}  [{h.id}]")
+    return 0
+
+
+def _mapping(pairs: list[str]) -> dict[str, str | None] | None:
+    if not pairs:
+        return None
+    mapping: dict[str, str | None] = {}
+    for pair in pairs:
+        column, sep, field = pair.partition("=")
+        if not sep or not column:
+            raise ValidationError("--map", pair, "must be COLUMN=FIELD, e.g. 'Surname=last_name'")
+        mapping[column] = field.strip() or None
+    return mapping
+
+
+def _import(args: argparse.Namespace) -> int:
+    from crm_desktop.services.importer import import_file
+
+    path = Path(args.file)
+    if not path.is_file():  # before opening (and maybe creating) the database
+        raise FileFormatError(str(path), None, "no such file")
+    mapping = _mapping(args.map)
+
+    def progress(done: int, total: int) -> bool:
+        if args.progress:
+            print(f"progress {done}/{total}", file=sys.stderr, flush=True)
+        return True
+
+    with open_core(args) as core:
+        summary = import_file(core.services, args.entity, path, fmt=args.format, mapping=mapping,
+                              progress=progress)
+    if args.json:
+        print_json(summary.to_dict())
+        return 0
+    print(f"{path}: {summary.created} created, {summary.updated} updated, {summary.unchanged} unchanged, "
+          f"{summary.skipped} skipped" + (f"; {summary.companies_created} companies created"
+                                          if summary.companies_created else ""))
+    for line in summary.skipped_lines:
+        print(f"  line {line.line}: skipped, {line.reason}")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from crm_desktop.services.exporter import export_file
+
+    path = Path(args.file)
+    fmt = args.format or ("vcard" if path.suffix.lower() in (".vcf", ".vcard") else "csv")
+    if not path.parent.is_dir():
+        raise FileFormatError(str(path), None, f"folder {path.parent} does not exist")
+    with open_core(args) as core:
+        count = export_file(core.services, args.entity, path, fmt=fmt)
+    print(f"exported {count} {args.entity} to {path}")
+    return 0
+
+
+def _demo_data(args: argparse.Namespace) -> int:
+    from crm_desktop.services.demo_data import generate
+
+    if args.contacts < 1:
+        raise ValidationError("--contacts", args.contacts, "must be 1 or more")
+    with open_core(args) as core:
+        result = generate(core.services, contacts=args.contacts, seed=args.seed)
+    print(result.describe())
     return 0
