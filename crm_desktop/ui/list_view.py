@@ -1,0 +1,225 @@
+"""An entity's page: filter bar, a paged table, and the detail panel beside it."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from typing import Callable
+
+from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Signal
+from PySide6.QtWidgets import (
+    QAbstractItemView, QComboBox, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QMenu, QPushButton, QSplitter,
+    QTableView, QVBoxLayout, QWidget,
+)
+
+from crm_desktop.services.paging import ListQuery
+from crm_desktop.ui.detail_panel import DetailPanel
+from crm_desktop.ui.entities import EntitySpec
+from crm_desktop.ui.paged_model import PagedTableModel
+from crm_desktop.ui.resources import icon
+
+log = logging.getLogger(__name__)
+
+ROW_HEIGHT = 30
+
+
+class EntityListView(QWidget):
+    """Browse, filter and edit one entity. ``changed()`` after the user changed data here."""
+
+    changed = Signal()
+    open_record = Signal(str, str)
+
+    def __init__(self, spec: EntitySpec, services, *, settings: QSettings | None = None,
+                 record_actions: Callable[[str, list[str], QMenu], None] | None = None,
+                 parent: QWidget | None = None):
+        super().__init__(parent, objectName="Page")
+        self.spec = spec
+        self._services = services
+        self._settings = settings
+        self._record_actions = record_actions
+        self.service = services.entity_service(spec.entity)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(16, 12, 16, 12)
+        layout.setSpacing(10)
+
+        bar = QHBoxLayout()
+        bar.setSpacing(8)
+        self.filter_text = QLineEdit(placeholderText=f"Filter {spec.title.lower()}…", clearButtonEnabled=True)
+        self.filter_text.addAction(icon("search"), QLineEdit.ActionPosition.LeadingPosition)
+        self.filter_text.setMinimumWidth(240)
+        bar.addWidget(self.filter_text)
+        self.filter_combos: dict[str, QComboBox] = {}
+        for name in spec.filters:
+            combo = QComboBox(objectName=f"filter_{name}")
+            combo.setMinimumWidth(130)
+            self.filter_combos[name] = combo
+            bar.addWidget(combo)
+        self._fill_filters()
+        bar.addStretch(1)
+        self.count_label = QLabel(objectName="Muted")
+        bar.addWidget(self.count_label)
+        self.new_button = QPushButton(icon("plus", "#ffffff"), f"New {spec.singular.lower()}")
+        self.new_button.setProperty("primary", True)
+        self.new_button.clicked.connect(self.new_record)
+        bar.addWidget(self.new_button)
+        layout.addLayout(bar)
+
+        self.model = PagedTableModel(self.service, list(spec.columns), parent=self)
+        self.model.countChanged.connect(self._show_count)
+        self.table = QTableView(objectName=f"{spec.plural}_table")
+        self.table.setModel(self.model)
+        self.table.setAlternatingRowColors(True)
+        self.table.setShowGrid(False)
+        self.table.setWordWrap(False)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.table.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
+        self.table.setHorizontalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
+        self.table.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.table.customContextMenuRequested.connect(self._context_menu)
+        vertical = self.table.verticalHeader()
+        vertical.hide()
+        # fixed heights: the view never measures a million rows
+        vertical.setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
+        vertical.setDefaultSectionSize(ROW_HEIGHT)
+        header = self.table.horizontalHeader()
+        header.setHighlightSections(False)
+        header.setStretchLastSection(True)
+        header.setDefaultAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
+        for i, column in enumerate(spec.columns):
+            self.table.setColumnWidth(i, column.width)
+        self.table.setSortingEnabled(True)
+        header.setSortIndicator(max(0, self.model.sort_column()), Qt.SortOrder.AscendingOrder)
+        self.table.selectionModel().currentRowChanged.connect(self._row_changed)
+
+        self.detail = DetailPanel(spec, services, record_actions=record_actions)
+        self.detail.changed.connect(self._detail_changed)
+        self.detail.open_record.connect(self.open_record)
+        self.splitter = QSplitter(Qt.Orientation.Horizontal)
+        self.splitter.addWidget(self.table)
+        self.splitter.addWidget(self.detail)
+        self.splitter.setStretchFactor(0, 3)
+        self.splitter.setStretchFactor(1, 2)
+        self.splitter.setSizes([760, 460])
+        layout.addWidget(self.splitter, 1)
+
+        self._filter_timer = QTimer(self, singleShot=True, interval=180)
+        self._filter_timer.timeout.connect(self.apply_filters)
+        self.filter_text.textChanged.connect(lambda *_: self._filter_timer.start())
+        for combo in self.filter_combos.values():
+            combo.currentIndexChanged.connect(lambda *_: self.apply_filters())
+        self.restore_layout()
+
+    # -- filters -------------------------------------------------------------------------
+
+    def _fill_filters(self) -> None:
+        s = self._services
+        for name, combo in self.filter_combos.items():
+            current = combo.currentData()
+            combo.blockSignals(True)
+            combo.clear()
+            if name == "tag":
+                combo.addItem("All tags", None)
+                for tag in s.tags.all():
+                    combo.addItem(tag.name, tag.name)
+            elif name == "owner":
+                combo.addItem("Any owner", None)
+                for user in s.users.list(limit=500).items:
+                    combo.addItem(user.display_name, user.id)
+            elif name == "stage":
+                combo.addItem("All stages", None)
+                for pipeline in s.pipelines.all():
+                    for stage in s.pipelines.stages(pipeline.id):
+                        combo.addItem(stage.name, stage.id)
+            elif name in ("status", "kind"):
+                combo.addItem("Any status" if name == "status" else "All kinds", None)
+                for choice in self.spec.status_choices:
+                    combo.addItem(choice.capitalize(), choice)
+            index = combo.findData(current)
+            combo.setCurrentIndex(max(0, index))
+            combo.blockSignals(False)
+
+    def current_query(self) -> ListQuery:
+        fields = {name: combo.currentData() for name, combo in self.filter_combos.items()}
+        return ListQuery(text=self.filter_text.text().strip() or None, tag=fields.get("tag"),
+                         owner_id=fields.get("owner"), stage_id=fields.get("stage"),
+                         status=fields.get("status"), kind=fields.get("kind"))
+
+    def apply_filters(self) -> None:
+        """Filter in SQL by what the filter bar says now."""
+        self.model.set_query(self.current_query())
+
+    def _show_count(self, count: int) -> None:
+        self.count_label.setText(f"{count:,} {self.spec.title.lower()}".replace(",", "\u2009"))
+
+    # -- records ---------------------------------------------------------------------------
+
+    def _row_changed(self, current, _previous) -> None:
+        record = self.model.record(current.row()) if current.isValid() else None
+        if record is not None:
+            self.detail.show_record(self.service.find(record.id) or record)
+
+    def selected_ids(self) -> list[str]:
+        rows = sorted({i.row() for i in self.table.selectionModel().selectedRows()})
+        return [r.id for r in (self.model.record(row) for row in rows) if r is not None]
+
+    def new_record(self) -> None:
+        self.table.clearSelection()
+        self.detail.show_record(None)
+        first = self.detail.form.inputs[self.spec.form[0].name]
+        first.setFocus()
+
+    def show_record_id(self, record_id: str) -> bool:
+        """Show a record in the detail panel (and select it if its row is loaded)."""
+        record = self.service.find(record_id)
+        if record is None:
+            return False
+        row = self.model.row_of(record_id)
+        if row is not None:
+            self.table.selectRow(row)
+        self.detail.show_record(record)
+        return True
+
+    def refresh(self) -> None:
+        """Reload counts and visible rows (after an edit here or elsewhere)."""
+        self.model.refresh(keep_rows=True)
+
+    def _detail_changed(self) -> None:
+        self.refresh()
+        self._fill_filters()
+        self.changed.emit()
+
+    def _context_menu(self, pos) -> None:
+        ids = self.selected_ids()
+        if not ids:
+            return
+        menu = QMenu(self)
+        menu.addAction(icon("note"), "Open").triggered.connect(lambda: self.show_record_id(ids[0]))
+        if self._record_actions is not None:
+            self._record_actions(self.spec.entity, ids, menu)
+        menu.popup(self.table.viewport().mapToGlobal(pos))
+
+    # -- layout persistence -------------------------------------------------------------------
+
+    def _key(self, what: str) -> str:
+        return f"lists/{self.spec.plural}/{what}"
+
+    def restore_layout(self) -> None:
+        if self._settings is None:
+            return
+        header_state = self._settings.value(self._key("header"))
+        if isinstance(header_state, QByteArray) and not header_state.isEmpty():
+            self.table.horizontalHeader().restoreState(header_state)
+        splitter_state = self._settings.value(self._key("splitter"))
+        if isinstance(splitter_state, QByteArray) and not splitter_state.isEmpty():
+            self.splitter.restoreState(splitter_state)
+
+    def save_layout(self) -> None:
+        if self._settings is None:
+            return
+        self._settings.setValue(self._key("header"), self.table.horizontalHeader().saveState())
+        self._settings.setValue(self._key("splitter"), self.splitter.saveState())
+
+    def close(self) -> bool:  # noqa: D102 - also stops the background reader
+        self.model.close()
+        return super().close()

@@ -1,0 +1,257 @@
+"""The edit form of one record: inputs from :mod:`entities`, inline validation from the services.
+
+The form does not know the rules: it hands the values to ``create``/``update`` and shows a
+:class:`~crm_desktop.errors.ValidationError` beside the field it names, so the UI always
+says exactly what the services enforce.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import date, datetime, time, timezone
+from typing import Any
+
+from PySide6.QtCore import QDate, QDateTime, QStringListModel, Qt, QTime, Signal
+from PySide6.QtWidgets import (
+    QComboBox, QCompleter, QDateEdit, QDateTimeEdit, QFormLayout, QHBoxLayout, QLabel, QLineEdit,
+    QPlainTextEdit, QPushButton, QVBoxLayout, QWidget,
+)
+
+from crm_desktop.errors import CrmError, ValidationError
+from crm_desktop.ui.entities import EntitySpec, FormField
+
+log = logging.getLogger(__name__)
+
+_NO_DATE = QDate(1900, 1, 1)
+#: service field names that an error may use for a form input of another name
+_ERROR_ALIASES = {"amount_cents": "amount", "pipeline_id": "stage_id", "name_key": "name"}
+
+
+class LookupEdit(QLineEdit):
+    """Pick a company or contact by typing part of its name (full-text search as you type)."""
+
+    def __init__(self, service, parent: QWidget | None = None):
+        super().__init__(parent)
+        self._service = service
+        self.record_id: str | None = None
+        self._ids: dict[str, str] = {}
+        self._model = QStringListModel(self)
+        completer = QCompleter(self._model, self)
+        completer.setCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
+        completer.setFilterMode(Qt.MatchFlag.MatchContains)
+        self.setCompleter(completer)
+        completer.activated.connect(self._picked)
+        self.textEdited.connect(self._search)
+        self.setPlaceholderText("type to search…")
+
+    def set_value(self, record_id: str | None, label: str | None) -> None:
+        self.record_id = record_id
+        self.setText(label or "")
+
+    def _search(self, text: str) -> None:
+        self.record_id = self._ids.get(text)
+        if len(text.strip()) < 2:
+            return
+        try:
+            found = self._service.search(text, limit=15)
+        except CrmError:
+            return
+        self._ids = {r.display_name: r.id for r in found}
+        self._model.setStringList(list(self._ids))
+
+    def _picked(self, text: str) -> None:
+        self.record_id = self._ids.get(text)
+
+
+class RecordForm(QWidget):
+    """Inputs for one entity; ``saved(record)`` after a successful create or update."""
+
+    saved = Signal(object)
+
+    def __init__(self, spec: EntitySpec, services, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.spec = spec
+        self._services = services
+        self.record = None
+        self.inputs: dict[str, QWidget] = {}
+        self.errors: dict[str, QLabel] = {}
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        self.form_error = QLabel(objectName="FieldError", wordWrap=True)
+        self.form_error.hide()
+        layout.addWidget(self.form_error)
+        form = QFormLayout()
+        form.setLabelAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        form.setHorizontalSpacing(12)
+        form.setVerticalSpacing(6)
+        for f in spec.form:
+            widget = self._make_input(f)
+            self.inputs[f.name] = widget
+            error = QLabel(objectName="FieldError", wordWrap=True)
+            error.hide()
+            self.errors[f.name] = error
+            box = QVBoxLayout()
+            box.setSpacing(2)
+            box.addWidget(widget)
+            box.addWidget(error)
+            form.addRow(f.label + (" *" if f.required else ""), box)
+        layout.addLayout(form)
+        buttons = QHBoxLayout()
+        buttons.addStretch(1)
+        self.cancel_button = QPushButton("Revert")
+        self.cancel_button.clicked.connect(lambda: self.load(self.record))
+        self.save_button = QPushButton("Save", default=True)
+        self.save_button.setProperty("primary", True)
+        self.save_button.clicked.connect(self.save)
+        buttons.addWidget(self.cancel_button)
+        buttons.addWidget(self.save_button)
+        layout.addLayout(buttons)
+
+    # -- inputs -------------------------------------------------------------------
+
+    def _make_input(self, f: FormField) -> QWidget:
+        if f.kind == "multiline":
+            widget = QPlainTextEdit()
+            widget.setFixedHeight(70)
+        elif f.kind == "choice":
+            widget = QComboBox()
+            for choice in f.choices:
+                widget.addItem(choice.capitalize(), choice)
+        elif f.kind == "stage":
+            widget = QComboBox()
+            for pipeline in self._services.pipelines.all():
+                for stage in self._services.pipelines.stages(pipeline.id):
+                    widget.addItem(f"{pipeline.name} › {stage.name}", (pipeline.id, stage.id))
+        elif f.kind in ("company", "contact"):
+            widget = LookupEdit(self._services.companies if f.kind == "company" else self._services.contacts)
+        elif f.kind == "date":
+            widget = QDateEdit(calendarPopup=True)
+            widget.setMinimumDate(_NO_DATE)
+            widget.setSpecialValueText("—")
+            widget.setDisplayFormat("dd MMM yyyy")
+        elif f.kind == "datetime":
+            widget = QDateTimeEdit(calendarPopup=True)
+            widget.setMinimumDate(_NO_DATE)
+            widget.setSpecialValueText("—")
+            widget.setDisplayFormat("dd MMM yyyy HH:mm")
+        else:
+            widget = QLineEdit()
+            if f.placeholder:
+                widget.setPlaceholderText(f.placeholder)
+        widget.setObjectName(f"field_{f.name}")
+        return widget
+
+    def load(self, record) -> None:
+        """Show ``record`` (None: an empty form for a new one)."""
+        self.record = record
+        self.clear_errors()
+        for f in self.spec.form:
+            widget = self.inputs[f.name]
+            value = getattr(record, f.name, None) if record is not None else None
+            if f.kind == "multiline":
+                widget.setPlainText(value or "")
+            elif f.kind == "choice":
+                i = widget.findData(str(value)) if value is not None else 0
+                widget.setCurrentIndex(max(0, i))
+            elif f.kind == "stage":
+                i = next((n for n in range(widget.count()) if widget.itemData(n)[1] == value), 0)
+                widget.setCurrentIndex(i)
+            elif f.kind == "company":
+                widget.set_value(value, getattr(record, "company_name", None) if record else None)
+            elif f.kind == "contact":
+                label = None
+                if value:
+                    found = self._services.contacts.find(value)
+                    label = found.display_name if found else None
+                widget.set_value(value, label)
+            elif f.kind == "date":
+                widget.setDate(QDate(value.year, value.month, value.day) if value else _NO_DATE)
+            elif f.kind == "datetime":
+                widget.setDateTime(QDateTime(value.astimezone()) if value else QDateTime(_NO_DATE, QTime(0, 0)))
+            elif f.kind == "amount":
+                widget.setText(f"{record.amount_cents / 100:.2f}" if record is not None else "")
+            elif f.kind == "tags":
+                widget.setText(", ".join(value or ()))
+            else:
+                widget.setText("" if value is None else str(value))
+
+    def values(self) -> dict[str, Any]:
+        """The form's values as service fields (text is passed as typed; the service validates)."""
+        out: dict[str, Any] = {}
+        for f in self.spec.form:
+            widget = self.inputs[f.name]
+            if f.kind == "multiline":
+                out[f.name] = widget.toPlainText()
+            elif f.kind == "choice":
+                out[f.name] = widget.currentData()
+            elif f.kind == "stage":
+                if widget.currentData():
+                    out["pipeline_id"], out["stage_id"] = widget.currentData()
+            elif f.kind in ("company", "contact"):
+                out[f.name] = widget.record_id
+            elif f.kind == "date":
+                d = widget.date()
+                out[f.name] = None if d == _NO_DATE else date(d.year(), d.month(), d.day())
+            elif f.kind == "datetime":
+                dt = widget.dateTime()
+                out[f.name] = None if dt.date() == _NO_DATE else dt.toPython().astimezone().astimezone(timezone.utc)
+            elif f.kind == "tags":
+                out[f.name] = [t.strip() for t in widget.text().split(",") if t.strip()]
+            else:
+                out[f.name] = widget.text()
+        return out
+
+    # -- saving ---------------------------------------------------------------------
+
+    def save(self) -> Any | None:
+        """Create or update; on a validation error show it beside its field and return None."""
+        self.clear_errors()
+        service = self._services.entity_service(self.spec.entity)
+        try:
+            if self.record is None:
+                record = service.create(**self.values())
+            else:
+                record = service.update(self.record.id, **self.values())
+        except ValidationError as exc:
+            self.show_error(exc)
+            return None
+        except CrmError as exc:
+            self.form_error.setText(str(exc))
+            self.form_error.show()
+            return None
+        self.record = record
+        self.load(record)
+        self.saved.emit(record)
+        return record
+
+    def show_error(self, exc: ValidationError) -> None:
+        name = _ERROR_ALIASES.get(exc.field, exc.field)
+        message = f"{exc.rule[0].upper()}{exc.rule[1:]}" if exc.rule else str(exc)
+        if name in self.errors:
+            self.errors[name].setText(message)
+            self.errors[name].show()
+            widget = self.inputs[name]
+            widget.setProperty("invalid", True)
+            widget.style().unpolish(widget)
+            widget.style().polish(widget)
+            widget.setFocus()
+        else:
+            self.form_error.setText(f"{exc.field}: {message}")
+            self.form_error.show()
+
+    def clear_errors(self) -> None:
+        self.form_error.hide()
+        for name, label in self.errors.items():
+            label.hide()
+            widget = self.inputs[name]
+            if widget.property("invalid"):
+                widget.setProperty("invalid", False)
+                widget.style().unpolish(widget)
+                widget.style().polish(widget)
+
+    def visible_errors(self) -> dict[str, str]:
+        """Field name -> the message shown under it (what the user sees)."""
+        shown = {n: l.text() for n, l in self.errors.items() if not l.isHidden()}
+        if not self.form_error.isHidden():
+            shown["_form"] = self.form_error.text()
+        return shown

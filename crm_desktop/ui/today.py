@@ -1,0 +1,193 @@
+"""Today: overdue and today's tasks and visits, upcoming meetings, deals gone quiet.
+
+An empty database shows :class:`WelcomeView` instead, offering demo data or a CSV import.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timezone
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QFrame, QGridLayout, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QPushButton, QStackedWidget,
+    QVBoxLayout, QWidget,
+)
+
+from crm_desktop.domain.enums import ActivityKind
+from crm_desktop.services.paging import ListQuery
+from crm_desktop.ui.entities import money, when
+from crm_desktop.ui.resources import icon
+
+log = logging.getLogger(__name__)
+
+_KIND_ICON = {ActivityKind.CALL: "phone", ActivityKind.VISIT: "visit", ActivityKind.MEETING: "meeting",
+              ActivityKind.TASK: "task", ActivityKind.NOTE: "note"}
+
+
+class _Tile(QFrame):
+    def __init__(self, label: str):
+        super().__init__(objectName="Tile")
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(16, 12, 16, 12)
+        self.value = QLabel("0", objectName="TileValue")
+        layout.addWidget(self.value)
+        layout.addWidget(QLabel(label, objectName="TileLabel"))
+
+
+class _Section(QFrame):
+    """A titled card holding a list; double-clicking an item opens its record."""
+
+    def __init__(self, title: str, empty_text: str):
+        super().__init__(objectName="Card")
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(14, 12, 14, 12)
+        self.title = QLabel(title.upper(), objectName="SectionTitle")
+        layout.addWidget(self.title)
+        self.list = QListWidget()
+        self.list.setFrameShape(QFrame.Shape.NoFrame)
+        self.list.setStyleSheet("QListWidget { border: none; } QListWidget::item { padding: 5px 2px; }")
+        layout.addWidget(self.list, 1)
+        self.empty = QLabel(empty_text, objectName="Muted")
+        layout.addWidget(self.empty)
+        self._title = title
+
+    def set_items(self, rows: list[tuple[str, str, str, str]]) -> None:
+        """rows of (icon name, text, entity, id)."""
+        self.list.clear()
+        for icon_name, text, entity, record_id in rows:
+            item = QListWidgetItem(icon(icon_name), text)
+            item.setData(Qt.ItemDataRole.UserRole, (entity, record_id))
+            self.list.addItem(item)
+        self.title.setText(f"{self._title.upper()}  ·  {len(rows)}")
+        self.empty.setVisible(not rows)
+        self.list.setVisible(bool(rows))
+
+
+class WelcomeView(QWidget):
+    """First start: no records yet. Offers demo data or an import."""
+
+    demo_requested = Signal()
+    import_requested = Signal()
+
+    def __init__(self, demo_available: bool, parent: QWidget | None = None):
+        super().__init__(parent, objectName="Page")
+        outer = QVBoxLayout(self)
+        outer.addStretch(1)
+        card = QFrame(objectName="Welcome")
+        card.setMaximumWidth(560)
+        layout = QVBoxLayout(card)
+        layout.setContentsMargins(36, 32, 36, 32)
+        layout.setSpacing(12)
+        layout.addWidget(QLabel("Welcome to crm-desktop", objectName="WelcomeTitle"))
+        text = QLabel("Your database is empty. Everything you add stays on this computer and syncs "
+                      "when you are online. Start with some sample records to look around, or bring in "
+                      "your contacts from a CSV or vCard file.", wordWrap=True, objectName="Muted")
+        layout.addWidget(text)
+        buttons = QHBoxLayout()
+        self.demo_button = QPushButton("Load demo data")
+        self.demo_button.setProperty("primary", True)
+        self.demo_button.setEnabled(demo_available)
+        if not demo_available:
+            self.demo_button.setToolTip("Demo data is not available in this build yet")
+        self.import_button = QPushButton(icon("import"), "Import contacts…")
+        self.demo_button.clicked.connect(self.demo_requested)
+        self.import_button.clicked.connect(self.import_requested)
+        buttons.addWidget(self.demo_button)
+        buttons.addWidget(self.import_button)
+        buttons.addStretch(1)
+        layout.addLayout(buttons)
+        row = QHBoxLayout()
+        row.addStretch(1)
+        row.addWidget(card, 2)
+        row.addStretch(1)
+        outer.addLayout(row)
+        outer.addStretch(2)
+
+
+class TodayView(QStackedWidget):
+    """The rep's start page; ``open_record(entity, id)`` when an item is opened."""
+
+    open_record = Signal(str, str)
+    demo_requested = Signal()
+    import_requested = Signal()
+
+    def __init__(self, services, *, demo_available: bool = False, now=None, parent: QWidget | None = None):
+        super().__init__(parent)
+        self._services = services
+        self._now = now  # tests pin the clock
+        self.welcome = WelcomeView(demo_available)
+        self.welcome.demo_requested.connect(self.demo_requested)
+        self.welcome.import_requested.connect(self.import_requested)
+        self.board = QWidget(objectName="Page")
+        layout = QVBoxLayout(self.board)
+        layout.setContentsMargins(16, 14, 16, 14)
+        layout.setSpacing(12)
+        self.greeting = QLabel(objectName="DetailTitle")
+        layout.addWidget(self.greeting)
+        tiles = QHBoxLayout()
+        self.tiles = {k: _Tile(t) for k, t in (("overdue", "Overdue"), ("today", "Due today"),
+                                                ("upcoming", "Next 7 days"), ("stale", "Quiet deals"),
+                                                ("pipeline", "Open pipeline"))}
+        for tile in self.tiles.values():
+            tiles.addWidget(tile)
+        layout.addLayout(tiles)
+        grid = QGridLayout()
+        grid.setSpacing(12)
+        self.overdue = _Section("Overdue", "Nothing overdue. Nice.")
+        self.today = _Section("Today", "Nothing due today.")
+        self.upcoming = _Section("Upcoming meetings and visits", "No meetings in the next 7 days.")
+        self.stale = _Section("Deals with no activity for 30 days", "Every open deal had attention lately.")
+        grid.addWidget(self.overdue, 0, 0)
+        grid.addWidget(self.today, 0, 1)
+        grid.addWidget(self.upcoming, 1, 0)
+        grid.addWidget(self.stale, 1, 1)
+        layout.addLayout(grid, 1)
+        for section in (self.overdue, self.today, self.upcoming, self.stale):
+            section.list.itemActivated.connect(
+                lambda item: self.open_record.emit(*item.data(Qt.ItemDataRole.UserRole)))
+        self.addWidget(self.welcome)
+        self.addWidget(self.board)
+        self.reload()
+
+    def is_empty_database(self) -> bool:
+        s = self._services
+        return s.contacts.count() == 0 and s.companies.count() == 0 and s.deals.count() == 0 and s.leads.count() == 0
+
+    def reload(self) -> None:
+        """Read the agenda again (cheap: a few indexed queries with limits)."""
+        if self.is_empty_database():
+            self.setCurrentWidget(self.welcome)
+            return
+        self.setCurrentWidget(self.board)
+        s = self._services
+        now = self._now or datetime.now(timezone.utc)
+        agenda = s.activities.agenda(now)
+
+        def rows(activities, show_date: bool):
+            return [(_KIND_ICON.get(a.kind, "task"),
+                     f"{a.subject}   ·   {when(a.due_at) if show_date else a.due_at.astimezone().strftime('%H:%M')}",
+                     "activity", a.id) for a in activities]
+
+        self.overdue.set_items(rows(agenda["overdue"], True))
+        self.today.set_items(rows(agenda["today"], False))
+        meetings = [a for a in agenda["upcoming"] if a.kind in (ActivityKind.MEETING, ActivityKind.VISIT, ActivityKind.CALL)]
+        self.upcoming.set_items(rows(meetings, True))
+        stale = s.deals.get_many(s.activities.stale_deal_ids(now))
+        self.stale.set_items([("deals", f"{d.title}   ·   {d.company_name or '—'}   ·   {money(d.amount_cents, d.currency)}",
+                               "deal", d.id) for d in stale])
+        pipeline_cents = 0
+        try:
+            default = s.pipelines.default()
+            pipeline_cents = sum(cents for _, cents in s.deals.stage_totals(
+                default.id, ListQuery(status="open")).values())
+        except Exception:  # no pipeline yet: the tile shows 0
+            log.debug("no default pipeline for the Today tiles", exc_info=True)
+        self.tiles["overdue"].value.setText(str(len(agenda["overdue"])))
+        self.tiles["today"].value.setText(str(len(agenda["today"])))
+        self.tiles["upcoming"].value.setText(str(len(agenda["upcoming"])))
+        self.tiles["stale"].value.setText(str(len(stale)))
+        self.tiles["pipeline"].value.setText(money(pipeline_cents))
+        local = now.astimezone()
+        part = "morning" if local.hour < 12 else "afternoon" if local.hour < 18 else "evening"
+        self.greeting.setText(f"Good {part} · {local.strftime('%A %d %B')}")
