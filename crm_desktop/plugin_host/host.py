@@ -154,7 +154,11 @@ class PluginHost:
     def declared_menu(self, name: str) -> list[ManifestMenuEntry]:
         """The manifest's menu entries the user may see (available before the code is imported)."""
         record = self._records.get(name)
-        if record is None or record.manifest is None or record.state not in (PluginState.ACTIVE, PluginState.FAILED):
+        if record is None or record.manifest is None:
+            return []
+        # eligible = passed every check that needs no code and is about to load: its entries
+        # show before the import (the Qt adapter builds them on the first state_changed)
+        if record.state not in (PluginState.ACTIVE, PluginState.FAILED) and name not in self._eligible:
             return []
         return [e for e in record.manifest.menu if all(self.allowed(name, p) for p in e.permissions)]
 
