@@ -31,8 +31,6 @@ log = logging.getLogger(__name__)
 
 #: The top-level menu that holds manifest ``menu`` entries.
 DECLARED_MENU = "Plugins"
-#: States in which a plugin's manifest menu entries are shown (before/while its code runs).
-_DECLARED_STATES = {"active", "enabled", "discovered", "loading", "pending"}
 
 Disposer = Callable[[], None]
 
@@ -96,6 +94,7 @@ class _PluginUi:
     contributed: list[Disposer] = field(default_factory=list)
     pages: dict[str, QWidget] = field(default_factory=dict)  # page key -> widget
     placeholders: set[str] = field(default_factory=set)      # page keys showing a failure
+    declared_signature: list = field(default_factory=list)   # the manifest entries now shown
 
 
 class PanelPlaceholder(QWidget):
@@ -196,6 +195,10 @@ class QtPluginAdapter(QObject):
                 if record is None or state_name(record.state) not in {"active", "failed", "error"}:
                     self._dispose(name, declared=False)
                     self._drop_placeholders(name)
+                    if record is None or state_name(record.state) == "disabled":
+                        self._reopen.pop(name, None)  # turned off on purpose: do not reopen later
+                if record is None:
+                    self._ui.pop(name, None)
         except Exception:  # the adapter must never take the host's notification loop down
             log.exception("building the Qt side of plugin %s after %r failed", name, what)
 
@@ -257,20 +260,23 @@ class QtPluginAdapter(QObject):
 
     # ----------------------------------------------------------------- declared menu
     def _sync_declared(self, name: str) -> None:
-        """Show the manifest menu entries of a plugin that is on; remove them otherwise."""
-        record = self.host.records.get(name)
-        wanted = record is not None and state_name(record.state) in _DECLARED_STATES
+        """Show the manifest menu entries the host offers for ``name`` now; remove them otherwise.
+
+        The host decides (state, policy, the user's role): it offers the entries of a
+        plugin about to load before its code is imported, of an active plugin, and of
+        a failed one (whose entry then opens the failure placeholder).
+        """
         ui = self._ui_for(name)
-        if not wanted:
-            self._dispose_declared(name)
-            return
-        if ui.declared:
-            return
         try:
-            entries = list(self.host.declared_menu(name))
+            entries = list(self.host.declared_menu(name)) if name in self.host.records else []
         except Exception:
             log.exception("reading the menu entries of plugin %s failed", name)
+            entries = []
+        signature = [(e.title, e.path, getattr(e, "icon", None)) for e in entries]
+        if signature == ui.declared_signature and (ui.declared or not entries):
             return
+        self._dispose_declared(name)
+        ui.declared_signature = signature
         if not entries:
             return
         menu: QMenu = self.window.menu(DECLARED_MENU)
@@ -295,9 +301,13 @@ class QtPluginAdapter(QObject):
                 ui.declared.pop()()
             except Exception:
                 log.exception("removing a menu entry of plugin %s failed", name)
+        ui.declared_signature = []
 
     def _open_declared(self, name: str, path: str) -> None:
         if not self._is_active(name):
+            ui = self._ui_for(name)
+            if ui.placeholders:  # failed: show why, where the panel would be
+                self.window.show_page(sorted(ui.placeholders)[0])
             self._status(f"Plugin {name} is not running; see Tools ▸ Plugins")
             return
         try:

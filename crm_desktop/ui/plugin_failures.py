@@ -157,7 +157,8 @@ class PluginFailureDialog(QDialog):
         """Put :meth:`details_text` on the clipboard."""
         QGuiApplication.clipboard().setText(self.details_text())
         self.copy_button.setText("Copied ✓")
-        QTimer.singleShot(1500, lambda: self.copy_button.setText("Copy details"))
+        # the context object cancels the reset if the dialog is gone by then
+        QTimer.singleShot(1500, self.copy_button, lambda: self.copy_button.setText("Copy details"))
 
 
 class PluginFailureReporter(QObject):

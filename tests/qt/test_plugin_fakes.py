@@ -103,6 +103,9 @@ class FakeHost:
         return self.granted is None or permission in self.granted
 
     def declared_menu(self, name):
+        # like the real host: entries of active, failed and about-to-load ("discovered") plugins
+        if self.records[name].state not in ("active", "failed", "discovered"):
+            return []
         return [e for e in self.plugins[name].declared if all(self.allowed(name, p) for p in e.permissions)]
 
     def menu_actions(self, name):
