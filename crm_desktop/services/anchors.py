@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
+import weakref
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -119,4 +120,6 @@ def cache_for(db: Any) -> KeyAnchorCache:
     if cache is None:
         cache = KeyAnchorCache(db.path)
         setattr(db, "_key_anchor_cache", cache)
+        # its own connection must not outlive the database object that owns it
+        weakref.finalize(db, cache.close)
     return cache
