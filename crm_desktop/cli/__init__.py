@@ -64,7 +64,7 @@ class CommandRegistry:
         return self._groups[name]
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     parser = _Parser(
         prog="crm-desktop",
         description="Offline-first desktop CRM. Without a command, starts the app.",
@@ -88,13 +88,16 @@ def build_parser() -> argparse.ArgumentParser:
                 raise
             continue  # that area is not built yet
         module.register(registry)
+    if argv is not None and "crm_desktop.cli.plugin_commands" in sys.modules:
+        # plugins' own commands; loads plugins only for a command word the core does not know
+        sys.modules["crm_desktop.cli.plugin_commands"].add_plugin_cli_commands(registry, set(sub.choices), argv)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        args = build_parser().parse_args(argv)
+        args = build_parser(argv).parse_args(argv)
         logging.basicConfig(
             level=logging.DEBUG if args.verbose else logging.WARNING,
             format="%(levelname)s %(name)s: %(message)s",

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import json
 import logging
@@ -202,8 +203,10 @@ def check_plugin(host: Any, name: str, *, reloads: int = 3) -> CheckReport:
         qt_check = None
     if qt_check is not None:
         try:
-            built = qt_check.build_panels(host, name)
-            report.panels_built = list(built or [])
+            built = [dataclasses.asdict(b) if dataclasses.is_dataclass(b) else b for b in (qt_check.build_panels(host, name) or [])]
+            report.panels_built = [b.get("title", b.get("id")) if isinstance(b, dict) else str(b) for b in built]
+            report.problems += [f"panel {b.get('title')!r}: {b.get('error')}" for b in built
+                                if isinstance(b, dict) and b.get("ok") is False]
         except Exception as exc:
             report.problems.append(f"building panels offscreen failed: {exc}")
     if host.records[name].state is not PluginState.ACTIVE:

@@ -112,12 +112,17 @@ class SettingsStore:
     def values(self, manifest: Manifest) -> dict[str, Any]:
         """Every setting: stored value, else default (secrets read from the keyring)."""
         import keyring
+        from keyring.errors import KeyringError
 
         plain = self._plain(manifest.name)
         out: dict[str, Any] = {}
         for name, spec in manifest.settings.schema_.items():
             if spec.secret:
-                secret = keyring.get_password(secret_service(manifest.name), name)
+                try:
+                    secret = keyring.get_password(secret_service(manifest.name), name)
+                except KeyringError as exc:  # no OS keyring: the secret is simply not available
+                    log.warning("plugin %s: cannot read secret %s from the keyring: %s", manifest.name, name, exc)
+                    secret = None
                 out[name] = secret if secret is not None else spec.default
             else:
                 out[name] = plain.get(name, spec.default)

@@ -1,0 +1,274 @@
+"""``crm-desktop plugin ...``: list, new, validate, check, enable/disable/reload, uninstall, config.
+
+Also adds plugins' own subcommands (``crm_cli_commands``) as top-level
+commands, ``crm-desktop <name> ...``, but only when the command line names a
+command the core does not know: core commands never load a plugin, and a
+broken plugin can at worst make its own command unavailable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator, Sequence
+
+from crm_desktop.cli.common import home_of, print_json
+
+#: Global options of ``crm-desktop`` that take a value (to find the command word in argv).
+_VALUE_OPTIONS = {"--home", "--screenshot", "--view", "--size"}
+
+
+def register(registry) -> None:
+    group = registry.group("plugin", "manage and develop plugins")
+    p = group.command("list", "list plugins as the app finds them at start", _list)
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p = group.command("new", "create a plugin from the template", _new)
+    p.add_argument("name")
+    p.add_argument("--dir", help="parent folder (default: <home>/plugins)")
+    p = group.command("validate", "validate a plugin folder's plugin.json", _validate)
+    p.add_argument("path")
+    p = group.command("check", "load a plugin headless, build its panels, reload it and look for leaks", _check)
+    p.add_argument("target", metavar="NAME|PATH")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    for name, helptext, handler in (("enable", "enable a plugin", _enable), ("disable", "disable a plugin", _disable),
+                                    ("reload", "reload a plugin from its folder", _reload)):
+        group.command(name, helptext, handler).add_argument("name")
+    p = group.command("uninstall", "remove a user plugin (its data stays unless --drop-data)", _uninstall)
+    p.add_argument("name")
+    p.add_argument("--drop-data", action="store_true", help="back up the database, then drop the plugin's tables")
+    p = group.command("config", "show or set a plugin's settings: config NAME key=value ...", _config)
+    p.add_argument("name")
+    p.add_argument("assignments", nargs="*", metavar="key=value")
+
+
+@contextmanager
+def _host(args: argparse.Namespace, **kwargs) -> Iterator:
+    from crm_desktop.core import Core
+    from crm_desktop.plugin_host.host import PluginHost
+
+    home = home_of(args)
+    with Core.open(home) as core:
+        host = PluginHost(core, home, **kwargs)
+        try:
+            host.start()
+            yield host
+        finally:
+            host.stop()
+
+
+def _summary(record) -> str:
+    error = f" — {record.error.strip().splitlines()[0]}" if record.error else ""
+    return f"{record.name} {record.version}: {record.state.value}{error}"
+
+
+def _list(args: argparse.Namespace) -> int:
+    with _host(args) as host:
+        records = list(host.records.values())
+        if args.json:
+            print_json([r.to_json() for r in records])
+            return 0
+        if not records:
+            print("no plugins")
+        for r in records:
+            print(f"{r.name:<24} {r.version:<10} {r.state.value:<12} {r.source:<8} {r.path}")
+            if r.permissions:
+                print(f"{'':<24} permissions: {', '.join(r.permissions)}")
+            if r.error:
+                print(f"{'':<24} {r.error.strip().splitlines()[0]}")
+    return 0
+
+
+def _new(args: argparse.Namespace) -> int:
+    from crm_desktop.plugin_host.scaffold import scaffold
+
+    parent = Path(args.dir) if args.dir else home_of(args).ensure().plugins_dir
+    folder = scaffold(args.name, parent)
+    print(f"created {folder}")
+    print(f"next: crm-desktop plugin check {folder}")
+    return 0
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from crm_desktop.plugin_host.manifest import compatibility_problems, missing_python_dependencies, read_manifest
+
+    manifest = read_manifest(Path(args.path))  # ManifestError -> one line, exit 2
+    problems = compatibility_problems(manifest) + missing_python_dependencies(manifest)
+    for problem in problems:
+        print(f"warning: {problem}")
+    print(f"{manifest.name} {manifest.version}: plugin.json is valid")
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    from crm_desktop.plugin_host.discovery import inspect_folder
+    from crm_desktop.plugin_host.lifecycle import check_plugin
+
+    target = Path(args.target)
+    extra: tuple[Path, ...] = ()
+    name = args.target
+    if target.is_dir():
+        candidate = inspect_folder(target.resolve(), "user")
+        if candidate.error:
+            return _report_check(args, {"name": candidate.name, "ok": False, "problems": [candidate.error]})
+        name, extra = candidate.name, (target.resolve(),)
+    with _host(args, extra_folders=extra) as host:
+        report = check_plugin(host, name)
+    return _report_check(args, report.to_json())
+
+
+def _report_check(args: argparse.Namespace, data: dict) -> int:
+    if args.json:
+        print_json(data)
+    else:
+        print(f"{data['name']}: {'ok' if data['ok'] else 'PROBLEMS'}")
+        for kind, items in (data.get("contributions") or {}).items():
+            for item in items:
+                print(f"  {kind}: {item}")
+        built = data.get("panels_built")
+        print(f"  panels built offscreen: {', '.join(built) if built else 'none' if built is not None else 'not built (no Qt checker)'}")
+        if "reloads" in data:
+            print(f"  reloads: {data['reloads']}")
+        for problem in data["problems"]:
+            print(f"  problem: {problem}")
+    return 0 if data["ok"] else 1
+
+
+def _lifecycle(args: argparse.Namespace, action: str) -> int:
+    with _host(args) as host:
+        host.record(args.name)
+        record = getattr(host, action)(args.name)
+        print(_summary(record))
+        return 0 if action == "disable" or record.state.value == "active" else 1
+
+
+def _enable(args): return _lifecycle(args, "enable")
+def _disable(args): return _lifecycle(args, "disable")
+def _reload(args): return _lifecycle(args, "reload")
+
+
+def _uninstall(args: argparse.Namespace) -> int:
+    with _host(args) as host:
+        host.uninstall(args.name, drop_data=args.drop_data)
+    print(f"uninstalled {args.name}" + (" and dropped its data (backup in the backups folder)" if args.drop_data
+                                         else "; its data is kept"))
+    return 0
+
+
+def _config(args: argparse.Namespace) -> int:
+    from crm_desktop.cli import CliError
+    from crm_desktop.core import Core
+    from crm_desktop.plugin_host.host import PluginHost
+
+    pairs = []
+    for item in args.assignments:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise CliError(f"plugin config: {item!r} must look like key=value")
+        pairs.append((key.strip(), value))
+    home = home_of(args)
+    with Core.open(home) as core:
+        # settings need the manifest only: no plugin code runs for `config`
+        host = PluginHost(core, home)
+        from crm_desktop.plugin_host import discovery
+
+        for c in discovery.discover(host._roots()):
+            if c.name == args.name and c.manifest is not None:
+                host.records[c.name] = host._new_record(c)
+        host.record(args.name)
+        for key, value in pairs:  # validate all before storing any: a bad line changes nothing
+            from crm_desktop.plugin_host.settings_store import coerce
+
+            coerce(host.records[args.name].manifest, key, value, from_text=True)
+        for key, value in pairs:
+            host.set_setting(args.name, key, value, from_text=True)
+        fields = {f.name: f for f in host.settings_schema(args.name)}
+        for key, value in host.settings(args.name).items():
+            shown = "********" if fields[key].secret and value not in (None, "") else value
+            print(f"{key} = {shown}")
+    return 0
+
+
+# --------------------------------------------------------------------------- plugin commands
+
+
+def _command_word(argv: Sequence[str]) -> str | None:
+    skip = False
+    for token in argv:
+        if skip:
+            skip = False
+            continue
+        if token == "--":
+            return None
+        if token.startswith("-"):
+            skip = token in _VALUE_OPTIONS
+            continue
+        return token
+    return None
+
+
+def _home_arg(argv: Sequence[str]) -> str | None:
+    for i, token in enumerate(argv):
+        if token == "--home" and i + 1 < len(argv):
+            return argv[i + 1]
+        if token.startswith("--home="):
+            return token.split("=", 1)[1]
+    return None
+
+
+def add_plugin_cli_commands(registry, known: set[str], argv: Sequence[str]) -> None:
+    """Add plugins' ``crm_cli_commands`` when ``argv`` names a command the core lacks.
+
+    The host is started only then; if anything fails the command stays
+    unknown and argparse says so in one line.
+    """
+    word = _command_word(argv)
+    if word is None or word in known:
+        return
+    import atexit
+    import logging
+
+    from crm_desktop.core import Core
+    from crm_desktop.paths import Home
+    from crm_desktop.plugin_host.host import PluginHost
+
+    log = logging.getLogger(__name__)
+    try:
+        home = Home.resolve(_home_arg(argv))
+        core = Core.open(home)
+        host = PluginHost(core, home).start()
+    except Exception as exc:
+        log.warning("plugin commands unavailable: %s", exc)
+        return
+
+    def close() -> None:
+        host.stop()
+        core.close()
+
+    atexit.register(close)
+    for name, record in host.records.items():
+        if record.state.value != "active":
+            continue
+        for command in host.cli_commands(name):
+            if command.name in known:
+                log.warning("plugin %s: command %r is a core command; ignored", name, command.name)
+                continue
+            known.add(command.name)
+            parser = registry.command(command.name, f"{command.help} (plugin {name})",
+                                      _plugin_handler(host, name, command))
+            if command.configure is not None:
+                host.guard(name, f"configuring command {command.name}", command.configure, parser)
+
+
+def _plugin_handler(host, plugin: str, command):
+    def handler(args: argparse.Namespace) -> int:
+        result = host.guard(plugin, f"command {command.name}", lambda: command.run(host.context(plugin), args) or 0)
+        if result is None and host.records[plugin].state.value == "failed":
+            error = host.records[plugin].error or ""
+            print(f"error: plugin {plugin} command {command.name} failed: {error.splitlines()[0]}", file=sys.stderr)
+            return 1
+        return int(result or 0)
+
+    return handler
