@@ -25,14 +25,15 @@ import logging
 import uuid
 from types import SimpleNamespace
 from dataclasses import dataclass, field
+from datetime import timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
-from sqlalchemy import insert, text
 
 from crm_desktop.domain.ids import uuid7
 from crm_desktop.domain.validation import normalize_email, normalize_name, normalize_phone
 from crm_desktop.errors import FileFormatError, ValidationError
+from crm_desktop.services.bulk_fts import DeferredIndex
 from crm_desktop.services.csv_format import FIELDS, TAG_SEPARATOR, CsvReader, check_mapping, guess_mapping
 from crm_desktop.services.unit_of_work import Change, UnitOfWork
 from crm_desktop.services.vcard_format import VCardReader
@@ -235,6 +236,14 @@ class _Run:
         self.file_keys: dict[tuple, tuple[int, str]] = {}
         self.company_ids: dict[str, str] = {}  # name_key -> id
         self.tag_ids: dict[str, str] = {}  # name_key -> id
+        self.seen_ids: dict[str, int] = {}  # id -> line, so that one id cannot appear twice
+        # the unit of work's own connection, inside its transaction: plain DBAPI calls for the hot paths
+        self.dbapi = dbapi = self.conn.connection.driver_connection
+        self.stamp = self.now.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
+        self.name_keys: dict[str, str | None] = {}
+        # new rows are indexed for search set-based after each chunk (see bulk_fts), same transaction
+        self.index = DeferredIndex(dbapi, self.table)
+        self.company_index = DeferredIndex(dbapi, "companies") if entity == "contact" else None
 
     # -- driving ---------------------------------------------------------------
 
@@ -248,6 +257,9 @@ class _Run:
                 chunk = []
         if chunk:
             self._chunk(chunk)
+        self.index.close()
+        if self.company_index is not None:
+            self.company_index.close()
         self._tick(force=True)
         s = self.summary
         self.uow.publish_after_commit("import.finished", {
@@ -270,6 +282,10 @@ class _Run:
                 fields["id"] = self._check_id(line, fields["id"])
                 if not fields["id"]:
                     del fields["id"]
+                elif fields["id"] in self.seen_ids:
+                    self._refuse(line, f"id {fields['id']} is on line {self.seen_ids[fields['id']]} already")
+                else:
+                    self.seen_ids[fields["id"]] = line
         existing = self._existing_by_id([f["id"] for _, f in chunk if "id" in f])
         if self.entity == "contact":
             self._resolve_companies(chunk)
@@ -308,6 +324,7 @@ class _Run:
         if creates:
             self._insert(creates)
         self.session.flush()
+        self.index.fill()
 
     def _check_id(self, line: int, value: str) -> str:
         value = value.strip()
@@ -333,7 +350,7 @@ class _Run:
         given = {k: fields[k] for k in _TEXT_FIELDS[self.entity] if k in fields}
         values = self.service.clean(self.session, given, SimpleNamespace(**current) if current else None)
         if self.entity == "contact" and "company" in fields:
-            values["company_id"] = self.company_ids.get(normalize_name(fields["company"]) or "")
+            values["company_id"] = self.company_ids.get(self._name_key(fields["company"]) or "")
         if "tags" in fields:
             values["tags"] = sorted({t for t in TAG_SEPARATOR.split(fields["tags"].strip()) if t},
                                     key=str.casefold)
@@ -342,7 +359,13 @@ class _Run:
     # -- duplicates ----------------------------------------------------------------
 
     def _keys(self, values: dict[str, Any]) -> list[tuple[tuple, str]]:
-        """(key, what it means) of the duplicate rules for one row."""
+        """(key, what it means) of the duplicate rules for one row (computed once per row)."""
+        keys = values.get("\0keys")
+        if keys is None:
+            keys = values["\0keys"] = self._make_keys(values)
+        return keys
+
+    def _make_keys(self, values: dict[str, Any]) -> list[tuple[tuple, str]]:
         if self.entity == "company":
             key = values.get("name_key")
             return [(("name", key), f"same name {values.get('name')!r}")] if key else []
@@ -407,8 +430,7 @@ class _Run:
         values = list(values)
         for start in range(0, len(values), 500):  # stay below SQLite's bound-parameter limit
             part = values[start:start + 500]
-            marks = ", ".join(f":p{i}" for i in range(len(part)))
-            yield from self.conn.execute(text(sql.format(marks)), {f"p{i}": v for i, v in enumerate(part)})
+            yield from self.dbapi.execute(sql.format(", ".join("?" * len(part))), part).fetchall()
 
     # -- companies and tags ----------------------------------------------------------
 
@@ -417,7 +439,7 @@ class _Run:
         names: dict[str, tuple[int, str]] = {}
         for line, fields in chunk:
             name = (fields.get("company") or "").strip()
-            key = normalize_name(name) if name else None
+            key = self._name_key(name) if name else None
             if key and key not in self.company_ids and key not in names:
                 names[key] = (line, name)
         if not names:
@@ -440,7 +462,15 @@ class _Run:
             self.company_ids[values["name_key"]] = values["id"]
             creates.append(values)
         self._bulk_insert("company", models.Company, creates)
+        self.company_index.fill()
         self.summary.companies_created += len(creates)
+
+    def _name_key(self, name: str) -> str | None:
+        # company names repeat on many rows: normalise each spelling once
+        key = self.name_keys.get(name, "\0")
+        if key == "\0":
+            key = self.name_keys[name] = normalize_name(name)
+        return key
 
     def _tag_ids(self, names: set[str]) -> dict[str, str]:
         missing = [n for n in names if normalize_name(n) not in self.tag_ids]
@@ -474,7 +504,7 @@ class _Run:
         """Change only the fields that differ from the stored record."""
         changes = {}
         for name, value in values.items():
-            if name.endswith("_key"):
+            if name.endswith("_key") or name.startswith("\0"):
                 continue
             old = current.get(name)
             if name == "tags":
@@ -513,29 +543,32 @@ class _Run:
         """Insert rows (column values with ``id``) with their sync columns, tags, audit and changes."""
         if not rows:
             return
-        columns = [c.name for c in model.__table__.columns]
         owner = self.uow.actor.user_id
+        columns = [c for c in rows[0] if c != "\0keys"]
         full = []
         for values in rows:
-            row = dict.fromkeys(columns)
-            row.update(values)
-            row.update(created_at=self.now, updated_at=self.now, version=0)
-            if row["owner_id"] is None:
-                row["owner_id"] = owner
-            full.append(row)
-        self.session.execute(insert(model.__table__), full)
+            values.pop("\0keys", None)
+            full.append((*(values.get(c) for c in columns), self.stamp, self.stamp, 0,
+                         values.get("owner_id") or owner))
+        names = [*columns, "created_at", "updated_at", "version", "owner_id"]
+        if "owner_id" in columns:
+            columns_sql = [c for c in names[:-1]]
+            full = [row[:-1] for row in full]
+            names = columns_sql
+        self.dbapi.executemany(f"INSERT INTO {model.__table__.name} ({', '.join(names)}) "
+                               f"VALUES ({', '.join('?' * len(names))})", full)
         tag_names_by_id = dict(tag_links)
         if tag_links:
             ids = self._tag_ids({n for _, names in tag_links for n in names})
             table = models.contact_tags if entity == "contact" else models.company_tags
             fk = f"{entity}_id"
             links = {(rid, ids[n]) for rid, names in tag_links for n in names}
-            self.session.execute(insert(table), [{fk: rid, "tag_id": tid} for rid, tid in links])
+            self.dbapi.executemany(f"INSERT INTO {table.name} ({fk}, tag_id) VALUES (?, ?)", sorted(links))
         changes = []
-        for row, values in zip(full, rows):
+        for values in rows:
             fields = {k: (None, v) for k, v in values.items()
                       if v is not None and k != "id" and not k.endswith("_key")}
-            if row["id"] in tag_names_by_id:
-                fields["tags"] = (None, tag_names_by_id[row["id"]])
-            changes.append(Change(entity, row["id"], "create", fields))
+            if values["id"] in tag_names_by_id:
+                fields["tags"] = (None, tag_names_by_id[values["id"]])
+            changes.append(Change(entity, values["id"], "create", fields))
         self.uow.record_many(changes, audit_action="import")
