@@ -1,0 +1,32 @@
+"""Fixtures for the UI tests: a main window over the temporary core, helpers to wait for pages."""
+
+from __future__ import annotations
+
+import pytest
+from PySide6.QtCore import QSettings
+
+
+@pytest.fixture
+def ui_settings(tmp_path):
+    return QSettings(str(tmp_path / "ui-test.ini"), QSettings.Format.IniFormat)
+
+
+@pytest.fixture
+def main_window(qtbot, core, ui_settings):
+    """The real main window over an empty database, shown offscreen."""
+    from crm_desktop.ui.shell import MainWindow
+
+    window = MainWindow(core.services, settings=ui_settings, home=core.home)
+    qtbot.addWidget(window)
+    window.resize(1280, 800)
+    window.show()
+    yield window
+    window.shutdown()
+
+
+def wait_rows_loaded(qtbot, model, rows=(0,), timeout=5000):
+    """Wait until the model knows its count and has loaded the given rows."""
+    qtbot.waitUntil(lambda: model.count_known, timeout=timeout)
+    for row in rows:
+        model.data(model.index(row, 0))  # ask, as a view would when the row scrolls in
+    qtbot.waitUntil(lambda: all(model.is_loaded(r) for r in rows), timeout=timeout)
