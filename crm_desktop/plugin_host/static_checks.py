@@ -28,9 +28,10 @@ from __future__ import annotations
 import ast
 import logging
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator
 
 log = logging.getLogger(__name__)
 
@@ -95,11 +96,32 @@ def _classify_module(name: str) -> tuple[str, str | None] | None:
     return None
 
 
-class _Scanner(ast.NodeVisitor):
+#: A call rule can only fire if one of these names is followed by "(" somewhere in the text;
+#: files without any skip the walk over every expression node (most of the scan's time).
+_CALL_HINT = re.compile(
+    r"\b(exec|eval|compile|__import__|import_module|system|popen|spawn\w*|exec[lv]\w*|fork\w*"
+    r"|posix_spawn\w*|startfile)\s*\("
+)
+_BODY_FIELDS = ("body", "orelse", "finalbody", "handlers", "cases")
+
+
+def _statements(tree: ast.AST) -> Iterator[ast.stmt]:
+    """Every statement, nested ones included, without visiting expressions (imports are statements)."""
+    stack: list[ast.AST] = [tree]
+    while stack:
+        node = stack.pop()
+        for name in _BODY_FIELDS:
+            for child in getattr(node, name, ()) or ():
+                if isinstance(child, ast.stmt):
+                    yield child
+                stack.append(child)
+
+
+class _Scanner:
     def __init__(self, rel: str):
         self.rel = rel
         self.findings: list[Finding] = []
-        # local name -> module it refers to ("o" -> "os"); or "os.system" for from-imports
+        # local name -> what it refers to ("o" -> "os", "urlopen" -> "urllib.request.urlopen")
         self.aliases: dict[str, str] = {}
 
     def add(self, node: ast.AST, rule: str, message: str, permission: str | None, severity: str = ERROR) -> None:
@@ -111,30 +133,26 @@ class _Scanner(ast.NodeVisitor):
             rule, permission = kind
             self.add(node, rule, f"imports {module}", permission)
 
-    def visit_Import(self, node: ast.Import) -> None:
+    def visit_import(self, node: ast.Import) -> None:
         for alias in node.names:
             self._import(node, alias.name)
             local = alias.asname or alias.name.split(".")[0]
             self.aliases[local] = alias.name if alias.asname else alias.name.split(".")[0]
-        self.generic_visit(node)
 
-    def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
-        if node.level == 0 and node.module:
-            reported = False
-            for alias in node.names:
-                full = f"{node.module}.{alias.name}"
-                # Classify "module.name": families match by prefix, and this lets
-                # "from crm_desktop import plugin_api" through.
-                if _classify_module(full) and not reported:
-                    self._import(node, full)
-                    reported = True  # one finding per statement is enough
-                if node.module == "os" and alias.name in OS_PROCESS_CALLS:
-                    self.add(node, "subprocess", f"imports os.{alias.name}", "subprocess")
-                if node.module == "importlib" and alias.name == "import_module":
-                    self.aliases[alias.asname or alias.name] = "importlib.import_module"
-                else:
-                    self.aliases[alias.asname or alias.name] = full
-        self.generic_visit(node)
+    def visit_import_from(self, node: ast.ImportFrom) -> None:
+        if node.level != 0 or not node.module:
+            return  # relative imports stay inside the plugin
+        reported = False
+        for alias in node.names:
+            full = f"{node.module}.{alias.name}"
+            # Classify "module.name": families match by prefix, and this lets
+            # "from crm_desktop import plugin_api" through.
+            if _classify_module(full) and not reported:
+                self._import(node, full)
+                reported = True  # one finding per statement is enough
+            if node.module == "os" and alias.name in OS_PROCESS_CALLS:
+                self.add(node, "subprocess", f"imports os.{alias.name}", "subprocess")
+            self.aliases[alias.asname or alias.name] = full
 
     def _dotted(self, node: ast.AST) -> str | None:
         """``o.system`` -> ``os.system`` using the import aliases."""
@@ -147,36 +165,43 @@ class _Scanner(ast.NodeVisitor):
         base = self.aliases.get(node.id, node.id)
         return ".".join([base, *reversed(parts)])
 
-    def visit_Call(self, node: ast.Call) -> None:
+    def visit_call(self, node: ast.Call) -> None:
         name = self._dotted(node.func)
-        if name:
-            if name in DYNAMIC_CODE_CALLS and name not in self.aliases:
-                self.add(node, "dynamic-code", f"calls {name}()", None)
-            elif name.startswith("os.") and name[3:] in OS_PROCESS_CALLS:
-                self.add(node, "subprocess", f"calls {name}()", "subprocess")
-            elif name == "importlib.import_module" or name == "importlib.__import__":
-                arg = node.args[0] if node.args else None
-                if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
-                    if not (arg.value.startswith(".")):
-                        kind = _classify_module(arg.value)
-                        if kind:
-                            rule, permission = kind
-                            self.add(node, rule, f"imports {arg.value} through importlib", permission)
-                else:
-                    self.add(node, "dynamic-import", "imports a module whose name is computed at run time",
-                             None, WARNING)
-        self.generic_visit(node)
+        if not name:
+            return
+        if name in DYNAMIC_CODE_CALLS and name not in self.aliases:
+            self.add(node, "dynamic-code", f"calls {name}()", None)
+        elif name.startswith("os.") and name[3:] in OS_PROCESS_CALLS:
+            self.add(node, "subprocess", f"calls {name}()", "subprocess")
+        elif name in ("importlib.import_module", "importlib.__import__"):
+            arg = node.args[0] if node.args else None
+            if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
+                kind = None if arg.value.startswith(".") else _classify_module(arg.value)
+                if kind:
+                    rule, permission = kind
+                    self.add(node, rule, f"imports {arg.value} through importlib", permission)
+            else:
+                self.add(node, "dynamic-import", "imports a module whose name is computed at run time",
+                         None, WARNING)
 
 
 def scan_source(source: str, rel_path: str = "<string>") -> list[Finding]:
-    """Findings for one module's source text (ignoring permissions)."""
+    """Findings for one module's source text (ignoring permissions), in line order."""
     try:
         tree = ast.parse(source, filename=rel_path)
     except SyntaxError as exc:
         return [Finding(rel_path, exc.lineno or 0, "syntax-error", f"does not parse: {exc.msg}", None)]
     scanner = _Scanner(rel_path)
-    scanner.visit(tree)
-    return scanner.findings
+    for node in _statements(tree):
+        if isinstance(node, ast.Import):
+            scanner.visit_import(node)
+        elif isinstance(node, ast.ImportFrom):
+            scanner.visit_import_from(node)
+    if _CALL_HINT.search(source):
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call):
+                scanner.visit_call(node)
+    return sorted(scanner.findings, key=lambda f: f.line)
 
 
 def scan_plugin(folder: str | os.PathLike[str], granted: Iterable[str] = ()) -> list[Finding]:
