@@ -110,7 +110,7 @@ class PanelPlaceholder(QWidget):
             f"The plugin <b>{plugin}</b> raised an error while building this panel and was "
             f"turned off. The rest of the app is unaffected.<br><br>"
             f"<code>{_escape(summarize(error))}</code><br><br>"
-            "Open <b>Tools ▸ Plugins</b> to see the traceback, reload or disable it."
+            "Open <b>the Plugin manager</b> to see the traceback, reload or disable it."
         )
         body.setWordWrap(True)
         body.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -308,7 +308,7 @@ class QtPluginAdapter(QObject):
             ui = self._ui_for(name)
             if ui.placeholders:  # failed: show why, where the panel would be
                 self.window.show_page(sorted(ui.placeholders)[0])
-            self._status(f"Plugin {name} is not running; see Tools ▸ Plugins")
+            self._status(f"Plugin {name} is not running; see the Plugin manager")
             return
         try:
             self.window.open_path(path)

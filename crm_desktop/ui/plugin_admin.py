@@ -519,6 +519,13 @@ class PluginAdminPanel(QWidget):
             self._act(f"Installing {Path(folder).name}", lambda: self.host.install_folder(Path(folder)),
                       f"Installed {Path(folder).name}.")
 
+    def _activate_installed(self, folder: Path) -> None:
+        """The bundle is in place: let the host load it; anything but active rolls the install back."""
+        record = self.host.install_folder(Path(folder))
+        if state_name(record.state) != "active":
+            raise RuntimeError(f"{record.name} installed but is {state_name(record.state)}: "
+                               f"{summarize(record.error)}")
+
     def install_from_bundle(self) -> None:
         """Verify a bundle, show it for approval, and install it."""
         path = self.choose_bundle()
@@ -538,8 +545,13 @@ class PluginAdminPanel(QWidget):
             from crm_desktop.plugin_host.bundle import install_bundle  # the bundle engineer's API
 
             home = getattr(getattr(self.host, "core", None), "home", None) or getattr(self.host, "home", None)
+            from crm_desktop.plugin_host.manifest import read_manifest
+
+            # verify (signature before the zip is opened), show the plan, then move into place;
+            # the running host activates it so the menus and pages appear without a restart
             install_bundle(path, home.plugins_dir, getattr(self.host, "policy", None), approve=approve,
-                           post_install=lambda result: self.host.install_folder(result.path))
+                           post_install=lambda result: self._activate_installed(result.path),
+                           manifest_validator=read_manifest)
 
         name = Path(path).name
         ok = self._act(f"Installing {name}", install, f"Installed {name}.")

@@ -72,7 +72,7 @@ class PluginFailureDialog(QDialog):
         self._headline.setWordWrap(True)
         hint = QLabel(
             "The rest of the app keeps working. Failed plugins stay off until you reload or "
-            "re-enable them in Tools ▸ Plugins. Use “Copy details” when you report the problem "
+            "re-enable them in the Plugin manager. Use “Copy details” when you report the problem "
             "to the plugin's author."
         )
         hint.setWordWrap(True)
@@ -80,7 +80,9 @@ class PluginFailureDialog(QDialog):
 
         self.plugin_list = QListWidget()
         self.plugin_list.setObjectName("failureList")
-        self.plugin_list.setMinimumWidth(180)
+        self.plugin_list.setMinimumWidth(220)
+        self.plugin_list.setTextElideMode(Qt.TextElideMode.ElideRight)
+        self.plugin_list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.plugin_list.currentRowChanged.connect(self._show_row)
         self.details = QPlainTextEdit()
         self.details.setObjectName("failureDetails")
@@ -95,7 +97,7 @@ class PluginFailureDialog(QDialog):
         split.addWidget(self.plugin_list)
         split.addWidget(self.details)
         split.setStretchFactor(1, 1)
-        split.setSizes([200, 540])
+        split.setSizes([240, 500])
 
         self.copy_button = QPushButton("Copy details")
         self.copy_button.setToolTip("Copy every traceback with app and Python versions to the clipboard")

@@ -10,7 +10,7 @@ import types
 
 import pytest
 from PySide6.QtCore import QSettings
-from PySide6.QtWidgets import QMenu
+from PySide6.QtWidgets import QLabel, QMenu
 
 from crm_desktop.plugin_host.host import PluginHost
 from crm_desktop.plugin_host.qt_adapter import QtPluginAdapter, page_key
@@ -302,3 +302,49 @@ def test_plugin_check_builds_panels_offscreen(qtbot, core, home, probe):
         assert host.records["bad-panel"].state == "active"  # a check reports; it does not break the plugin
     finally:
         host.stop()
+
+
+def test_install_from_bundle_shows_the_plan_and_installs_only_when_approved(qtbot, window, core, home, probe,
+                                                                             tmp_path, monkeypatch):
+    from crm_desktop.plugin_host.bundle import pack_plugin
+
+    source = write_plugin(tmp_path / "src", "bundled-one", permissions=["contacts:read", "network"])
+    bundle = tmp_path / "bundled-one.crmplugin"
+    pack_plugin(source, bundle)
+    host = make_host(core, home)
+    adapter = QtPluginAdapter(window, host).start()
+    panel = PluginAdminPanel(host)
+    qtbot.addWidget(panel)
+    plans = []
+    try:
+        monkeypatch.setattr(panel, "choose_bundle", lambda: str(bundle))
+        monkeypatch.setattr(panel, "approve_bundle", lambda plan: plans.append(plan) or False)
+        panel.install_bundle_button.click()
+        assert plans[0].name == "bundled-one" and plans[0].publisher == "unsigned"
+        assert plans[0].permissions == ["contacts:read", "network"]
+        assert "bundled-one" not in host.records and not (home.plugins_dir / "bundled-one").exists()
+        assert "cancelled" in panel.message.text()
+
+        monkeypatch.setattr(panel, "approve_bundle", lambda plan: True)
+        panel.install_bundle_button.click()
+        assert host.records["bundled-one"].state == "active"
+        assert "Ping bundled-one" in menu_texts(window, "Tools")
+    finally:
+        adapter.stop()
+        host.stop()
+
+
+def test_bundle_approval_dialog_shows_publisher_permissions_and_findings(qtbot, tmp_path):
+    from crm_desktop.plugin_host.bundle import pack_plugin, stage_bundle
+    from crm_desktop.ui.plugin_admin import BundleApprovalDialog
+
+    source = write_plugin(tmp_path / "src", "risky", permissions=["contacts:read"])
+    (source / "helper.py").write_text("import subprocess\n")
+    pack_plugin(source, tmp_path / "risky.crmplugin")
+    with stage_bundle(tmp_path / "risky.crmplugin", tmp_path / "plugins") as staged:
+        dialog = BundleApprovalDialog(staged.plan)
+        qtbot.addWidget(dialog)
+        labels = " ".join(label.text() for label in dialog.findChildren(QLabel))
+        assert "unsigned" in labels and "contacts:read" in labels
+        assert "helper.py:1" in dialog.findings.toPlainText() and "subprocess" in dialog.findings.toPlainText()
+        assert not dialog.install_button.isDefault()  # Enter does not install
