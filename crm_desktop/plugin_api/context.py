@@ -262,7 +262,7 @@ class DbFacade:
                 yield session
         except DatabaseError as exc:
             table = self._denied()
-            if table is not None and "not authorized" in str(exc):
+            if table is not None and ("not authorized" in str(exc) or "prohibited" in str(exc)):
                 _deny(self._gate, self._plugin, f"db:{table}", "db.session",
                       f"table {table!r} is not one of the plugin's own tables")
             raise

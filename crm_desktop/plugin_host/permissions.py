@@ -44,7 +44,8 @@ def role_allows(role: Role, permission: str) -> bool:
 class PermissionGate:
     """Checks one plugin's calls; a refusal raises and is audited (``permission.denied``).
 
-    ``declared`` are the manifest's permissions (plus what it provides),
+    ``declared`` are the manifest's permissions plus what it ``provides`` (a provided
+    permission guards the plugin's own features; the policy and the role decide it),
     ``policy_permits(permission)`` the admin policy, ``role()`` the current user's role.
     """
 
