@@ -12,8 +12,6 @@ import itertools
 import socket
 import sys
 import textwrap
-import threading
-from pathlib import Path
 
 import pytest
 
