@@ -586,3 +586,17 @@ def test_added_and_missing_files_are_named(tmp_path, plugins_dir):
 def test_a_plugin_without_a_file_list_is_unmanaged(tmp_path):
     report = integrity.check_plugin_folder(make_plugin(tmp_path / "dev-plugin"))
     assert report.ok and not report.managed
+
+
+def test_stage_then_discard_for_the_admin_panel_leaves_nothing(tmp_path, plugins_dir):
+    # The plugin admin panel stages first, shows the plan, then commits or discards.
+    packed = bundle.pack_plugin(make_plugin(tmp_path / "sample"), tmp_path / "s.crmplugin")
+    before = snapshot(tmp_path)
+    staged = bundle.stage_bundle(packed.path, plugins_dir)
+    assert staged.plan.to_json()["publisher"] == "unsigned"
+    assert staged.plan.warnings == ["the bundle is unsigned"]
+    assert staged.staging.parent == plugins_dir and (staged.staging / "main.py").exists()
+    staged.discard()
+    assert snapshot(tmp_path) == before
+    with pytest.raises(BundleError, match="already committed or discarded"):
+        staged.commit()
