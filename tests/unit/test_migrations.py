@@ -1,0 +1,77 @@
+"""Migrations: a failing one leaves the database as it was; a newer database is refused."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+
+import pytest
+
+from crm_desktop.core import Core
+from crm_desktop.errors import DatabaseError
+from crm_desktop.storage import migrate
+
+FAILING_REVISION = '''"""adds a table, fills a column, then fails half-way"""
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0099_fails"
+down_revision = "{head}"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table("half_done", sa.Column("id", sa.Integer, primary_key=True))
+    op.execute("UPDATE contacts SET notes = 'changed by a broken migration'")
+    raise RuntimeError("disk full (simulated) in the middle of the migration")
+
+
+def downgrade() -> None:
+    pass
+'''
+
+
+def _state(db_path):
+    conn = sqlite3.connect(db_path)
+    try:
+        tables = sorted(r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'"))
+        contacts = conn.execute("SELECT id, first_name, notes FROM contacts ORDER BY id").fetchall()
+        return tables, contacts
+    finally:
+        conn.close()
+
+
+def test_a_failing_migration_leaves_data_and_revision_unchanged(home, tmp_path):
+    with Core.open(home) as core:
+        core.services.contacts.create(first_name="Ann", last_name="Lee", notes="keep me")
+    head = migrate.current_revision(home.db_path)
+    before = _state(home.db_path)
+    scripts = tmp_path / "migrations"
+    shutil.copytree(migrate.core_script_location(), scripts, ignore=shutil.ignore_patterns("__pycache__"))
+    (scripts / "versions" / "0099_fails.py").write_text(FAILING_REVISION.format(head=head))
+
+    with pytest.raises(DatabaseError) as info:
+        migrate.upgrade(home.db_path, home.backups_dir, script_location=scripts)
+    message = str(info.value)
+    assert "failed and was undone" in message and "disk full (simulated)" in message and "0099_fails" in message
+    assert migrate.current_revision(home.db_path) == head
+    assert _state(home.db_path) == before
+    assert "half_done" not in before[0]
+    assert migrate.integrity_problems(home.db_path) == []
+    with Core.open(home) as core:  # and the app opens it as before
+        assert core.services.contacts.search("ann")[0].notes == "keep me"
+
+
+def test_a_database_newer_than_the_code_is_refused_and_left_alone(home):
+    Core.open(home).close()
+    conn = sqlite3.connect(home.db_path)
+    conn.execute("UPDATE alembic_version SET version_num = '0500_future'")
+    conn.commit()
+    conn.close()
+    before = home.db_path.read_bytes()
+    with pytest.raises(DatabaseError) as info:
+        Core.open(home)
+    assert "newer than this app knows" in str(info.value) and "0500_future" in str(info.value)
+    assert home.db_path.read_bytes() == before
+    assert not list(home.backups_dir.iterdir())  # refused before any backup or migration
