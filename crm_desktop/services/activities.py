@@ -27,6 +27,7 @@ class ActivityService(EntityService[models.Activity, records.Activity]):
     writable = ("kind", "subject", "body", "due_at", "done_at", "location", "contact_id", "company_id",
                 "deal_id", "lead_id", "owner_id", "team_id")
     sort_keys = {"due": "due_at", "updated": "updated_at", "created": "created_at", "subject": "subject"}
+    enum_fields = {"kind": ActivityKind}
     fts_table = "activities_fts"
 
     def clean(self, session: Session, fields: dict[str, Any], row) -> dict[str, Any]:
@@ -51,9 +52,6 @@ class ActivityService(EntityService[models.Activity, records.Activity]):
                         raise ValidationError(name, value, f"must be the id of an existing {name[:-3]}", e)
                 out[name] = value
         return out
-
-    def extra_record_values(self, row) -> dict[str, Any]:
-        return {"kind": ActivityKind(row.kind)}
 
     def after_create(self, uow, row) -> None:
         super().after_create(uow, row)

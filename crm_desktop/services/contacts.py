@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from crm_desktop.domain import records
@@ -66,6 +67,10 @@ class ContactService(EntityService[models.Contact, records.Contact]):
         if "tags" in fields:
             out["tags"] = fields["tags"]
         return out
+
+    def sql_extras(self) -> dict[str, Any]:
+        return {"company_name": select(models.Company.name).where(
+            models.Company.id == models.Contact.company_id, models.Company.deleted_at.is_(None)).scalar_subquery()}
 
     def extra_record_values(self, row: models.Contact) -> dict[str, Any]:
         company = row.company

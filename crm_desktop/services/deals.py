@@ -98,10 +98,18 @@ class DealService(EntityService[models.Deal, records.Deal]):
             out["status"] = (DealStatus.WON if stage.is_won else DealStatus.LOST if stage.is_lost
                              else DealStatus.OPEN).value
 
+    enum_fields = {"status": DealStatus}
+
+    def sql_extras(self) -> dict[str, Any]:
+        return {
+            "company_name": select(models.Company.name).where(
+                models.Company.id == models.Deal.company_id, models.Company.deleted_at.is_(None)).scalar_subquery(),
+            "stage_name": select(models.Stage.name).where(models.Stage.id == models.Deal.stage_id).scalar_subquery(),
+        }
+
     def extra_record_values(self, row: models.Deal) -> dict[str, Any]:
         company = row.company
         return {
-            "status": DealStatus(row.status),
             "company_name": company.name if company is not None and company.deleted_at is None else None,
             "stage_name": row.stage.name if row.stage is not None else None,
         }

@@ -51,6 +51,8 @@ class EntityService(Generic[M, R]):
     #: the FTS5 table over this entity, if it is searchable
     fts_table: ClassVar[str | None] = None
     has_tags: ClassVar[bool] = False
+    #: record fields stored as text but handed out as enums
+    enum_fields: ClassVar[dict[str, type]] = {}
 
     def __init__(self, services: "CrmServices"):
         self._services = services
@@ -91,7 +93,8 @@ class EntityService(Generic[M, R]):
         sort = sort or Sort(next(iter(self.sort_keys)))
         limit = max(1, min(int(limit), MAX_PAGE))
         column = self._sort_column(sort)
-        stmt = self._filtered(select(self.model), query)
+        # Plain rows, not ORM objects: a page of 200 records is built several times faster.
+        stmt = self._filtered(select(*self._plain_columns()), query)
         backwards = before is not None
         descending = sort.descending != backwards
         key = before if backwards else after
@@ -100,14 +103,17 @@ class EntityService(Generic[M, R]):
             stmt = stmt.where(pair < bound if descending else pair > bound)
         order = (column.desc(), self.model.id.desc()) if descending else (column.asc(), self.model.id.asc())
         stmt = stmt.order_by(*order).limit(limit + 1)
-        with self._services.db.read_sessions() as session:
-            rows = list(session.scalars(stmt).unique().all())
+        with self._services.db.read_engine.connect() as conn:
+            result = conn.execute(stmt)
+            columns = list(result.keys())
+            rows = result.all()
             has_more = len(rows) > limit
             rows = rows[:limit]
             if backwards:
                 rows.reverse()
-            keys = [(getattr(row, self.sort_keys[sort.key]), row.id) for row in rows]
-            items = [self.to_record(row) for row in rows]
+            sort_at, id_at = columns.index(self.sort_keys[sort.key]), columns.index("id")
+            keys = [(row[sort_at], row[id_at]) for row in rows]
+            items = self.records_from_rows(conn, columns, rows)
         return Page(items=items, first_key=keys[0] if keys else None,
                     last_key=keys[-1] if keys else None, has_more=has_more, keys=tuple(keys))
 
@@ -278,11 +284,57 @@ class EntityService(Generic[M, R]):
                 values["tags"] = tuple(sorted((t.name for t in row.tags), key=str.casefold))
             elif hasattr(row, f.name):
                 values[f.name] = getattr(row, f.name)
+        for name, enum in self.enum_fields.items():
+            if values.get(name) is not None:
+                values[name] = enum(values[name])
         values.update(self.extra_record_values(row))
         return self.record_type(**values)
 
     def extra_record_values(self, row: M) -> dict[str, Any]:
+        """Record fields that come from related rows (ORM path); see :meth:`sql_extras`."""
         return {}
+
+    def sql_extras(self) -> dict[str, Any]:
+        """The same related fields as SQL expressions, for list pages read as plain rows."""
+        return {}
+
+    def _plain_columns(self) -> list:
+        return [*self.model.__table__.columns,
+                *(expr.label(name) for name, expr in self.sql_extras().items())]
+
+    def _record_field_names(self) -> tuple[str, ...]:
+        names = self.__class__.__dict__.get("_field_names_cache")
+        if names is None:
+            names = tuple(f.name for f in dataclasses.fields(self.record_type))
+            type(self)._field_names_cache = names
+        return names
+
+    def records_from_rows(self, conn, columns: list[str], rows) -> list[R]:
+        """Records from plain result rows with these column names (one more query for all their tags)."""
+        present = [(name, columns.index(name)) for name in self._record_field_names() if name in columns]
+        id_at = columns.index("id")
+        tags: dict[str, list[str]] = {}
+        if self.has_tags and rows:
+            link = self.model.tags.property.secondary
+            fk = next(c for c in link.columns if c.name != "tag_id")
+            for record_id, tag_name in conn.execute(
+                select(fk, Tag.name).join(Tag, Tag.id == link.c.tag_id)
+                .where(fk.in_([row[id_at] for row in rows]), Tag.deleted_at.is_(None))
+            ):
+                tags.setdefault(record_id, []).append(tag_name)
+        enums = self.enum_fields
+        record_type = self.record_type
+        with_tags = "tags" in self._record_field_names()
+        out = []
+        for row in rows:
+            values = {name: row[i] for name, i in present}
+            for name, enum in enums.items():
+                if values.get(name) is not None:
+                    values[name] = enum(values[name])
+            if with_tags:
+                values["tags"] = tuple(sorted(tags.get(row[id_at], ()), key=str.casefold))
+            out.append(record_type(**values))
+        return out
 
     # -- helpers --------------------------------------------------------------
 

@@ -20,6 +20,7 @@ class LeadService(EntityService[models.Lead, records.Lead]):
     writable = ("title", "first_name", "last_name", "company_name", "email", "phone", "status",
                 "source", "notes", "tags", "owner_id", "team_id")
     sort_keys = {"title": "title", "updated": "updated_at", "created": "created_at", "status": "status"}
+    enum_fields = {"status": LeadStatus}
     fts_table = "leads_fts"
     has_tags = True
 
@@ -41,9 +42,6 @@ class LeadService(EntityService[models.Lead, records.Lead]):
         if "tags" in fields:
             out["tags"] = fields["tags"]
         return out
-
-    def extra_record_values(self, row) -> dict[str, Any]:
-        return {"status": LeadStatus(row.status)}
 
     def after_update(self, uow, row, changed):
         super().after_update(uow, row, changed)

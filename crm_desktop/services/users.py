@@ -21,6 +21,7 @@ class UserService(EntityService[models.User, records.User]):
     record_type = records.User
     writable = ("username", "display_name", "email", "role", "team_id")
     sort_keys = {"name": "display_name", "username": "username"}
+    enum_fields = {"role": Role}
 
     def clean(self, session: Session, fields: dict[str, Any], row) -> dict[str, Any]:
         e = self.entity
@@ -41,9 +42,6 @@ class UserService(EntityService[models.User, records.User]):
         if "team_id" in fields:
             out["team_id"] = clean_text(fields["team_id"], "team_id", entity=e, max_len=36)
         return out
-
-    def extra_record_values(self, row) -> dict[str, Any]:
-        return {"role": Role(row.role)}
 
     def by_username(self, username: str) -> records.User | None:
         with self._services.db.read_sessions() as session:
