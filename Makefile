@@ -10,7 +10,13 @@ export QT_QPA_PLATFORM ?= offscreen
 .PHONY: run test bench screenshots system-deps venv clean lint-layers
 
 run: $(STAMP)
-	QT_QPA_PLATFORM= $(PY) -m crm_desktop $(ARGS)
+	@if [ -z "$$DISPLAY$$WAYLAND_DISPLAY" ]; then \
+	  echo "No display (DISPLAY/WAYLAND_DISPLAY unset): running the headless smoke test instead."; \
+	  echo "On a desktop session, 'make run' opens the window."; \
+	  QT_QPA_PLATFORM=offscreen $(PY) -m crm_desktop --smoke-test $(ARGS); \
+	else \
+	  env -u QT_QPA_PLATFORM $(PY) -m crm_desktop $(ARGS); \
+	fi
 
 test: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest $(PYTEST_ARGS)
