@@ -46,12 +46,12 @@ class EntityListView(QWidget):
         bar.setSpacing(8)
         self.filter_text = QLineEdit(placeholderText=f"Filter {spec.title.lower()}…", clearButtonEnabled=True)
         self.filter_text.addAction(icon("search"), QLineEdit.ActionPosition.LeadingPosition)
-        self.filter_text.setMinimumWidth(240)
+        self.filter_text.setMinimumWidth(170)
         bar.addWidget(self.filter_text)
         self.filter_combos: dict[str, QComboBox] = {}
         for name in spec.filters:
             combo = QComboBox(objectName=f"filter_{name}")
-            combo.setMinimumWidth(130)
+            combo.setMinimumWidth(110)
             self.filter_combos[name] = combo
             bar.addWidget(combo)
         self._fill_filters()

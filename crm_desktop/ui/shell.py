@@ -108,7 +108,7 @@ class MainWindow(QMainWindow):
         self.search.open_record.connect(self.open_record)
         top_layout.addWidget(self.search)
         main_layout.addWidget(top)
-        self.stack = QStackedWidget()
+        self.stack = _PageStack()
         main_layout.addWidget(self.stack, 1)
         layout.addWidget(main, 1)
         self.setCentralWidget(root)
@@ -467,6 +467,23 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event) -> None:
         self.shutdown()
         super().closeEvent(event)
+
+
+class _PageStack(QStackedWidget):
+    """A stack as small as its current page allows: one wide plugin page must not make every
+    page (and the window) wider than a small laptop screen."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.currentChanged.connect(lambda *_: self.updateGeometry())
+
+    def minimumSizeHint(self) -> QSize:
+        current = self.currentWidget()
+        return current.minimumSizeHint() if current is not None else super().minimumSizeHint()
+
+    def sizeHint(self) -> QSize:
+        current = self.currentWidget()
+        return current.sizeHint() if current is not None else super().sizeHint()
 
 
 def _plugin_icon() -> QIcon:
