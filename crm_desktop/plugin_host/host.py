@@ -218,6 +218,7 @@ class PluginHost:
         with self._lock:
             if self.started:
                 return self
+            self._markers_dir.mkdir(parents=True, exist_ok=True)
             for name in leftover_markers(self._markers_dir):
                 reason = (f"disabled because crm-desktop stopped while activating {name} in an earlier run; "
                           f"fix or update it, then `crm-desktop plugin enable {name}`")
@@ -328,7 +329,6 @@ class PluginHost:
             self._set_state(name, PluginState.ERROR, f"migrating its tables failed: {exc}")
             return
         marker = marker_path(self._markers_dir, name)
-        marker.parent.mkdir(parents=True, exist_ok=True)
         marker.write_text(f"activating {name} {manifest.version} at {datetime.now(timezone.utc).isoformat()}\n")
         try:
             self._import_and_activate(record)
@@ -338,7 +338,7 @@ class PluginHost:
     def _import_and_activate(self, record: PluginRecord) -> None:
         name, manifest = record.name, record.manifest
         try:
-            module = loader.import_plugin(manifest.ident, record.path, manifest.main)
+            module = loader.import_plugin(manifest.ident, record.path, manifest.main, fresh=self.started)
         except (Exception, SystemExit):
             self._mark_failed(name, f"importing {manifest.main}", traceback.format_exc())
             return

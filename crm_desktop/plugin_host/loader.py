@@ -33,8 +33,12 @@ def _root_package() -> types.ModuleType:
     return root
 
 
-def import_plugin(ident: str, folder: Path, main: str) -> types.ModuleType:
-    """Import ``folder`` as ``crm_plugins.<ident>`` and return its ``main`` module."""
+def import_plugin(ident: str, folder: Path, main: str, *, fresh: bool = False) -> types.ModuleType:
+    """Import ``folder`` as ``crm_plugins.<ident>`` and return its ``main`` module.
+
+    ``fresh`` (on reload) drops the import system's directory caches first, so
+    files changed within the file system's timestamp resolution are seen.
+    """
     root = _root_package()
     pkg_name = package_name(ident)
     purge(ident)
@@ -50,7 +54,8 @@ def import_plugin(ident: str, folder: Path, main: str) -> types.ModuleType:
         if spec.loader is not None:
             spec.loader.exec_module(package)
         setattr(root, ident, package)
-        importlib.invalidate_caches()  # the folder may have changed since the last import (reload)
+        if fresh:
+            importlib.invalidate_caches()
         module_name = pkg_name + "." + main[:-3].replace("/", ".").replace("\\", ".")
         return importlib.import_module(module_name)
     except BaseException:
