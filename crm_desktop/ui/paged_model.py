@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, QPersistentModelIndex, Qt, Signal
@@ -218,6 +218,25 @@ class PagedTableModel(QAbstractTableModel):
             return
         service, query, sort, size = self._service, self._query, self._sort, self.page_size
         previous_key = self._last_keys.get(page_index - 1)
+        start = page_index * size
+        count = self._count
+        if start > count // 2 and previous_key is None:
+            # the far half is read from the other end, in the reversed order: the last screen
+            # costs as little as the first, with no deep key_at (no OFFSET walk, no anchor build)
+            end = min(count, start + size) - 1
+            reverse = Sort(sort.key, not sort.descending)
+            skip = count - 1 - end
+
+            def load():
+                after = service.key_at(skip - 1, query, reverse) if skip > 0 else None
+                if skip > 0 and after is None:
+                    return [], None
+                page = service.list(query, reverse, after=after, limit=end - start + 1)
+                items = list(reversed(page.items))
+                return items, (page.first_key if page.items else None)
+
+            self._reader.submit(key, load)
+            return
 
         def load():
             if page_index == 0:
@@ -225,7 +244,7 @@ class PagedTableModel(QAbstractTableModel):
             elif previous_key is not None:
                 after = previous_key
             else:
-                after = service.key_at(page_index * size - 1, query, sort)
+                after = service.key_at(start - 1, query, sort)
                 if after is None:
                     return [], None
             page = service.list(query, sort, after=after, limit=size)
