@@ -520,3 +520,15 @@ def test_a_plugin_that_kills_the_process_during_activation_is_disabled_next_star
     assert record.state is PluginState.DISABLED
     assert "stopped while activating killer" in record.error and "plugin enable killer" in record.error
     assert host.records["survivor"].state is PluginState.ACTIVE
+
+
+def test_bundle_post_install_activates_or_refuses_so_the_installer_rolls_back(home, core):
+    from types import SimpleNamespace
+
+    from crm_desktop.plugin_host.lifecycle import bundle_post_install
+
+    good = write_plugin(home.plugins_dir, "from-bundle")
+    bundle_post_install(home, SimpleNamespace(name="from-bundle", version="1.0.0", path=good))
+    bad = write_plugin(home.plugins_dir, "bad-bundle", "raise RuntimeError('broken build')\n")
+    with pytest.raises(PluginError, match="plugin bad-bundle 1.0.0 installed but is failed: .*RuntimeError: broken build"):
+        bundle_post_install(home, SimpleNamespace(name="bad-bundle", version="1.0.0", path=bad))
