@@ -163,8 +163,8 @@ SPECS: dict[str, EntitySpec] = {
         columns=(
             Column("Subject", lambda a: a.subject, "subject", 280),
             Column("Kind", lambda a: str(a.kind).capitalize(), None, 90),
-            Column("Due", lambda a: when(a.due_at), "due", 140),
-            Column("Done", lambda a: when(a.done_at), None, 140),
+            Column("Due", lambda a: when(a.due_at), "due", 158),
+            Column("Done", lambda a: when(a.done_at), None, 158),
             Column("Location", lambda a: a.location, None, 150),
             Column("Updated", lambda a: when(a.updated_at), "updated", 130),
         ),

@@ -106,6 +106,7 @@ class RecordForm(QWidget):
         buttons.addWidget(self.cancel_button)
         buttons.addWidget(self.save_button)
         layout.addLayout(buttons)
+        layout.addStretch(1)  # extra height goes below the form, not between its rows
 
     # -- inputs -------------------------------------------------------------------
 

@@ -65,7 +65,7 @@ def apply_theme(app: QApplication, mode: str = "system") -> str:
     app.setPalette(palette)
     try:
         template = Template((resources_dir() / "style.qss").read_text(encoding="utf-8"))
-        app.setStyleSheet(template.safe_substitute(colors))
+        app.setStyleSheet(template.safe_substitute(colors, icons=(resources_dir() / "icons").as_posix()))
     except OSError:
         log.warning("style sheet missing in %s; using the plain Fusion style", resources_dir())
     return "dark" if dark else "light"
