@@ -100,12 +100,20 @@ def main(argv: list[str] | None = None) -> int:
         tmp_path = Path(tmp)
         csv_path = tmp_path / "contacts.csv"
         write_csv(csv_path, contacts)
-        Core.open(Home(tmp_path / "plain")).close()
-        plain = baseline(tmp_path / "plain" / "crm.sqlite3", contacts)
-        ours, summary = importer(tmp_path / "import", csv_path, contacts)
+        # the machine is shared: measure the baseline before and after the import and compare with
+        # the faster of the two, so a busy moment can only make the ratio look worse, never better
+        plains = []
+        for name in ("plain-before", "import", "plain-after"):
+            if name == "import":
+                ours, summary = importer(tmp_path / name, csv_path, contacts)
+                continue
+            Core.open(Home(tmp_path / name)).close()
+            plains.append(baseline(tmp_path / name / "crm.sqlite3", contacts))
+        plain = max(plains)
     ratio = ours / plain
     ok = ratio >= TARGET_RATIO
-    print(f"import baseline: plain executemany into FTS-indexed contacts: {plain:,.0f} rows/s ({contacts} rows)")
+    print(f"import baseline: plain executemany into FTS-indexed contacts: {plain:,.0f} rows/s ({contacts} rows; "
+          f"best of {', '.join(f'{p:,.0f}' for p in plains)})")
     print(f"import csv {contacts} contacts: {ours:,.0f} rows/s, {summary.companies_created} companies created, "
           f"{summary.skipped} duplicates skipped")
     print(f"import ratio: {ratio:.2f}x of plain executemany (target >= {TARGET_RATIO}x) {'OK' if ok else 'MISS'}")

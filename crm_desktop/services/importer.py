@@ -47,7 +47,7 @@ ProgressCallback = Callable[[int, int], "bool | None"]
 
 FORMATS = ("csv", "vcard")
 ENTITIES = ("contact", "company")
-CHUNK = 1000
+CHUNK = 5000
 PROGRESS_EVERY = 500
 _TEXT_FIELDS = {
     "contact": ("first_name", "last_name", "email", "phone", "mobile", "job_title", "street", "city",
@@ -243,11 +243,20 @@ class _Run:
         self.name_keys: dict[str, str | None] = {}
         # new rows are indexed for search set-based after each chunk (see bulk_fts), same transaction
         self.index = DeferredIndex(dbapi, self.table)
+        # a larger page cache for this transaction keeps the indexes being appended to in memory
+        self.cache_size = dbapi.execute("PRAGMA cache_size").fetchone()[0]
+        dbapi.execute("PRAGMA cache_size=-200000")
         self.company_index = DeferredIndex(dbapi, "companies") if entity == "contact" else None
 
     # -- driving ---------------------------------------------------------------
 
     def run(self, rows: Iterator[tuple[int, dict[str, str]]]) -> None:
+        try:
+            self._run(rows)
+        finally:  # also after a refusal or cancel: the pooled connection gets its usual cache back
+            self.dbapi.execute(f"PRAGMA cache_size={int(self.cache_size)}")
+
+    def _run(self, rows: Iterator[tuple[int, dict[str, str]]]) -> None:
         self._tick(force=True)
         chunk: list[tuple[int, dict[str, str]]] = []
         for item in rows:
@@ -408,12 +417,14 @@ class _Run:
                     f"SELECT id, {label}, {column} FROM {t} WHERE deleted_at IS NULL AND {column} IN ({{}})",
                     wanted["phone"]):
                 found.setdefault(("phone", key), (ident, name))
-        pairs = wanted["name"]
-        for ident, name, key, company in self._select_in(
-                f"SELECT id, {label}, name_key, company_id FROM {t} WHERE deleted_at IS NULL "
-                f"AND company_id IS NOT NULL AND name_key IN ({{}})", {k for k, _ in pairs}):
-            if (key, company) in pairs:
-                found.setdefault(("name", key, company), (ident, name))
+        # one exact probe of the (company_id, name_key) index per pair: a common name like "Anna
+        # Müller" may match thousands of contacts in other companies, which an IN list would fetch
+        sql = (f"SELECT id, {label} FROM {t} WHERE company_id = ? AND name_key = ? AND deleted_at IS NULL "
+               "LIMIT 1")
+        for key, company in wanted["name"]:
+            row = self.dbapi.execute(sql, (company, key)).fetchone()
+            if row is not None:
+                found.setdefault(("name", key, company), (row[0], row[1]))
         return found
 
     def _duplicate_reason(self, values: dict[str, Any], dupes: dict[tuple, tuple[str, str]]) -> tuple[str, str] | None:
