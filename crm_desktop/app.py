@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -21,8 +22,6 @@ VIEWS = ("today", "contacts", "companies", "leads", "deals", "activities", "plug
 
 
 def _application(headless: bool):
-    import os
-
     if headless and not os.environ.get("QT_QPA_PLATFORM"):
         os.environ["QT_QPA_PLATFORM"] = "offscreen"
     from PySide6.QtWidgets import QApplication
@@ -203,7 +202,8 @@ def run_gui(args) -> int:
     core = Core.open(home)
     try:
         window, _host = build_window(core, ephemeral=headless, dev=getattr(args, "dev", False))
-        mode = str(window.settings.value("theme", "system"))
+        # CRM_DESKTOP_THEME=light|dark|system overrides the saved choice (screenshots of both schemes)
+        mode = os.environ.get("CRM_DESKTOP_THEME") or str(window.settings.value("theme", "system"))
         apply_theme(app, mode)
         if screenshot:
             take_screenshot(window, app, view, Path(screenshot), size)

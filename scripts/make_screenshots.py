@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import random
 import sqlite3
 import subprocess
@@ -140,6 +141,11 @@ def main(argv: list[str] | None = None) -> int:
                 print(result.stdout, result.stderr, file=sys.stderr)
                 return result.returncode
             print(f"{view:<11} -> {target.relative_to(REPO) if target.is_relative_to(REPO) else target}")
+        dark = out / "contacts-dark.png"  # one picture of the dark scheme
+        subprocess.run([sys.executable, "-m", "crm_desktop", "--home", str(home), "--screenshot", str(dark),
+                        "--view", "contacts", "--size", args.size], check=True, capture_output=True,
+                       env=dict(os.environ, CRM_DESKTOP_THEME="dark"))
+        print(f"{'dark':<11} -> {dark.name}")
     return 0
 
 
