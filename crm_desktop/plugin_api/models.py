@@ -14,15 +14,8 @@ from sqlalchemy import MetaData
 from sqlalchemy.orm import DeclarativeBase
 
 from crm_desktop.plugin_api.errors import PluginError
-
-#: The same naming convention as the core schema, so alembic names constraints alike.
-NAMING_CONVENTION = {
-    "ix": "ix_%(column_0_label)s",
-    "uq": "uq_%(table_name)s_%(column_0_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-}
+# The core schema's naming convention, so alembic names a plugin's constraints alike.
+from crm_desktop.storage.base import NAMING_CONVENTION
 
 # plugin name -> its bases; weak so a reloaded plugin's old classes can die.
 _BASES: "weakref.WeakValueDictionary[tuple[str, int], type]" = weakref.WeakValueDictionary()
