@@ -34,7 +34,15 @@ KEYSTROKES = ("m", "ma", "mar", "mari", "maria", "maria b", "maria be", "be", "b
 
 
 def _rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    """Peak resident memory of this process image. VmHWM, not ru_maxrss: Linux carries
+    ru_maxrss over exec, so a child would report the peak of the parent that built the data."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (1024 * 1024 if sys.platform == "darwin" else 1024)
 
 
 def child(home_root: str) -> dict:
@@ -71,8 +79,10 @@ def child(home_root: str) -> dict:
     view = window.lists["contacts"]
     model = view.model
     app.processEvents()
-    wait(lambda: model.count_known)
-    visible = min(model.rowCount(), view.table.viewport().height() // view.table.verticalHeader().defaultSectionSize() + 1)
+    screen_rows = view.table.viewport().height() // view.table.verticalHeader().defaultSectionSize() + 1
+    # the first screen needs its rows, not the total count (which may still be counting)
+    wait(lambda: model.count_known or model.rowCount() >= screen_rows)
+    visible = min(model.rowCount(), screen_rows)
     for row in range(visible):
         model.data(model.index(row, 0))
     wait(lambda: all(model.is_loaded(r) for r in range(visible)))
@@ -80,6 +90,9 @@ def child(home_root: str) -> dict:
     open_ms = (time.perf_counter() - started) * 1000
     out = {"rows": model.rowCount(), "open_ms": open_ms}
 
+    wait(lambda: model.count_known)
+    out["rows"] = model.rowCount()
+    out["count_ms"] = (time.perf_counter() - started) * 1000
     if model.rowCount() > 1000:
         t0 = time.perf_counter()
         view.table.scrollToBottom()
@@ -159,6 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     ok = True
     ok &= _row("open + first screen, empty database", e["open_ms"], "ms", float("inf"), True)
     ok &= _row(f"open + first screen, {b['rows']:,} contacts", b["open_ms"], "ms", float("inf"), True)
+    print(f"  (the row count, {b['rows']:,}, was known {b['count_ms']:.0f} ms after opening; rows show before)")
     ok &= _row("open ratio (big / empty)", ratio, "x", TARGETS["open ratio"], ratio < TARGETS["open ratio"])
     ok &= _row("peak memory growth (big - empty)", growth, "MB", TARGETS["memory growth MB"],
                growth < TARGETS["memory growth MB"], f"(peaks {e['peak_mb']:.0f} / {b['peak_mb']:.0f} MB)")

@@ -86,8 +86,8 @@ class DetailPanel(QFrame):
         self.actions_bar.setSpacing(6)
         self.action_buttons: dict[str, QToolButton] = {}
         if spec.entity in _LINK_FIELD:
-            self._add_action("call", "Log call", "phone", lambda: self.log_activity(ActivityKind.CALL))
-            self._add_action("visit", "Log visit", "visit", lambda: self.log_activity(ActivityKind.VISIT))
+            self._add_action("call", "Call", "phone", lambda: self.log_activity(ActivityKind.CALL))
+            self._add_action("visit", "Visit", "visit", lambda: self.log_activity(ActivityKind.VISIT))
             self._add_action("note", "Note", "note", lambda: self.log_activity(ActivityKind.NOTE))
             self._add_action("follow_up", "Follow-up", "task", self.schedule_follow_up)
         if spec.entity == "lead":
@@ -117,7 +117,7 @@ class DetailPanel(QFrame):
             view.itemActivated.connect(self._follow)
             self.related_lists[name] = view
             self.related.addTab(view, name.capitalize())
-        layout.addWidget(self.related, 2)
+        layout.addWidget(self.related, 1)
         self.related.setVisible(bool(spec.related))
 
         if spec.entity == "contact":
@@ -142,6 +142,9 @@ class DetailPanel(QFrame):
         self.subtitle.setText("" if new else self._subtitle(record))
         for key, button in self.action_buttons.items():
             button.setEnabled(not new and not button.property("guarded"))
+        if "convert" in self.action_buttons and not new and getattr(record, "converted_at", None):
+            self.action_buttons["convert"].setEnabled(False)
+            self.action_buttons["convert"].setToolTip("This lead was converted already")
         self.more_button.setEnabled(not new)
         self._load_related(record)
 
@@ -198,7 +201,9 @@ class DetailPanel(QFrame):
     # -- actions --------------------------------------------------------------------------
 
     def _add_action(self, key: str, text: str, icon_name: str, slot) -> None:
-        button = QToolButton(text=text, icon=icon(icon_name))
+        tips = {"call": "Log a call", "visit": "Log a visit", "note": "Add a note",
+                "follow_up": "Schedule a follow-up task", "convert": "Convert to contact, company and deal"}
+        button = QToolButton(text=text, icon=icon(icon_name), toolTip=tips.get(key, text))
         button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
         button.setProperty("chip", True)
         button.clicked.connect(slot)

@@ -64,7 +64,7 @@ class EntityListView(QWidget):
         bar.addWidget(self.new_button)
         layout.addLayout(bar)
 
-        self.model = PagedTableModel(self.service, list(spec.columns), parent=self)
+        self.model = PagedTableModel(self.service, list(spec.columns), start=False, parent=self)
         self.model.countChanged.connect(self._show_count)
         self.table = QTableView(objectName=f"{spec.plural}_table")
         self.table.setModel(self.model)
@@ -148,6 +148,10 @@ class EntityListView(QWidget):
     def apply_filters(self) -> None:
         """Filter in SQL by what the filter bar says now."""
         self.model.set_query(self.current_query())
+
+    def showEvent(self, event) -> None:
+        self.model.start()  # load when first on screen, not while the window opens
+        super().showEvent(event)
 
     def _show_count(self, count: int) -> None:
         self.count_label.setText(f"{count:,} {self.spec.title.lower()}".replace(",", "\u2009"))

@@ -136,6 +136,7 @@ def test_convert_a_lead(qtbot, main_window, services):
     converted = services.leads.get(lead.id)
     assert converted.converted_contact_id is not None
     assert services.contacts.get(converted.converted_contact_id).display_name == "Max Power"
+    assert not button.isEnabled() and "converted already" in button.toolTip()
 
 
 def test_context_menu_asks_every_record_action_provider(qtbot, main_window, services):
