@@ -9,6 +9,7 @@ broken plugin can at worst make its own command unavailable.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from contextlib import contextmanager
@@ -93,12 +94,34 @@ def _new(args: argparse.Namespace) -> int:
 
 def _validate(args: argparse.Namespace) -> int:
     from crm_desktop.plugin_host.manifest import compatibility_problems, missing_python_dependencies, read_manifest
+    from crm_desktop.plugin_host.policy import PolicyError, load_home_policy
+    from crm_desktop.plugin_host.static_checks import ERROR, scan_plugin
 
-    manifest = read_manifest(Path(args.path))  # ManifestError -> one line, exit 2
+    folder = Path(args.path)
+    manifest = read_manifest(folder)  # ManifestError -> one line, exit 2
     problems = compatibility_problems(manifest) + missing_python_dependencies(manifest)
     for problem in problems:
         print(f"warning: {problem}")
+    try:
+        policy = load_home_policy(home_of(args))
+        strict, policy_note = policy.strict_static_checks, ""
+        granted = {p for p in manifest.permissions if policy.permits(p)} | set(policy.grants_for(manifest.name))
+    except PolicyError as exc:
+        # fail closed, as the host does: an unreadable policy counts as strict and grants nothing
+        strict, policy_note, granted = True, f" (the plugin policy is unreadable: {exc})", set(manifest.permissions)
+    findings = scan_plugin(folder, granted=granted)
+    for finding in findings:
+        # file:line: severity: [rule] message (needs 'permission'); errors are warnings unless the policy is strict
+        shown = finding if strict or finding.severity != ERROR else dataclasses.replace(finding, severity="warning")
+        print(shown)
+    errors = [f for f in findings if f.severity == ERROR]
     print(f"{manifest.name} {manifest.version}: plugin.json is valid")
+    if errors and strict:
+        print(f"{manifest.name}: {len(errors)} static check error(s); the policy has strictStaticChecks, "
+              f"so it would be refused at install{policy_note}", file=sys.stderr)
+        return 1
+    if findings:
+        print(f"{manifest.name}: {len(findings)} static check finding(s); shown for approval at install")
     return 0
 
 

@@ -4,6 +4,13 @@ The context's services act as ``Actor.plugin(name)``, so every write is
 audited with the plugin as the actor. ``ctx.db`` uses an engine of its own
 whose SQLite authorizer refuses every table not prefixed with the plugin's
 name: "its own tables only" is enforced by SQLite, not by convention.
+
+With the runtime tripwire on, everything the facade does for a plugin (its
+settings file, the keyring, ``ctx.http`` requests, ``ctx.db`` connections,
+record services and their audit writes, event publishing, ``ctx.api``) runs
+inside ``tripwire.core_call()``: the facade checks permissions itself, so an
+honest plugin using ``ctx`` is not blocked by the tripwire. Plugin code the
+core calls back from inside (an event handler) is still attributed to it.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ import logging
 import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
+from contextlib import nullcontext
 from typing import Any, Callable
 
 from sqlalchemy import event
@@ -25,6 +33,7 @@ from crm_desktop.plugin_api.models import table_prefix
 from crm_desktop.plugin_host.manifest import Manifest
 from crm_desktop.plugin_host.permissions import PermissionGate
 from crm_desktop.plugin_host.settings_store import secret_service
+from crm_desktop.plugin_host.tripwire import Tripwire
 
 log = logging.getLogger(__name__)
 
@@ -37,10 +46,51 @@ _ALWAYS_DENIED = {sqlite3.SQLITE_ATTACH, sqlite3.SQLITE_DETACH, sqlite3.SQLITE_P
                   sqlite3.SQLITE_CREATE_TRIGGER, sqlite3.SQLITE_CREATE_VIEW}
 
 
+def _core_scope(tripwire: Tripwire | None) -> Any:
+    return tripwire.core_call() if tripwire is not None else nullcontext()
+
+
+def _as_core(fn: Callable, tripwire: Tripwire | None) -> Callable:
+    """``fn`` run as the core's own work (not attributed to the plugin on the stack)."""
+    if tripwire is None:
+        return fn
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        with tripwire.core_call():
+            return fn(*args, **kwargs)
+
+    return call
+
+
+class CoreCalls:
+    """Wraps a facade or service object so every method call runs in ``tripwire.core_call()``."""
+
+    def __init__(self, target: Any, tripwire: Tripwire):
+        object.__setattr__(self, "_target", target)
+        object.__setattr__(self, "_tripwire", tripwire)
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self._target, name)
+        if callable(value) and not name.startswith("__"):
+            return _as_core(value, self._tripwire)
+        return value
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self._target, name, value)
+
+    def __repr__(self) -> str:
+        return repr(self._target)
+
+
+def _wrapped(target: Any, tripwire: Tripwire | None) -> Any:
+    return target if tripwire is None else CoreCalls(target, tripwire)
+
+
 class PluginDatabase:
     """A plugin's own engine on the app database, limited to its tables."""
 
-    def __init__(self, db_path: Path, plugin: str):
+    def __init__(self, db_path: Path, plugin: str, tripwire: Tripwire | None = None):
+        self.tripwire = tripwire
         self.plugin = plugin
         self.prefix = table_prefix(plugin)
         self.denied_table: str | None = None
@@ -65,7 +115,16 @@ class PluginDatabase:
         if self._sessions is None:
             from crm_desktop.storage.engine import make_engine
 
-            self._engine = make_engine(self._db_path, immediate=True)
+            with _core_scope(self.tripwire):
+                self._engine = make_engine(self._db_path, immediate=True)
+            tripwire = self.tripwire
+
+            if tripwire is not None:
+                # Connections open lazily, inside the plugin's own statements: open them as the core.
+                @event.listens_for(self._engine, "do_connect")
+                def _connect(dialect, _record, cargs, cparams):
+                    with tripwire.core_call():
+                        return dialect.connect(*cargs, **cparams)
 
             # Registered after make_engine's own listener: its PRAGMAs run before the authorizer exists.
             @event.listens_for(self._engine, "connect")
@@ -108,15 +167,20 @@ def build_context(*, manifest: Manifest, services: Any, db_path: Path, data_dir:
                   publish: Callable[[str, str, dict], None],
                   subscribe: Callable[[str, str, Callable], Callable[[], None]],
                   read_settings: Callable[[], dict], write_setting: Callable[[str, Any], None],
-                  api_client: Any = None) -> tuple[PluginContext, ContextResources]:
-    """The facade for one plugin and the resources to release when it unloads."""
+                  api_client: Any = None, tripwire: Tripwire | None = None
+                  ) -> tuple[PluginContext, ContextResources]:
+    """The facade for one plugin and the resources to release when it unloads.
+
+    ``tripwire``: the process tripwire the plugin is registered with (None: off);
+    the facade's own I/O then runs in its ``core_call()``.
+    """
     name = manifest.name
     plugin_services = services.as_actor(Actor.plugin(name))
     declared = frozenset(manifest.permissions) | frozenset(manifest.provides.permissions)
-    gate = PermissionGate(name, declared, policy_permits, role,
-                          audit=lambda actor, action, details: services.audit.write(actor, action, details=details))
+    gate = PermissionGate(name, declared, policy_permits, role, audit=_as_core(
+        lambda actor, action, details: services.audit.write(actor, action, details=details), tripwire))
     http = HttpFacade(name, tuple(manifest.network.hosts), gate)
-    database = PluginDatabase(db_path, name)
+    database = PluginDatabase(db_path, name, tripwire)
     resources = ContextResources(gate=gate, http=http, database=database)
 
     def _subscribe(event_name: str, handler: Callable) -> Callable[[], None]:
@@ -124,17 +188,17 @@ def build_context(*, manifest: Manifest, services: Any, db_path: Path, data_dir:
         resources.subscriptions.append(unsubscribe)
         return unsubscribe
 
-    data_dir.mkdir(parents=True, exist_ok=True)
-    records = {"contacts": plugin_services.contacts, "companies": plugin_services.companies,
-               "leads": plugin_services.leads, "deals": plugin_services.deals,
-               "activities": plugin_services.activities, "users": plugin_services.users}
+    with _core_scope(tripwire):
+        data_dir.mkdir(parents=True, exist_ok=True)
+    records = {key: _wrapped(getattr(plugin_services, key), tripwire)
+               for key in ("contacts", "companies", "leads", "deals", "activities", "users")}
     ctx = PluginContext(
         name=name, version=manifest.version, data_dir=data_dir, gate=gate, records=records,
-        events=EventsFacade(name, lambda n, p: publish(name, n, p), _subscribe),
-        settings=SettingsFacade(read_settings, write_setting),
-        secrets=SecretsFacade(secret_service(name)),
-        http=http, api=ApiFacade(name, gate, api_client),
-        db=DbFacade(name, database.session, lambda: database.denied_table, gate),
+        events=EventsFacade(name, _as_core(lambda n, p: publish(name, n, p), tripwire), _subscribe),
+        settings=SettingsFacade(_as_core(read_settings, tripwire), _as_core(write_setting, tripwire)),
+        secrets=_wrapped(SecretsFacade(secret_service(name)), tripwire),
+        http=_wrapped(http, tripwire), api=_wrapped(ApiFacade(name, gate, api_client), tripwire),
+        db=DbFacade(name, _as_core(database.session, tripwire), lambda: database.denied_table, gate),
         allowed=gate.allowed,
     )
     return ctx, resources

@@ -10,6 +10,7 @@ Set ``CRM_TRACE_PLUGINS=1`` to log every hook call with its plugin and duration.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import shutil
@@ -32,7 +33,7 @@ from crm_desktop.plugin_api.context import PluginContext
 from crm_desktop.plugin_api.contributions import CliCommand, MenuAction, Panel, RecordAction
 from crm_desktop.plugin_api.errors import PluginError
 from crm_desktop.plugin_api.models import bases_of, table_prefix
-from crm_desktop.plugin_host import discovery, loader
+from crm_desktop.plugin_host import bundle, discovery, integrity, loader
 from crm_desktop.plugin_host.discovery import Candidate
 from crm_desktop.plugin_host.facade import ContextResources, build_context
 from crm_desktop.plugin_host.lifecycle import (
@@ -44,6 +45,7 @@ from crm_desktop.plugin_host.manifest import (
 from crm_desktop.plugin_host.permissions import DEFAULT_LOCAL_ROLE, PermissionGate
 from crm_desktop.plugin_host.resolver import dependents_of, resolve
 from crm_desktop.plugin_host.settings_store import SettingField, SettingsStore, schema_fields
+from crm_desktop.plugin_host.tripwire import PluginGrants, Tripwire, install_tripwire
 
 log = logging.getLogger(__name__)
 trace_log = logging.getLogger("crm_desktop.plugin_host.trace")
@@ -53,6 +55,21 @@ _AUTO: Any = object()
 _FAILED: Any = object()  # a guarded call raised
 
 Listener = Callable[[str, str], None]
+
+
+def _core_work(method: Callable) -> Callable:
+    """The host's own file and database work (markers, migrations, copies, settings) runs as the core:
+    the tripwire does not pin it on a plugin even when plugin code (e.g. the plugin's own tests) called
+    the host. Plugin hooks the host calls from inside are still attributed to their plugin."""
+
+    @functools.wraps(method)
+    def run(self: "PluginHost", *args: Any, **kwargs: Any) -> Any:
+        if self._tripwire is None:
+            return method(self, *args, **kwargs)
+        with self._tripwire.core_call():
+            return method(self, *args, **kwargs)
+
+    return run
 
 
 @dataclass
@@ -73,12 +90,16 @@ class PluginHost:
     user's role (admin until login lands). ``bundled_dir`` / ``system_dir``
     override where bundled and system plugins are looked for (None: none);
     ``extra_folders`` adds single plugin folders (``plugin check PATH``).
+    ``tripwire``: True (the default) registers each active plugin with the
+    process's runtime tripwire, which blocks plain network, subprocess and
+    stray file access the plugin was not granted; ``"log"`` only records
+    such events; False leaves the plugins unwatched (see tripwire.py).
     """
 
     def __init__(self, core: Any, home: Any, *, policy: Any = None, dev: bool = False,
                  role: Role | str | None = None, bundled_dir: Path | None = _AUTO,
                  system_dir: Path | None = _AUTO, extra_folders: tuple[Path, ...] = (),
-                 api_client: Any = None):
+                 api_client: Any = None, tripwire: bool | str = True):
         self.core = core
         self.home = home
         self.dev = dev
@@ -112,6 +133,11 @@ class PluginHost:
         self._settings = SettingsStore(Path(home.root) / "plugin-settings")
         self._markers_dir = Path(home.plugin_data_dir)
         self._trace = os.environ.get(TRACE_ENV, "") not in ("", "0")
+        self._tripwire: Tripwire | None = None
+        if tripwire:
+            self._tripwire = install_tripwire()
+            # The mode is process-wide: the last host asking for "log" only switches enforcement off.
+            self._tripwire.mode = "log" if tripwire == "log" else "enforce"
         self.started = False
 
     # ------------------------------------------------------------------ reading
@@ -166,10 +192,12 @@ class PluginHost:
         """The plugin's settings fields (name, type, required, secret, description, default)."""
         return schema_fields(self._manifest(name))
 
+    @_core_work
     def settings(self, name: str) -> dict[str, Any]:
         """Current values of the plugin's settings (defaults filled in; secrets from the keyring)."""
         return self._settings.values(self._manifest(name))
 
+    @_core_work
     def set_setting(self, name: str, key: str, value: Any, *, from_text: bool = False) -> Any:
         """Validate (type, required, enum) and store one setting; returns the stored value."""
         return self._settings.set(self._manifest(name), key, value, from_text=from_text)
@@ -213,12 +241,18 @@ class PluginHost:
     def _roots(self) -> list[tuple[str, Path | None]]:
         return [("bundled", self._bundled_dir), ("system", self._system_dir), ("user", Path(self.home.plugins_dir))]
 
+    @_core_work
     def start(self) -> "PluginHost":
         """Discover, validate, resolve, migrate, import and activate every enabled plugin."""
         with self._lock:
             if self.started:
                 return self
             self._markers_dir.mkdir(parents=True, exist_ok=True)
+            try:
+                # an install the app died in the middle of: put the previous version back first
+                bundle.recover_interrupted_installs(Path(self.home.plugins_dir))
+            except OSError as exc:
+                log.error("tidying up interrupted plugin installs in %s failed: %s", self.home.plugins_dir, exc)
             for name in leftover_markers(self._markers_dir):
                 reason = (f"disabled because crm-desktop stopped while activating {name} in an earlier run; "
                           f"fix or update it, then `crm-desktop plugin enable {name}`")
@@ -236,6 +270,7 @@ class PluginHost:
             self.started = True
             return self
 
+    @_core_work
     def stop(self) -> None:
         """Deactivate every plugin (their enabled state is kept) and stop forwarding events."""
         with self._lock:
@@ -319,10 +354,16 @@ class PluginHost:
 
     # ------------------------------------------------------------------ loading
 
+    @_core_work
     def _load(self, name: str) -> None:
         record = self._records[name]
         manifest = record.manifest
         assert manifest is not None
+        # installed from a bundle: its files must still be the ones installed (before any of its code runs)
+        report = integrity.check_plugin_folder(record.path, name)
+        if not report.ok:
+            self._set_state(name, PluginState.BLOCKED, str(integrity.IntegrityError(name, report.problems)))
+            return
         try:
             self._migrate(manifest, record.path)
         except Exception as exc:
@@ -337,6 +378,10 @@ class PluginHost:
 
     def _import_and_activate(self, record: PluginRecord) -> None:
         name, manifest = record.name, record.manifest
+        data_dir = Path(self.home.plugin_data_dir) / name
+        if self._tripwire is not None:
+            grants = PluginGrants.from_permissions(self._gate(manifest).effective(), self.policy.grants_for(name))
+            self._tripwire.register(name, record.path, data_dir, grants)
         try:
             module = loader.import_plugin(manifest.ident, record.path, manifest.main, fresh=self.started)
         except (Exception, SystemExit):
@@ -360,11 +405,11 @@ class PluginHost:
                     impls[caller.name] = impl
         ctx, resources = build_context(
             manifest=manifest, services=self.core.services, db_path=Path(self.home.db_path),
-            data_dir=Path(self.home.plugin_data_dir) / name, policy_permits=self.policy.permits,
+            data_dir=data_dir, policy_permits=self.policy.permits,
             role=lambda: self.role, publish=self._publish, subscribe=self._subscribe_plugin,
             read_settings=lambda: self._settings.values(manifest),
             write_setting=lambda key, value: self._settings.set(manifest, key, value),
-            api_client=self._api_client)
+            api_client=self._api_client, tripwire=self._tripwire)
         self._runtime[name] = _Runtime(module=module, ctx=ctx, resources=resources, impls=impls)
         del module, ctx, resources
         result = self._call(name, "crm_activate")
@@ -507,12 +552,15 @@ class PluginHost:
         except Exception:  # one bad disposer must not keep the others from running
             log.exception("a disposer of plugin %s failed", name)
 
+    @_core_work
     def _teardown(self, name: str, *, run_deactivate: bool = True) -> None:
         """Deactivate, run disposers, drop subscriptions, unregister hooks, purge modules."""
         rt = self._runtime.get(name)
         record = self._records.get(name)
         ident = record.manifest.ident if record is not None and record.manifest is not None else None
         if rt is None:
+            if self._tripwire is not None:
+                self._tripwire.unregister(name)
             if ident:
                 loader.purge(ident)
             return
@@ -525,6 +573,8 @@ class PluginHost:
         for disposer in reversed(rt.disposers):
             self._dispose_one(name, disposer)
         rt.disposers.clear()
+        if self._tripwire is not None:
+            self._tripwire.unregister(name)  # after its deactivate and disposers, which are still watched
         rt.resources.close()
         self._subscriptions = [s for s in self._subscriptions if s[0] != name]
         try:
@@ -560,6 +610,7 @@ class PluginHost:
         manifests = {n: r.manifest for n, r in self._records.items() if r.manifest is not None}
         return [d for d in dependents_of(name, manifests) if d in self._runtime]
 
+    @_core_work
     def enable(self, name: str) -> PluginRecord:
         """Enable (persisted) and activate ``name``; returns its record (which may say why it cannot run)."""
         with self._lock:
@@ -585,6 +636,7 @@ class PluginHost:
             if dependent in self._eligible:
                 self._resolve_and_load([dependent])
 
+    @_core_work
     def disable(self, name: str, *, persist: bool = True) -> PluginRecord:
         """Deactivate ``name`` (and what depends on it); ``persist`` remembers it across starts."""
         with self._lock:
@@ -598,6 +650,7 @@ class PluginHost:
             self._set_state(name, PluginState.DISABLED, None)
             return record
 
+    @_core_work
     def reload(self, name: str) -> PluginRecord:
         """Unload ``name`` (and its dependents) completely and load it again from its folder."""
         with self._lock:
@@ -617,6 +670,7 @@ class PluginHost:
                     self._resolve_and_load([dependent])
             return self._records[name]
 
+    @_core_work
     def install_folder(self, path: Path) -> PluginRecord:
         """Activate a plugin folder (already extracted, e.g. by the bundle installer).
 
@@ -659,6 +713,7 @@ class PluginHost:
             self._retry_dependents(name)
             return self._records[name]
 
+    @_core_work
     def uninstall(self, name: str, drop_data: bool = False) -> None:
         """Remove a user plugin's folder; keep its tables and settings unless ``drop_data``
         (then the database is backed up first and its tables dropped)."""
@@ -680,6 +735,7 @@ class PluginHost:
             self._state.set_enabled(name)
             self._notify(name, "state_changed")
 
+    @_core_work
     def drop_data(self, manifest: Manifest) -> Path | None:
         """Back up the database, then drop the plugin's tables and version table; returns the backup."""
         from crm_desktop.storage.migrate import backup_database
