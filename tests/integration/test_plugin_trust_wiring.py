@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import socket
 import sys
@@ -52,6 +53,8 @@ def make_host(core, home):
     yield make
     for host in hosts:
         host.stop()
+    hosts.clear()
+    gc.collect()  # collect the hosts' cycles here, not at a random later point
 
 
 def states(host: PluginHost) -> dict[str, str]:
