@@ -20,16 +20,18 @@ from crm_desktop.ui.shell import MainWindow
 
 PLUGIN_CODE = '''
 import sys
-from PySide6.QtWidgets import QApplication, QLabel, QMainWindow, QMenu
+from PySide6.QtWidgets import QLabel, QMenu
 from crm_desktop.plugin_api import MenuAction, Panel, RecordAction, hookimpl
 
 VERSION = "{version}"
 
 # What the Plugins menu held while this module was being imported (manifest entries show first).
-for _w in QApplication.topLevelWidgets():
-    if isinstance(_w, QMainWindow) and _w.findChild(QMenu, "menu_Plugins") is not None:
-        sys.modules["plugin_probe"].seen_at_import.append(
-            [a.text() for a in _w.findChild(QMenu, "menu_Plugins").actions()])
+# (The test hands the window over; walking QApplication.topLevelWidgets() here could touch
+# widgets of earlier tests that Qt is still destroying.)
+_w = getattr(sys.modules["plugin_probe"], "window", None)
+if _w is not None and _w.findChild(QMenu, "menu_Plugins") is not None:
+    sys.modules["plugin_probe"].seen_at_import.append(
+        [a.text() for a in _w.findChild(QMenu, "menu_Plugins").actions()])
 
 
 def _panel(parent):
@@ -88,12 +90,14 @@ def probe(monkeypatch):
 
 
 @pytest.fixture
-def window(qtbot, core, tmp_path):
+def window(qtbot, core, tmp_path, probe):
     w = MainWindow(core.services, settings=QSettings(str(tmp_path / "ui.ini"), QSettings.Format.IniFormat),
                    home=core.home)
     qtbot.addWidget(w)
     w.show()
+    probe.window = w
     yield w
+    probe.window = None
     w.shutdown()
 
 
