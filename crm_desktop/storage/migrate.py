@@ -17,7 +17,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic import command
 
