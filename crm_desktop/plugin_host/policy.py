@@ -47,7 +47,6 @@ the app does not guess what an admin meant.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import sys
@@ -56,6 +55,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from crm_desktop.errors import CrmError
+from crm_desktop.plugin_host.json_files import read_bounded_json
 
 log = logging.getLogger(__name__)
 
@@ -236,17 +236,7 @@ def parse_policy(doc: Any, source: str) -> Policy:
 
 def read_policy_file(path: Path) -> tuple[Policy, dict[str, Any]]:
     """Read and parse one policy file; returns the policy and the raw object."""
-    try:
-        with open(path, "rb") as fh:
-            data = fh.read(MAX_POLICY_BYTES + 1)
-    except OSError as exc:
-        raise PolicyError(f"{path}: cannot read the policy: {exc.strerror}") from None
-    if len(data) > MAX_POLICY_BYTES:
-        raise PolicyError(f"{path}: a policy file is at most {MAX_POLICY_BYTES} bytes")
-    try:
-        doc = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise PolicyError(f"{path}: invalid JSON: {exc}") from None
+    doc = read_bounded_json(path, MAX_POLICY_BYTES, PolicyError, noun="policy")
     return parse_policy(doc, str(path)), doc
 
 

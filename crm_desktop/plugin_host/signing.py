@@ -50,6 +50,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from crm_desktop.errors import CrmError
+from crm_desktop.plugin_host.json_files import read_bounded_json
 
 log = logging.getLogger(__name__)
 
@@ -230,17 +231,8 @@ def sign_bundle(
 def read_signature(sig_path: str | os.PathLike[str]) -> tuple[SignatureInfo, bytes]:
     """Parse a ``.sig`` file (no verification); returns the info and the raw signature."""
     sig_path = Path(sig_path)
-    try:
-        with open(sig_path, "rb") as fh:
-            data = fh.read(MAX_SIGNATURE_FILE_BYTES + 1)
-    except OSError as exc:
-        raise SignatureError(f"{sig_path}: cannot read the signature: {exc.strerror}") from None
-    if len(data) > MAX_SIGNATURE_FILE_BYTES:
-        raise SignatureError(f"{sig_path}: a signature file is at most {MAX_SIGNATURE_FILE_BYTES} bytes")
-    try:
-        doc = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise SignatureError(f"{sig_path}: not a signature file (invalid JSON: {exc})") from None
+    doc = read_bounded_json(sig_path, MAX_SIGNATURE_FILE_BYTES, SignatureError, noun="signature",
+                            invalid_json="not a signature file (invalid JSON: {exc})")
     if not isinstance(doc, dict) or doc.get("format") != SIGNATURE_FORMAT:
         raise SignatureError(f"{sig_path}: not a signature file (format must be {SIGNATURE_FORMAT!r})")
     if doc.get("algorithm") != "ed25519":
