@@ -75,6 +75,7 @@ def _list(args: argparse.Namespace) -> int:
             print("no plugins")
         for r in records:
             print(f"{r.name:<24} {r.version:<10} {r.state.value:<12} {r.source:<8} {r.path}")
+            print(f"{'':<24} publisher: {r.publisher}")
             if r.permissions:
                 print(f"{'':<24} permissions: {', '.join(r.permissions)}")
             if r.error:
