@@ -166,3 +166,12 @@ def test_a_user_who_requires_signatures_on_their_own_may_exempt_folders(tmp_path
     user_doc = {"requireSignature": True, "allowUnsignedFrom": [mine]}
     policy = merge(system, parse_policy(user_doc, "user"), user_doc)
     assert policy.require_signature and policy.allow_unsigned_from == (Path(mine).resolve(),)
+
+
+def test_the_admin_guides_example_policy_is_a_valid_policy():
+    import re
+
+    guide = (Path(__file__).resolve().parents[2] / "docs" / "admin-guide.md").read_text()
+    example = next(block for block in re.findall(r"```json\n(.*?)```", guide, re.S) if "requireSignature" in block)
+    policy = parse_policy(json.loads(example), "admin-guide.md")
+    assert policy.require_signature and policy.allow_unsigned_from == (Path("~/src/crm-plugins").expanduser().resolve(),)
