@@ -106,7 +106,7 @@ def provenance(folder: str | os.PathLike[str], source: str, name: str, version: 
     try:
         kid = key_id_of(public_key)
     except SignatureError:
-        return Provenance(UNSIGNED, problem=f"its install record names no valid publisher key")
+        return Provenance(UNSIGNED, problem="its install record names no valid publisher key")
     if not (folder / FILE_LIST_NAME).is_file():
         return Provenance(UNSIGNED, key_id=kid, public_key=public_key,
                           problem=f"its bundle file list {FILE_LIST_NAME} is missing")
