@@ -39,8 +39,10 @@ def register(registry) -> None:
     sign.add_argument("bundle", metavar="BUNDLE")
     sign.add_argument("--key", required=True, metavar="PREFIX.key", help="private key from 'keys generate'")
 
-    install = plugin.command("install", "verify a bundle against the policy and install or update it", _install)
-    install.add_argument("bundle", metavar="BUNDLE")
+    install = plugin.command("install", "verify a bundle (or a plugin folder) against the policy and install or "
+                                        "update it", _install)
+    install.add_argument("bundle", metavar="BUNDLE|DIR",
+                         help="a .crmplugin bundle, or a plugin folder (same rules: policy, no downgrade, approval)")
     install.add_argument("--yes", action="store_true", help="install without asking for confirmation")
 
 
@@ -124,22 +126,68 @@ def _print_plan(plan) -> None:
         print("static checks: no findings")
 
 
+def _print_folder_plan(plan) -> None:
+    previous = f" (replaces {plan.previous_version})" if plan.previous_version else ""
+    print(f"plugin:      {plan.name} {plan.version}{previous}")
+    print(f"publisher:   {plan.publisher}")
+    print(f"permissions: {', '.join(plan.permissions) or '(none)'}")
+    print(f"from folder: {plan.source}")
+    print(f"into:        {plan.target}")
+    for warning in plan.warnings:
+        print(f"warning:     {warning}")
+    if plan.findings:
+        print(f"static checks: {len(plan.findings)} finding(s)")
+        for finding in plan.findings:
+            print(f"  {finding}")
+    else:
+        print("static checks: no findings")
+
+
+def _confirm(args: argparse.Namespace, plan) -> bool:
+    if args.yes:
+        return True
+    if not sys.stdin.isatty():
+        raise BundleCommandError(
+            f"not installing {plan.name}: no terminal to confirm on; review the above and add --yes"
+        )
+    answer = input(f"Install {plan.name} {plan.version}? [y/N] ").strip().lower()
+    return answer in ("y", "yes")
+
+
+def _install_folder(args: argparse.Namespace) -> int:
+    """``plugin install DIR``: the host checks the folder like a bundle, shows the plan, asks, copies, activates."""
+    from crm_desktop.cli.plugin_commands import _host
+
+    plans = []
+
+    def approve(plan) -> bool:
+        plans.append(plan)
+        _print_folder_plan(plan)
+        return _confirm(args, plan)
+
+    with _host(args) as host:
+        record = host.install_folder(Path(args.bundle), approve=approve)
+        if record.state.value != "active":
+            print(f"installed {record.name} {record.version} in {record.path}, but it is {record.state.value}: "
+                  f"{(record.error or '').strip().splitlines()[0] if record.error else ''}", file=sys.stderr)
+            return 1
+    previous = plans[-1].previous_version
+    verb = f"updated from {previous} to" if previous else "installed"
+    print(f"{verb} {record.name} {record.version} in {record.path}")
+    return 0
+
+
 def _install(args: argparse.Namespace) -> int:
     from crm_desktop.plugin_host import bundle, policy
 
+    if Path(args.bundle).is_dir():
+        return _install_folder(args)
     home = home_of(args)
     effective = policy.load_policy(home.policy_path)
 
     def approve(plan) -> bool:
         _print_plan(plan)
-        if args.yes:
-            return True
-        if not sys.stdin.isatty():
-            raise BundleCommandError(
-                f"not installing {plan.name}: no terminal to confirm on; review the above and add --yes"
-            )
-        answer = input(f"Install {plan.name} {plan.version}? [y/N] ").strip().lower()
-        return answer in ("y", "yes")
+        return _confirm(args, plan)
 
     result = bundle.install_bundle(
         args.bundle,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,8 +30,9 @@ def register(registry) -> None:
     p = group.command("new", "create a plugin from the template", _new)
     p.add_argument("name")
     p.add_argument("--dir", help="parent folder (default: <home>/plugins)")
-    p = group.command("validate", "validate a plugin folder's plugin.json", _validate)
-    p.add_argument("path")
+    p = group.command("validate", "validate a plugin's plugin.json and run the static checks (no code runs)",
+                      _validate)
+    p.add_argument("target", metavar="NAME|PATH", help="an installed plugin's name, or a plugin folder")
     p = group.command("check", "load a plugin headless, build its panels, reload it and look for leaks", _check)
     p.add_argument("target", metavar="NAME|PATH")
     p.add_argument("--json", action="store_true", help="print JSON")
@@ -75,6 +77,7 @@ def _list(args: argparse.Namespace) -> int:
             print("no plugins")
         for r in records:
             print(f"{r.name:<24} {r.version:<10} {r.state.value:<12} {r.source:<8} {r.path}")
+            print(f"{'':<24} publisher: {r.publisher}")
             if r.permissions:
                 print(f"{'':<24} permissions: {', '.join(r.permissions)}")
             if r.error:
@@ -97,7 +100,7 @@ def _validate(args: argparse.Namespace) -> int:
     from crm_desktop.plugin_host.policy import PolicyError, load_home_policy
     from crm_desktop.plugin_host.static_checks import ERROR, scan_plugin
 
-    folder = Path(args.path)
+    folder = _plugin_folder(args, args.target, "validate")
     manifest = read_manifest(folder)  # ManifestError -> one line, exit 2
     problems = compatibility_problems(manifest) + missing_python_dependencies(manifest)
     for problem in problems:
@@ -123,6 +126,40 @@ def _validate(args: argparse.Namespace) -> int:
     if findings:
         print(f"{manifest.name}: {len(findings)} static check finding(s); shown for approval at install")
     return 0
+
+
+def _looks_like_path(target: str) -> bool:
+    return os.sep in target or (os.altsep or os.sep) in target or target.startswith(".") or target.startswith("~")
+
+
+def _plugin_folder(args: argparse.Namespace, target: str, command: str) -> Path:
+    """The folder of ``target``: a plugin folder path, or the name of a plugin the app finds (no code runs).
+
+    A bad name or path is a :class:`CliError` in one line naming what was tried."""
+    from crm_desktop.cli import CliError
+    from crm_desktop.plugin_host import discovery
+    from crm_desktop.plugin_host.policy import PolicyError, load_home_policy
+
+    path = Path(target).expanduser()
+    if path.is_dir():
+        return path
+    if path.exists():
+        raise CliError(f"plugin {command}: {target} is a file, not a plugin folder")
+    if _looks_like_path(target):
+        raise CliError(f"plugin {command}: no such folder {target}")
+    home = home_of(args)
+    try:
+        policy = load_home_policy(home)
+    except PolicyError:
+        policy = None  # the system folder then comes from CRM_DESKTOP_SYSTEM_PLUGINS only
+    roots = [("bundled", discovery.bundled_plugins_dir()), ("system", discovery.system_plugins_dir(policy)),
+             ("user", home.plugins_dir)]
+    candidates = discovery.discover(roots)
+    for candidate in candidates:
+        if candidate.name == target or (candidate.manifest is None and candidate.path.name == target):
+            return candidate.path
+    known = ", ".join(sorted(c.name for c in candidates if "@" not in c.name)) or "none"
+    raise CliError(f"plugin {command}: no plugin named {target!r} and no folder {target} (plugins: {known})")
 
 
 def _check(args: argparse.Namespace) -> int:

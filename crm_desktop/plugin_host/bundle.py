@@ -40,6 +40,7 @@ module (staging, previous versions kept aside) and are never plugins.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import logging
@@ -62,7 +63,10 @@ from packaging.version import InvalidVersion, Version
 from crm_desktop.errors import CrmError
 from crm_desktop.plugin_host import static_checks
 from crm_desktop.plugin_host.policy import Policy
-from crm_desktop.plugin_host.signing import SignatureError, SignatureInfo, file_sha256, sig_path_for, verify_bundle_signature
+from crm_desktop.plugin_host.signing import (
+    SignatureError, SignatureInfo, file_sha256, read_signature, sig_path_for, signature_verifies,
+    verify_bundle_signature,
+)
 
 log = logging.getLogger(__name__)
 
@@ -390,6 +394,8 @@ class BundleVerifier:
         self.limits = limits
         self.sig_path = Path(sig_path) if sig_path else sig_path_for(self.path)
         self.signature: SignatureInfo | None = None
+        #: The verified signature itself (base64), kept in the install record for load-time checks.
+        self.signature_b64: str | None = None
         self.sha256: str | None = None
         self.name = ""
         self.version = ""
@@ -424,6 +430,14 @@ class BundleVerifier:
         if not info.trusted:
             self.warnings.append(f"signed by key {info.key_id}, which the policy does not trust")
         self.signature = info
+        # keep exactly the signature that verified (the .sig could change between two reads)
+        try:
+            kept = base64.b64encode(read_signature(self.sig_path)[1]).decode("ascii")
+        except SignatureError as exc:
+            raise BundleError(f"bundle {exc}") from None
+        if not signature_verifies(info.public_key, info.plugin, info.version, info.sha256, kept):
+            raise self._fail(f"{self.sig_path.name} changed while the bundle was being verified")
+        self.signature_b64 = kept
         return info
 
     # -- step 2/3: central directory, file list, manifest
@@ -776,6 +790,8 @@ def stage_bundle(
             "keyId": plan.signature.key_id if plan.signature else None,
             "publicKey": plan.signature.public_key if plan.signature else None,
             "trusted": bool(plan.signature and plan.signature.trusted),
+            # lets the host re-check, at every load, that a key the policy trusts signed this name and version
+            "signature": verifier.signature_b64 if plan.signature else None,
             "installedAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
         (staging / INSTALL_RECORD_NAME).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")

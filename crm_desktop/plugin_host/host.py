@@ -33,8 +33,9 @@ from crm_desktop.plugin_api.context import PluginContext
 from crm_desktop.plugin_api.contributions import CliCommand, MenuAction, Panel, RecordAction
 from crm_desktop.plugin_api.errors import PluginError
 from crm_desktop.plugin_api.models import bases_of, table_prefix
-from crm_desktop.plugin_host import bundle, discovery, integrity, loader
+from crm_desktop.plugin_host import bundle, discovery, integrity, loader, trust
 from crm_desktop.plugin_host.discovery import Candidate
+from crm_desktop.plugin_host.folder_install import FolderInstallPlan, plan_folder_install
 from crm_desktop.plugin_host.facade import ContextResources, build_context
 from crm_desktop.plugin_host.lifecycle import (
     PluginRecord, PluginState, StateFile, leftover_markers, marker_path,
@@ -290,8 +291,13 @@ class PluginHost:
             path=candidate.path, state=PluginState.ERROR, error=candidate.error, manifest=m,
             permissions=self._gate(m).effective() if m else [])
         self._eligible.discard(record.name)
+        untrusted: str | None = None
+        if m is not None:
+            decision = trust.decide(self.policy, candidate.path, candidate.source, m.name, m.version)
+            record.publisher, record.key_id = decision.publisher, decision.provenance.key_id
+            untrusted = decision.refusal
         if candidate.error is None:
-            state, record.error = self._gate_state(record)
+            state, record.error = self._gate_state(record, untrusted)
             if state is None:
                 # passed every check that needs no code; shown as disabled until it loads
                 record.state = PluginState.DISABLED
@@ -300,8 +306,10 @@ class PluginHost:
                 record.state = state
         return record
 
-    def _gate_state(self, record: PluginRecord) -> tuple[PluginState | None, str | None]:
-        """The state a plugin gets from checks that need no code (policy, user choice, compatibility)."""
+    def _gate_state(self, record: PluginRecord, untrusted: str | None) -> tuple[PluginState | None, str | None]:
+        """The state a plugin gets from checks that need no code (policy, user choice, compatibility).
+
+        ``untrusted`` is :func:`trust.decide`'s refusal (``requireSignature``), or None."""
         m = record.manifest
         assert m is not None
         if self.policy_error:
@@ -309,6 +317,8 @@ class PluginHost:
         refusal = self.policy.refusal(m.name)
         if refusal:
             return PluginState.BLOCKED, refusal
+        if untrusted:  # requireSignature: only first-party, verified-bundle installs and allowUnsignedFrom folders
+            return PluginState.BLOCKED, untrusted
         disabled = self._state.disabled()
         if m.name in disabled:
             return PluginState.DISABLED, disabled[m.name] or None
@@ -671,47 +681,74 @@ class PluginHost:
             return self._records[name]
 
     @_core_work
-    def install_folder(self, path: Path) -> PluginRecord:
-        """Activate a plugin folder (already extracted, e.g. by the bundle installer).
+    def plan_folder_install(self, path: Path) -> FolderInstallPlan:
+        """What installing the folder ``path`` would do; :class:`PluginError` naming the rule if it is refused.
 
-        A folder outside ``<home>/plugins`` is copied there first. A newer copy of
-        an installed user plugin replaces it (reloaded live). Raises
-        :class:`PluginError` (changing nothing) for a bad manifest, a policy
-        refusal, or a name taken by a bundled or system plugin.
+        The same rules as a bundle: the policy's block and allow lists, no
+        downgrade, and under ``requireSignature`` no unsigned code outside
+        ``allowUnsignedFrom`` (see :mod:`crm_desktop.plugin_host.folder_install`).
+        """
+        with self._lock:
+            if self.policy_error:
+                raise PluginError(f"the plugin policy is unreadable, so nothing is installed: {self.policy_error}")
+            return plan_folder_install(Path(path), Path(self.home.plugins_dir), self.policy, self._records.get)
+
+    @_core_work
+    def install_folder(self, path: Path, *, approve: Callable[[FolderInstallPlan], bool] | None = None
+                       ) -> PluginRecord:
+        """Install a plugin folder: check it (:meth:`plan_folder_install`), ask ``approve(plan)``, copy, activate.
+
+        A folder outside ``<home>/plugins`` is copied there first; a newer copy
+        of an installed user plugin replaces it (reloaded live). Raises
+        :class:`PluginError`, changing nothing, when the plan is refused or
+        ``approve`` returns False.
+        """
+        with self._lock:
+            plan = self.plan_folder_install(path)
+            if approve is not None and not approve(plan):
+                raise PluginError(f"install of {plan.name} from {plan.source} cancelled; nothing changed")
+            return self._put_in_place(plan.source, plan.target, plan.name)
+
+    @_core_work
+    def activate_installed(self, path: Path) -> PluginRecord:
+        """Load a plugin folder the bundle installer has just put in place under ``<home>/plugins``.
+
+        The bundle was verified against the policy before it was extracted;
+        the usual load-time checks (policy, signature record, file list) still
+        run before any of its code does.
         """
         with self._lock:
             path = Path(path).resolve()
+            if path.parent != Path(self.home.plugins_dir).resolve():
+                raise PluginError(f"{path} is not in the plugins folder {self.home.plugins_dir}")
             candidate = discovery.inspect_folder(path, "user")
             if candidate.error:
                 raise PluginError(candidate.error)
-            name = candidate.name
-            refusal = self.policy.refusal(name)
-            if refusal:
-                raise PluginError(refusal)
-            existing = self._records.get(name)
+            existing = self._records.get(candidate.name)
             if existing is not None and existing.source != "user":
-                raise PluginError(f"a {existing.source} plugin named {name!r} exists at {existing.path}; "
+                raise PluginError(f"a {existing.source} plugin named {candidate.name!r} exists at {existing.path}; "
                                   f"a user plugin cannot replace it")
-            target = (Path(self.home.plugins_dir) / path.name).resolve()
-            if path.parent != Path(self.home.plugins_dir).resolve():
-                target = (Path(self.home.plugins_dir) / name).resolve()
-            if existing is not None:
-                for dependent in reversed(self._active_dependents(name)):
-                    self._teardown(dependent)
-                self._teardown(name)
-            if target != path:
-                if target.exists():
-                    shutil.rmtree(target)
-                shutil.copytree(path, target, ignore=shutil.ignore_patterns("__pycache__"))
-            candidate = discovery.inspect_folder(target, "user")
-            self._state.set_enabled(name)
-            self._records[name] = self._new_record(candidate)
-            if name in self._eligible:
-                self._resolve_and_load([name])
-            else:
-                self._notify(name, "state_changed")
-            self._retry_dependents(name)
-            return self._records[name]
+            return self._put_in_place(path, path, candidate.name)
+
+    def _put_in_place(self, path: Path, target: Path, name: str) -> PluginRecord:
+        """Unload the installed ``name``, copy ``path`` to ``target`` (unless they are one), and load it."""
+        if name in self._records:
+            for dependent in reversed(self._active_dependents(name)):
+                self._teardown(dependent)
+            self._teardown(name)
+        if target != path:
+            if target.exists():
+                shutil.rmtree(target)
+            shutil.copytree(path, target, ignore=shutil.ignore_patterns("__pycache__"))
+        candidate = discovery.inspect_folder(target, "user")
+        self._state.set_enabled(name)
+        self._records[name] = self._new_record(candidate)
+        if name in self._eligible:
+            self._resolve_and_load([name])
+        else:
+            self._notify(name, "state_changed")
+        self._retry_dependents(name)
+        return self._records[name]
 
     @_core_work
     def uninstall(self, name: str, drop_data: bool = False) -> None:

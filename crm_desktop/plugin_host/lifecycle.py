@@ -58,12 +58,16 @@ class PluginRecord:
     error: str | None = None
     manifest: Manifest | None = None
     permissions: list[str] = field(default_factory=list)
+    #: Who vouches for the code: "first-party (ships with the app)", "key <id> (trusted)", "unsigned" (trust.py).
+    publisher: str = "unsigned"
+    #: The id of the key that signed the bundle it was installed from, or None.
+    key_id: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The record as ``plugin list --json`` prints it."""
         return {"name": self.name, "version": self.version, "displayName": self.display_name,
                 "state": self.state.value, "permissions": self.permissions, "path": str(self.path),
-                "source": self.source, "error": self.error}
+                "source": self.source, "publisher": self.publisher, "keyId": self.key_id, "error": self.error}
 
 
 class StateFile:
@@ -132,7 +136,7 @@ def bundle_post_install(home: Any, result: Any) -> None:
         host = PluginHost(core, home)
         try:
             host.start()
-            record = host.install_folder(Path(result.path))
+            record = host.activate_installed(Path(result.path))
             if record.state is not PluginState.ACTIVE:
                 raise PluginError(f"plugin {record.name} {record.version} installed but is "
                                   f"{record.state.value}: {(record.error or '').splitlines()[0] if record.error else ''}")

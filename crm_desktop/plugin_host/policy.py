@@ -10,8 +10,26 @@ A policy is a JSON object::
       "strictStaticChecks": false,              # static-check errors refuse an install
       "deniedPermissions": ["api:access"],      # no plugin gets these
       "grants": {"backup-tool": ["subprocess", "files:/srv/exports"]},  # tripwire exceptions
-      "pluginsDir": "/opt/crm-desktop/plugins"  # the admin's system plugin folder
+      "pluginsDir": "/opt/crm-desktop/plugins", # the admin's system plugin folder
+      "allowUnsignedFrom": ["~/src/crm-plugins"]  # under requireSignature: unsigned folders here still load
     }
+
+What ``requireSignature`` covers
+--------------------------------
+It refuses unsigned or untrusted *bundles* at install, and at load it lets a
+plugin run only if it is (see :mod:`crm_desktop.plugin_host.trust`):
+
+* first-party: shipped inside the application (the bundled ``plugins/``
+  folder), trusted as part of the application;
+* installed from a verified bundle: the install record kept in its folder
+  carries a signature by a key the policy trusts *now*, and its files still
+  match the bundle's file list;
+* in a folder listed in ``allowUnsignedFrom`` (the plugin's folder or one of
+  its parents): the admin's explicit exemption for development.
+
+Everything else (a folder copied or scaffolded into ``<home>/plugins``, one
+installed with "Install from folder…", a plugin in the system folder that was
+not installed from a bundle) is listed as blocked with the reason.
 
 Where it comes from
 -------------------
@@ -39,6 +57,11 @@ file is the policy. With one, :func:`merge` gives:
 ``grants``                system only (a grant loosens); user grants are
                           ignored with a warning
 ``pluginsDir``            system only; ignored with a warning in a user file
+``allowUnsignedFrom``     if the system requires signatures: the system's
+                          folders, narrowed to those the user also lists
+                          (a user may drop an exemption, never add one);
+                          otherwise both lists (the requirement is then the
+                          user's own, and so are its exemptions)
 ========================  ==================================================
 
 A malformed policy file is an error naming the file, the key and the rule:
@@ -68,7 +91,7 @@ FILES_GRANT_PREFIX = "files:"
 
 _KNOWN_KEYS = {
     "trustedKeys", "requireSignature", "allowedPlugins", "blockedPlugins",
-    "strictStaticChecks", "deniedPermissions", "grants", "pluginsDir", "comment",
+    "strictStaticChecks", "deniedPermissions", "grants", "pluginsDir", "allowUnsignedFrom", "comment",
 }
 _SYSTEM_ONLY_KEYS = ("grants", "pluginsDir")
 
@@ -89,6 +112,8 @@ class Policy:
     denied_permissions: frozenset[str] = frozenset()
     grants: Mapping[str, frozenset[str]] = field(default_factory=dict)
     plugins_dir: Path | None = None
+    #: Folders whose plugins load unsigned under ``require_signature`` (absolute, ``~`` expanded).
+    allow_unsigned_from: tuple[Path, ...] = ()
     #: Files the policy was read from, in order (system first); for messages and the admin panel.
     sources: tuple[str, ...] = ()
 
@@ -120,6 +145,18 @@ class Policy:
         """The tripwire grants the admin gave ``plugin`` (``subprocess``, ``files:/x``, ...)."""
         return frozenset(self.grants.get(plugin, frozenset()))
 
+    def unsigned_exemption(self, folder: str | os.PathLike[str]) -> Path | None:
+        """The ``allowUnsignedFrom`` entry that covers plugin ``folder`` (itself or a parent), or ``None``."""
+        resolved = Path(folder).resolve()
+        for allowed in self.allow_unsigned_from:
+            if resolved == allowed or allowed in resolved.parents:
+                return allowed
+        return None
+
+    def where(self) -> str:
+        """The policy files in effect, for messages."""
+        return self._where()
+
     def _where(self) -> str:
         return ", ".join(self.sources) if self.sources else "default policy"
 
@@ -134,6 +171,7 @@ class Policy:
             "deniedPermissions": sorted(self.denied_permissions),
             "grants": {k: sorted(v) for k, v in sorted(self.grants.items())},
             "pluginsDir": str(self.plugins_dir) if self.plugins_dir else None,
+            "allowUnsignedFrom": [str(p) for p in self.allow_unsigned_from],
         }
 
 
@@ -220,6 +258,18 @@ def parse_policy(doc: Any, source: str) -> Policy:
     if plugins_dir is not None and not isinstance(plugins_dir, str):
         raise PolicyError(f"{source}: pluginsDir must be a folder path, got {plugins_dir!r}")
 
+    allow_unsigned: list[Path] = []
+    raw_allow = doc.get("allowUnsignedFrom")
+    if raw_allow is not None:
+        if not isinstance(raw_allow, list) or not all(isinstance(v, str) and v.strip() for v in raw_allow):
+            raise PolicyError(f"{source}: allowUnsignedFrom must be a list of folder paths, got {raw_allow!r}")
+        for text in raw_allow:
+            folder = Path(text.strip()).expanduser()
+            if not folder.is_absolute():
+                raise PolicyError(f"{source}: allowUnsignedFrom: {text!r} is not an absolute folder path; "
+                                  f"write it in full (or start it with ~), e.g. '~/src/crm-plugins'")
+            allow_unsigned.append(folder.resolve())
+
     allowed = names("allowedPlugins")
     return Policy(
         trusted_keys=frozenset(keys),
@@ -230,6 +280,7 @@ def parse_policy(doc: Any, source: str) -> Policy:
         denied_permissions=names("deniedPermissions") or frozenset(),
         grants=grants,
         plugins_dir=Path(plugins_dir) if plugins_dir else None,
+        allow_unsigned_from=tuple(dict.fromkeys(allow_unsigned)),
         sources=(source,),
     )
 
@@ -260,6 +311,20 @@ def merge(system: Policy, user: Policy, user_doc: Mapping[str, Any] | None = Non
         allowed = system.allowed_plugins
     else:
         allowed = system.allowed_plugins & user.allowed_plugins
+    if system.require_signature:
+        # an exemption loosens the admin's requirement: the user may drop one, never add one
+        if user_doc.get("allowUnsignedFrom") is not None:
+            kept = set(user.allow_unsigned_from)
+            ignored = [str(p) for p in user.allow_unsigned_from if p not in system.allow_unsigned_from]
+            if ignored:
+                log.warning("%s: allowUnsignedFrom %s ignored: the system policy requires signatures and a "
+                            "user policy cannot add exemptions", user.sources, ", ".join(ignored))
+            allow_unsigned = tuple(p for p in system.allow_unsigned_from if p in kept)
+        else:
+            allow_unsigned = system.allow_unsigned_from
+    else:
+        # the system lets anything load; signatures are required (if at all) by the user's own choice
+        allow_unsigned = tuple(dict.fromkeys(system.allow_unsigned_from + user.allow_unsigned_from))
     return replace(
         system,
         trusted_keys=trusted,
@@ -268,6 +333,7 @@ def merge(system: Policy, user: Policy, user_doc: Mapping[str, Any] | None = Non
         blocked_plugins=system.blocked_plugins | user.blocked_plugins,
         strict_static_checks=system.strict_static_checks or user.strict_static_checks,
         denied_permissions=system.denied_permissions | user.denied_permissions,
+        allow_unsigned_from=allow_unsigned,
         sources=system.sources + user.sources,
     )
 

@@ -294,3 +294,18 @@ def verify_bundle_signature(
             f"{bundle_path.name}: signed by key {info.key_id}, which is not one of the policy's trusted keys"
         )
     return SignatureInfo(**{**info.__dict__, "trusted": trusted})
+
+
+def signature_verifies(public_key: str, plugin: str, version: str, sha256: str, signature_b64: str) -> bool:
+    """True if ``signature_b64`` is ``public_key``'s Ed25519 signature of that plugin, version and bundle hash.
+
+    Used at load time on the signature an install kept (see ``trust.py``); any
+    malformed input is simply "does not verify".
+    """
+    try:
+        raw_key = _decode_public_key(public_key, "publicKey")
+        raw_sig = base64.b64decode(signature_b64, validate=True)
+        Ed25519PublicKey.from_public_bytes(raw_key).verify(raw_sig, signed_message(plugin, version, sha256))
+    except (SignatureError, InvalidSignature, binascii.Error, ValueError, TypeError):
+        return False
+    return True

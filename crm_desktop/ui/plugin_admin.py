@@ -1,7 +1,9 @@
 """The plugin admin panel (the seed's ``PluginAdmin``): every plugin, its state, and what to do with it.
 
 A table lists each plugin the host knows with a coloured state badge, version,
-source, author and permissions; the pane under it shows the selected plugin's
+source, publisher key (the id of the key that signed the bundle it was
+installed from, "first-party" for plugins shipped with the app, "unsigned"
+otherwise), author and permissions; the pane under it shows the selected plugin's
 description, folder and, for a failed plugin, the error with an expandable
 traceback. The buttons call the host (enable, disable, reload, uninstall,
 settings, install); the panel redraws when the host reports a change, so it
@@ -10,7 +12,7 @@ failure at run time.
 
 Dialogs that ask the user something are methods (:meth:`confirm`,
 :meth:`ask_uninstall`, :meth:`choose_folder`, :meth:`choose_bundle`,
-:meth:`approve_bundle`) so tests can answer them without a modal loop.
+:meth:`approve_bundle`, :meth:`approve_folder`) so tests can answer them without a modal loop.
 """
 
 from __future__ import annotations
@@ -61,7 +63,8 @@ STATE_COLORS: dict[str, tuple[str, str]] = {
 }
 _DEFAULT_COLORS = ("#2f4fb0", "#e6edff")
 
-COLUMNS = ("Plugin", "Version", "State", "Source", "Author", "Permissions")
+COLUMNS = ("Plugin", "Version", "State", "Source", "Publisher", "Author", "Permissions")
+PUBLISHER_COLUMN = COLUMNS.index("Publisher")
 _NAME_ROLE = Qt.ItemDataRole.UserRole + 1
 
 
@@ -99,7 +102,10 @@ class StateBadgeDelegate(QStyledItemDelegate):
 
 
 class BundleApprovalDialog(QDialog):
-    """Shows what installing a verified bundle means (publisher, permissions, findings) and asks."""
+    """Shows what an install means (publisher, permissions, findings) and asks.
+
+    ``plan`` is a bundle's ``InstallPlan`` or a folder's ``FolderInstallPlan``
+    (which adds ``source`` and ``target`` and has no signature)."""
 
     def __init__(self, plan: Any, parent: QWidget | None = None):
         super().__init__(parent)
@@ -117,6 +123,12 @@ class BundleApprovalDialog(QDialog):
         publisher.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         perms = QLabel("<b>Permissions requested:</b> " + (", ".join(plan.permissions) or "none"))
         perms.setWordWrap(True)
+        source = getattr(plan, "source", None)
+        origin = QLabel(f"<b>From folder:</b> {_escape(str(source))}<br><b>Into:</b> {_escape(str(plan.target))}"
+                        if source is not None else f"<b>Bundle:</b> {_escape(str(getattr(plan, 'bundle', '')))}")
+        origin.setObjectName("approvalSource")
+        origin.setWordWrap(True)
+        origin.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         findings = list(getattr(plan, "findings", []))
         text = "\n".join(str(f) for f in findings) or "No risky code found by the static checks."
         for warning in getattr(plan, "warnings", []):
@@ -142,7 +154,7 @@ class BundleApprovalDialog(QDialog):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(18, 16, 18, 14)
         layout.setSpacing(8)
-        for widget in (head, publisher, perms, QLabel(f"<b>Static checks</b> ({len(findings)} finding(s))"),
+        for widget in (head, publisher, origin, perms, QLabel(f"<b>Static checks</b> ({len(findings)} finding(s))"),
                        self.findings, caveat):
             layout.addWidget(widget)
         layout.addLayout(buttons)
@@ -220,6 +232,7 @@ class PluginAdminPanel(QWidget):
         header.setDefaultAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
         for column, mode in enumerate((QHeaderView.ResizeMode.Stretch, QHeaderView.ResizeMode.ResizeToContents,
                                        QHeaderView.ResizeMode.Fixed, QHeaderView.ResizeMode.ResizeToContents,
+                                       QHeaderView.ResizeMode.ResizeToContents,
                                        QHeaderView.ResizeMode.ResizeToContents, QHeaderView.ResizeMode.Stretch)):
             header.setSectionResizeMode(column, mode)
         self.table.setColumnWidth(2, 112)
@@ -326,10 +339,12 @@ class PluginAdminPanel(QWidget):
             name_item = QTableWidgetItem(f"{record.display_name or record.name}  ·  {record.name}")
             name_item.setData(_NAME_ROLE, record.name)
             name_item.setToolTip(record.description or record.name)
+            publisher = publisher_of(record)
             cells = [name_item, QTableWidgetItem(str(record.version or "")), QTableWidgetItem(state),
-                     QTableWidgetItem(str(getattr(record, "source", "") or "")),
+                     QTableWidgetItem(str(getattr(record, "source", "") or "")), QTableWidgetItem(publisher),
                      QTableWidgetItem(record.author or ""), QTableWidgetItem(", ".join(permissions) or "—")]
-            cells[5].setToolTip("\n".join(permissions))
+            cells[PUBLISHER_COLUMN].setToolTip(f"Publisher key: {publisher}")
+            cells[-1].setToolTip("\n".join(permissions))
             if record.error:
                 cells[2].setToolTip(summarize(record.error))
             for column, item in enumerate(cells):
@@ -383,6 +398,7 @@ class PluginAdminPanel(QWidget):
         lines = [record.description or "<i>No description.</i>",
                  f"<b>Author:</b> {record.author or '—'} &nbsp; <b>Source:</b> {record.source} &nbsp; "
                  f"<b>Folder:</b> {record.path}",
+                 f"<b>Publisher key:</b> {_escape(publisher_of(record))}",
                  f"<b>Permissions:</b> {permissions}"]
         self.detail_text.setText("<br>".join(lines))
         if record.error:
@@ -437,6 +453,11 @@ class PluginAdminPanel(QWidget):
 
     def approve_bundle(self, plan: Any) -> bool:
         """Show publisher, permissions and static-check findings; True to install."""
+        return BundleApprovalDialog(plan, self).exec() == QDialog.DialogCode.Accepted
+
+    def approve_folder(self, plan: Any) -> bool:
+        """Show what installing a folder would do (name, version, from/into, publisher, permissions,
+        findings); True to install. Asked only after the host's rules allowed it."""
         return BundleApprovalDialog(plan, self).exec() == QDialog.DialogCode.Accepted
 
     def open_url(self, url: QUrl) -> bool:
@@ -513,15 +534,27 @@ class PluginAdminPanel(QWidget):
             self.open_url(QUrl.fromLocalFile(str(record.path)))
 
     def install_from_folder(self) -> None:
-        """Install a plugin folder the user picks."""
+        """Install a plugin folder the user picks: the host checks it like a bundle (policy, block list,
+        no downgrade, requireSignature), then the user sees what would be installed and decides."""
         folder = self.choose_folder()
-        if folder:
-            self._act(f"Installing {Path(folder).name}", lambda: self.host.install_folder(Path(folder)),
-                      f"Installed {Path(folder).name}.")
+        if not folder:
+            return
+        name = Path(folder).name
+        approved: list[bool] = []
+
+        def approve(plan: Any) -> bool:
+            approved.append(self.approve_folder(plan))
+            return approved[-1]
+
+        ok = self._act(f"Installing {name}", lambda: self.host.install_folder(Path(folder), approve=approve),
+                       f"Installed {name}.")
+        if not ok and approved and not approved[-1]:
+            self.show_message(f"Install of {name} cancelled; nothing changed.")
 
     def _activate_installed(self, folder: Path) -> None:
         """The bundle is in place: let the host load it; anything but active rolls the install back."""
-        record = self.host.install_folder(Path(folder))
+        activate = getattr(self.host, "activate_installed", None) or self.host.install_folder
+        record = activate(Path(folder))
         if state_name(record.state) != "active":
             raise RuntimeError(f"{record.name} installed but is {state_name(record.state)}: "
                                f"{summarize(record.error)}")
@@ -557,6 +590,11 @@ class PluginAdminPanel(QWidget):
         ok = self._act(f"Installing {name}", install, f"Installed {name}.")
         if not ok and approved and not approved[-1]:
             self.show_message(f"Install of {name} cancelled; nothing changed.")
+
+
+def publisher_of(record: Any) -> str:
+    """The publisher key shown for a plugin record ("unsigned" when the host does not say)."""
+    return str(getattr(record, "publisher", None) or "unsigned")
 
 
 def _escape(text: str) -> str:

@@ -283,7 +283,10 @@ def test_install_from_folder_starts_the_plugin_at_once(qtbot, window, core, home
     qtbot.addWidget(panel)
     try:
         monkeypatch.setattr(panel, "choose_folder", lambda: str(source))
+        asked = []
+        monkeypatch.setattr(panel, "approve_folder", lambda plan: asked.append((plan.name, plan.version)) or True)
         panel.install_folder_button.click()
+        assert asked == [("newcomer", "1.0.0")]  # shown what it would install, then installed
         assert host.records["newcomer"].state == "active"
         assert "Ping newcomer" in menu_texts(window, "Tools")
         assert "Installed newcomer" in panel.message.text()

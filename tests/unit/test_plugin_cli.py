@@ -143,3 +143,43 @@ def test_uninstall_cli(home, capsys):
     assert not (home.plugins_dir / "gone").exists()
     assert run(home, "plugin", "uninstall", "sample-plugin") == 2
     assert "is bundled" in capsys.readouterr().err
+
+
+def test_validate_accepts_an_installed_plugins_name_as_check_does(home, capsys):
+    write(home, "by-name", "import subprocess\n", permissions=["contacts:read"])
+
+    assert run(home, "plugin", "validate", "by-name") == 0
+    out = capsys.readouterr().out
+    assert "by-name 1.0.0: plugin.json is valid" in out
+    assert "subprocess" in out  # the static checks ran over the installed folder
+
+
+def test_validate_of_the_bundled_sample_plugin_by_name(home, capsys):
+    assert run(home, "plugin", "validate", "sample-plugin") == 0
+    assert "sample-plugin 1.0.0: plugin.json is valid" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("target,message", [
+    ("ghost", "error: plugin validate: no plugin named 'ghost' and no folder ghost (plugins: "),
+    ("./nowhere", "error: plugin validate: no such folder ./nowhere"),
+])
+def test_validate_a_bad_name_or_path_is_one_line(home, capsys, target, message):
+    write(home, "present")
+    assert run(home, "plugin", "validate", target) == 2
+    captured = capsys.readouterr()
+    [line] = captured.err.strip().splitlines()
+    assert line.startswith(message) and captured.out == ""
+    if target == "ghost":
+        assert "present" in line
+
+
+def test_validate_of_an_installed_plugin_with_a_bad_manifest_names_the_field(home, capsys):
+    write(home, "bad-version", version="1.0")
+    assert run(home, "plugin", "validate", "bad-version") == 2
+    assert "version: '1.0' is invalid" in capsys.readouterr().err
+
+
+def test_validate_of_a_file_is_one_line(home, tmp_path, capsys):
+    (tmp_path / "plugin.json").write_text("{}")
+    assert run(home, "plugin", "validate", str(tmp_path / "plugin.json")) == 2
+    assert capsys.readouterr().err.strip() == f"error: plugin validate: {tmp_path / 'plugin.json'} is a file, not a plugin folder"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -120,3 +121,57 @@ def test_refusal_messages_name_the_plugin_and_the_policy_file():
     assert policy.refusal("old") == "plugin 'old' is blocked by the policy (/etc/crm-desktop/policy.json)"
     assert "not in the policy's allowedPlugins" in policy.refusal("other")
     assert policy.refusal("new") is None
+
+
+# --------------------------------------------------------------------------- allowUnsignedFrom (issue 8)
+
+
+def test_allow_unsigned_from_expands_the_home_and_covers_subfolders(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    policy = parse_policy({"requireSignature": True, "allowUnsignedFrom": ["~/src/crm-plugins"]}, "system")
+    assert policy.allow_unsigned_from == ((tmp_path / "src" / "crm-plugins").resolve(),)
+    assert policy.unsigned_exemption(tmp_path / "src" / "crm-plugins" / "mine") == (tmp_path / "src" / "crm-plugins").resolve()
+    assert policy.unsigned_exemption(tmp_path / "src" / "crm-plugins-evil" / "x") is None
+    assert policy.unsigned_exemption(tmp_path / "src") is None
+    assert policy.to_json()["allowUnsignedFrom"] == [str((tmp_path / "src" / "crm-plugins").resolve())]
+
+
+@pytest.mark.parametrize("value,message", [
+    ("/opt/dev", "allowUnsignedFrom must be a list of folder paths, got '/opt/dev'"),
+    (["plugins/dev"], "allowUnsignedFrom: 'plugins/dev' is not an absolute folder path"),
+])
+def test_allow_unsigned_from_must_be_absolute_folders(tmp_path, value, message):
+    path = write(tmp_path / "policy.json", {"allowUnsignedFrom": value})
+    with pytest.raises(PolicyError, match=message):
+        load_policy(path, admin_path=tmp_path / "none.json", environ={})
+
+
+def test_a_user_cannot_add_an_unsigned_exemption_to_a_system_that_requires_signatures(tmp_path, caplog):
+    dev, mine = str(tmp_path / "dev"), str(tmp_path / "mine")
+    system = parse_policy({"requireSignature": True, "allowUnsignedFrom": [dev]}, "system")
+
+    added_doc = {"allowUnsignedFrom": [dev, mine]}
+    added = merge(system, parse_policy(added_doc, "user"), added_doc)
+    assert added.allow_unsigned_from == (Path(dev).resolve(),)
+    assert "cannot add exemptions" in caplog.text
+
+    dropped_doc = {"allowUnsignedFrom": []}
+    assert merge(system, parse_policy(dropped_doc, "user"), dropped_doc).allow_unsigned_from == ()
+    assert merge(system, parse_policy({}, "user"), {}).allow_unsigned_from == (Path(dev).resolve(),)
+
+
+def test_a_user_who_requires_signatures_on_their_own_may_exempt_folders(tmp_path):
+    mine = str(tmp_path / "mine")
+    system = parse_policy({"blockedPlugins": ["x"]}, "system")
+    user_doc = {"requireSignature": True, "allowUnsignedFrom": [mine]}
+    policy = merge(system, parse_policy(user_doc, "user"), user_doc)
+    assert policy.require_signature and policy.allow_unsigned_from == (Path(mine).resolve(),)
+
+
+def test_the_admin_guides_example_policy_is_a_valid_policy():
+    import re
+
+    guide = (Path(__file__).resolve().parents[2] / "docs" / "admin-guide.md").read_text()
+    example = next(block for block in re.findall(r"```json\n(.*?)```", guide, re.S) if "requireSignature" in block)
+    policy = parse_policy(json.loads(example), "admin-guide.md")
+    assert policy.require_signature and policy.allow_unsigned_from == (Path("~/src/crm-plugins").expanduser().resolve(),)
