@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 export QT_QPA_PLATFORM ?= offscreen
 
-.PHONY: run test bench screenshots system-deps venv clean lint-layers
+.PHONY: run test bench screenshots quit-cycles system-deps venv clean lint-layers
 
 run: $(STAMP)
 	@if [ -z "$$DISPLAY$$WAYLAND_DISPLAY" ]; then \
@@ -23,6 +23,10 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/run_all.py
+
+# Start and quit the real app 50 times under Xvfb; fails on any abort or hang.
+quit-cycles: $(STAMP)
+	$(PY) scripts/quit_cycles.py --runs $(or $(RUNS),50)
 
 screenshots: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(PY) scripts/make_screenshots.py

@@ -76,6 +76,28 @@ def start_plugins(window, core, *, dev: bool = False):
     return host
 
 
+def shutdown(window, host) -> None:
+    """Quit in order, while the window, the Qt application and the core still exist.
+
+    The host stops first, so every active plugin's ``crm_deactivate`` runs (the hook
+    reference promises it) and the adapter removes what the plugins built; then the
+    window saves its layout and stops its background readers. Each step is guarded:
+    a plugin that fails while deactivating must not keep the rest from shutting down.
+    """
+    if host is not None:
+        try:
+            host.stop()
+        except Exception:
+            log.exception("plugin host failed to stop")
+    adapter = getattr(window, "_plugin_adapter", None)
+    if adapter is not None:
+        try:
+            adapter.stop()
+        except Exception:
+            log.exception("plugin adapter failed to stop")
+    window.shutdown()
+
+
 def _add_plugins_page(window, host, problem: str | None) -> None:
     from PySide6.QtWidgets import QLabel
 
@@ -200,21 +222,20 @@ def run_gui(args) -> int:
     app = _application(headless)
     home = Home.resolve(getattr(args, "home", None))
     core = Core.open(home)
+    window = host = None
     try:
-        window, _host = build_window(core, ephemeral=headless, dev=getattr(args, "dev", False))
+        window, host = build_window(core, ephemeral=headless, dev=getattr(args, "dev", False))
         # CRM_DESKTOP_THEME=light|dark|system overrides the saved choice (screenshots of both schemes)
         mode = os.environ.get("CRM_DESKTOP_THEME") or str(window.settings.value("theme", "system"))
         apply_theme(app, mode)
         if screenshot:
             take_screenshot(window, app, view, Path(screenshot), size)
-            window.shutdown()
             print(f"wrote {screenshot} ({view}, {size[0]}x{size[1]})")
             return 0
         if smoke:
             window.resize(*size)
             window.show()
             report = smoke_test(window, app)
-            window.shutdown()
             if getattr(args, "json", False):
                 print(json.dumps(report, indent=2))
             else:
@@ -227,4 +248,6 @@ def run_gui(args) -> int:
         window.show()
         return int(app.exec())
     finally:
+        if window is not None:
+            shutdown(window, host)
         core.close()

@@ -72,6 +72,7 @@ class MainWindow(QMainWindow):
         self._refresh_timer.timeout.connect(self._refresh_dirty)
         self._dirty: set[str] = set()
         self._event_arrived.connect(self._on_event)
+        self._shut_down = False
         self._unsubscribe = services.events.subscribe(lambda e: self._event_arrived.emit(e.name, e.payload))
         self.restore_state()
 
@@ -457,7 +458,11 @@ class MainWindow(QMainWindow):
         self.settings.sync()
 
     def shutdown(self) -> None:
-        """Save the layout and stop background readers and event delivery."""
+        """Save the layout and stop background readers and event delivery (once; closing
+        the window and quitting the app both call it)."""
+        if self._shut_down:
+            return
+        self._shut_down = True
         self.save_state()
         self._unsubscribe()
         self.search.close_reader()
