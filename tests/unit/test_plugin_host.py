@@ -532,3 +532,83 @@ def test_bundle_post_install_activates_or_refuses_so_the_installer_rolls_back(ho
     bad = write_plugin(home.plugins_dir, "bad-bundle", "raise RuntimeError('broken build')\n")
     with pytest.raises(PluginError, match="plugin bad-bundle 1.0.0 installed but is failed: .*RuntimeError: broken build"):
         bundle_post_install(home, SimpleNamespace(name="bad-bundle", version="1.0.0", path=bad))
+
+
+# --------------------------------------------------------------------------- one transaction with the core
+
+TXN_PLUGIN = """
+from crm_desktop.plugin_api import hookimpl
+from sqlalchemy import text
+
+def visit(ctx, name, fail=False):
+    with ctx.transaction() as s:
+        contact = ctx.contacts.create(first_name=name)
+        s.execute(text("INSERT INTO visits_log (contact_id, text) VALUES (:c, :t)"), {"c": contact.id, "t": name})
+        if fail:
+            raise RuntimeError("the visit form was cancelled")
+    return contact.id
+
+def logged(ctx):
+    with ctx.db.session() as s:
+        return [r[0] for r in s.execute(text("SELECT text FROM visits_log ORDER BY id"))]
+
+def sneak(ctx):
+    with ctx.db.session() as s:
+        return s.execute(text("SELECT count(*) FROM contacts")).scalar()
+"""
+
+
+def write_txn_plugin(home) -> None:
+    write_plugin(home.plugins_dir, "visits", TXN_PLUGIN, permissions=["contacts:read", "contacts:write"],
+                 migrations="migrations", files={
+                     "migrations/env.py": ENV,
+                     "migrations/versions/0001.py": MIGRATION.format(ident="visits", table="visits_log")
+                     .replace('sa.Column("text"', 'sa.Column("contact_id", sa.String(36)), sa.Column("text"')})
+
+
+def test_a_plugin_writes_its_table_and_a_contact_in_one_transaction(make_host, home, services):
+    write_txn_plugin(home)
+    host = make_host()
+    module, ctx = plugin_module("visits"), host.context("visits")
+    seen = []
+    services.events.subscribe(lambda e: seen.append(e.name))
+    contact_id = module.visit(ctx, "Ann")
+    assert module.logged(ctx) == ["Ann"] and services.contacts.get(contact_id).first_name == "Ann"
+    assert seen.count("contact.created") == 1
+    [entry] = services.audit.for_record("contact", contact_id)
+    assert entry.actor_name == "visits"
+
+    with pytest.raises(RuntimeError, match="cancelled"):
+        module.visit(ctx, "Bo", fail=True)
+    assert module.logged(ctx) == ["Ann"]  # both the plugin's row and the contact are rolled back
+    assert [c.first_name for c in services.contacts.list().items] == ["Ann"]
+    assert seen.count("contact.created") == 1  # no event for the rolled-back contact
+
+
+def test_plugin_sessions_inside_an_open_unit_of_work_join_it(make_host, home, services):
+    write_txn_plugin(home)
+    host = make_host()
+    module, ctx = plugin_module("visits"), host.context("visits")
+    import time
+
+    started = time.perf_counter()
+    with services.unit_of_work():  # e.g. a core save whose event handler lets a plugin write
+        module.visit(ctx, "Cy")
+        assert module.logged(ctx) == ["Cy"]
+    assert time.perf_counter() - started < 2  # no wait for its own thread's write lock
+    assert [c.first_name for c in services.contacts.list().items] == ["Cy"]
+
+
+def test_the_core_table_guard_holds_inside_a_shared_transaction(make_host, home, services):
+    write_txn_plugin(home)
+    host = make_host()
+    module, ctx = plugin_module("visits"), host.context("visits")
+    with services.unit_of_work() as uow:
+        # the core prepares the very statement the plugin then tries (sqlite3 caches statements)
+        uow.session.connection().exec_driver_sql("SELECT count(*) FROM contacts").scalar()
+        with pytest.raises(PermissionDenied, match="table 'contacts' is not one of the plugin's own tables"):
+            module.sneak(ctx)
+        services.contacts.create(first_name="Still writable")  # the core is unguarded again
+    assert services.contacts.count() == 1
+    denied = services.audit.recent(action="permission.denied")  # written once the transaction ended
+    assert denied and denied[0].actor_name == "visits"
