@@ -612,3 +612,84 @@ def test_the_core_table_guard_holds_inside_a_shared_transaction(make_host, home,
     assert services.contacts.count() == 1
     denied = services.audit.recent(action="permission.denied")  # written once the transaction ended
     assert denied and denied[0].actor_name == "visits"
+
+
+FAILING_PLUGIN_REVISIONS = {
+    "migrations/versions/0001.py": '''
+import sqlalchemy as sa
+from alembic import op
+revision = "shaky_0001"
+down_revision = None
+branch_labels = None
+depends_on = None
+def upgrade():
+    op.create_table("shaky_first", sa.Column("id", sa.Integer, primary_key=True))
+def downgrade():
+    pass
+''',
+    "migrations/versions/0002.py": '''
+import sqlalchemy as sa
+from alembic import op
+import crm_test_migration_hook
+revision = "shaky_0002"
+down_revision = "shaky_0001"
+branch_labels = None
+depends_on = None
+def upgrade():
+    op.create_table("shaky_second", sa.Column("id", sa.Integer, primary_key=True))
+    crm_test_migration_hook.meanwhile()
+    raise RuntimeError("disk full (simulated) in the plugin's second revision")
+def downgrade():
+    pass
+''',
+}
+
+
+def test_a_failing_plugin_migration_rolls_back_only_itself(make_host, home, services, monkeypatch):
+    import sqlite3
+    import threading
+    import time
+    import types
+
+    from crm_desktop.storage import migrate
+
+    ann = services.contacts.create(first_name="Ann", notes="before the plugin")
+    saved = []
+
+    def save(name):  # the rep keeps working while the plugin is being set up
+        saved.append(services.contacts.create(first_name=name).id)
+
+    real_backup = migrate.backup_database
+
+    def backup_then_save(*args, **kwargs):  # a whole-file backup taken for the plugin: an edit follows it
+        result = real_backup(*args, **kwargs)
+        save("Saved after a backup")
+        return result
+
+    monkeypatch.setattr(migrate, "backup_database", backup_then_save)
+    editor = threading.Thread(target=save, args=("Saved during the migration",))
+    hook = types.ModuleType("crm_test_migration_hook")
+
+    def meanwhile():
+        editor.start()
+        time.sleep(0.3)  # the save waits for the migration's write lock
+
+    hook.meanwhile = meanwhile
+    monkeypatch.setitem(sys.modules, "crm_test_migration_hook", hook)
+    write_plugin(home.plugins_dir, "shaky", migrations="migrations",
+                 files={"migrations/env.py": ENV, **FAILING_PLUGIN_REVISIONS})
+
+    host = make_host()
+    editor.join(15)
+    assert len(saved) >= 1 and [i for i in saved if services.contacts.find(i) is None] == []  # no edit lost
+    assert services.contacts.get(ann.id).notes == "before the plugin"
+    record = host.records["shaky"]
+    assert record.state is PluginState.ERROR
+    assert "disk full (simulated)" in record.error and "rolled back" in record.error
+    conn = sqlite3.connect(home.db_path)
+    try:
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    finally:
+        conn.close()
+    assert not {t for t in tables if t.startswith("shaky_")}  # not even the first revision's table
+    assert "alembic_version_shaky" not in tables
