@@ -12,10 +12,12 @@ class Actor:
     kind: ActorKind
     name: str
     user_id: str | None = None
+    #: the team new records of this actor belong to (stamped when a record has none)
+    team_id: str | None = None
 
     @classmethod
-    def user(cls, name: str = "local", user_id: str | None = None) -> "Actor":
-        return cls(ActorKind.USER, name, user_id)
+    def user(cls, name: str = "local", user_id: str | None = None, team_id: str | None = None) -> "Actor":
+        return cls(ActorKind.USER, name, user_id, team_id)
 
     @classmethod
     def plugin(cls, name: str, user_id: str | None = None) -> "Actor":

@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Protocol
+from typing import TYPE_CHECKING, Any, Callable, ContextManager, Iterator, Mapping, Protocol
 from urllib.parse import urlsplit
 
 from crm_desktop.plugin_api.errors import NotConfigured, PermissionDenied, PluginError
@@ -239,26 +239,30 @@ class ApiFacade:
 
 
 class DbFacade:
-    """Sessions on the plugin's own tables (``<plugin>_...``); other tables are refused by SQLite."""
+    """Sessions on the plugin's own tables (``<plugin>_...``); other tables are refused by SQLite.
 
-    def __init__(self, plugin: str, session_factory: Callable[[], "Session"], denied: Callable[[], str | None],
-                 gate: Gate | None = None):
+    Every session joins the app's one write transaction of this thread: used alone it is a
+    transaction of its own; inside :meth:`PluginContext.transaction` (or another session) it is a
+    savepoint of that one.
+    """
+
+    def __init__(self, plugin: str, open_session: Callable[[], ContextManager["Session"]],
+                 denied: Callable[[], str | None], gate: Gate | None = None):
         self._plugin = plugin
         self._gate = gate
-        self._factory = session_factory
+        self._open = open_session
         self._denied = denied
 
     @contextlib.contextmanager
     def session(self) -> Iterator["Session"]:
-        """``with ctx.db.session() as s:`` — a transaction, committed on success, rolled back on error.
+        """``with ctx.db.session() as s:`` — committed on success, rolled back on error.
 
         Touching a table that is not the plugin's raises :class:`PermissionDenied`.
         """
         from sqlalchemy.exc import DatabaseError
 
-        session = self._factory()
         try:
-            with session.begin():
+            with self._open() as session:
                 yield session
         except DatabaseError as exc:
             table = self._denied()
@@ -266,8 +270,6 @@ class DbFacade:
                 _deny(self._gate, self._plugin, f"db:{table}", "db.session",
                       f"table {table!r} is not one of the plugin's own tables")
             raise
-        finally:
-            session.close()
 
 
 class PluginContext:
@@ -278,7 +280,8 @@ class PluginContext:
     ``contacts``, ``companies``, ``leads``, ``deals``, ``activities``, ``users``
     (:class:`RecordsFacade`), ``events`` (:class:`EventsFacade`), ``settings``
     (:class:`SettingsFacade`), ``secrets`` (:class:`SecretsFacade`), ``http``
-    (:class:`HttpFacade`), ``api`` (:class:`ApiFacade`), ``db`` (:class:`DbFacade`).
+    (:class:`HttpFacade`), ``api`` (:class:`ApiFacade`), ``db`` (:class:`DbFacade`);
+    :meth:`transaction` for one transaction over the plugin's tables and core records.
     The host builds it; plugins never construct one.
     """
 
@@ -302,6 +305,19 @@ class PluginContext:
         self.api = api
         self.db = db
         self._allowed = allowed
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator["Session"]:
+        """``with ctx.transaction() as s:`` — one transaction over your tables and core records.
+
+        ``s`` is a session on your own tables (as :meth:`DbFacade.session`); calls such as
+        ``ctx.contacts.create(...)`` made inside the block join the same transaction. Everything
+        commits together when the block ends, or nothing does if it raises; core events
+        (``contact.created``) are published only after the commit. Permissions are checked per call
+        as always; a refused call raises inside the block and so rolls the block back.
+        """
+        with self.db.session() as session:
+            yield session
 
     def allowed(self, permission: str) -> bool:
         """True if this plugin may use ``permission`` now (without raising or auditing)."""

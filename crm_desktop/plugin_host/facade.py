@@ -1,9 +1,11 @@
 """Building one plugin's :class:`~crm_desktop.plugin_api.PluginContext` and its resources.
 
 The context's services act as ``Actor.plugin(name)``, so every write is
-audited with the plugin as the actor. ``ctx.db`` uses an engine of its own
-whose SQLite authorizer refuses every table not prefixed with the plugin's
-name: "its own tables only" is enforced by SQLite, not by convention.
+audited with the plugin as the actor. ``ctx.db`` sessions join the thread's
+write transaction (``ctx.transaction()`` groups them with core writes), and
+run their statements under a SQLite authorizer that refuses every table not
+prefixed with the plugin's name: "its own tables only" is enforced by SQLite,
+not by convention.
 
 With the runtime tripwire on, everything the facade does for a plugin (its
 settings file, the keyring, ``ctx.http`` requests, ``ctx.db`` connections,
@@ -17,13 +19,12 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from contextlib import nullcontext
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
-from sqlalchemy import event
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from crm_desktop.domain.actor import Actor
 from crm_desktop.plugin_api.context import (
@@ -87,16 +88,22 @@ def _wrapped(target: Any, tripwire: Tripwire | None) -> Any:
 
 
 class PluginDatabase:
-    """A plugin's own engine on the app database, limited to its tables."""
+    """A plugin's sessions on the app database, limited to its tables.
 
-    def __init__(self, db_path: Path, plugin: str, tripwire: Tripwire | None = None):
+    Each session is bound to the connection of the thread's one write transaction (opening it
+    when none is open), so a plugin's own rows and the core records it writes through the
+    facade commit or roll back together. While the plugin's session runs its statements, a
+    SQLite authorizer on that connection refuses every table not prefixed with its name; the
+    core's own work inside the block (``ctx.contacts.create``) runs unguarded.
+    """
+
+    def __init__(self, db: Any, plugin: str, actor: Actor, tripwire: Tripwire | None = None):
         self.tripwire = tripwire
         self.plugin = plugin
         self.prefix = table_prefix(plugin)
         self.denied_table: str | None = None
-        self._engine = None
-        self._sessions: sessionmaker | None = None
-        self._db_path = db_path
+        self._db = db
+        self._actor = actor
 
     def _authorize(self, action, arg1, arg2, db_name, trigger):
         if action in _ALWAYS_DENIED:
@@ -111,35 +118,30 @@ class PluginDatabase:
         self.denied_table = table
         return sqlite3.SQLITE_DENY
 
-    def session(self) -> Session:
-        if self._sessions is None:
-            from crm_desktop.storage.engine import make_engine
-
-            with _core_scope(self.tripwire):
-                self._engine = make_engine(self._db_path, immediate=True)
-            tripwire = self.tripwire
-
-            if tripwire is not None:
-                # Connections open lazily, inside the plugin's own statements: open them as the core.
-                @event.listens_for(self._engine, "do_connect")
-                def _connect(dialect, _record, cargs, cparams):
-                    with tripwire.core_call():
-                        return dialect.connect(*cargs, **cparams)
-
-            # Registered after make_engine's own listener: its PRAGMAs run before the authorizer exists.
-            @event.listens_for(self._engine, "connect")
-            def _limit(dbapi_connection, _record):
-                dbapi_connection.set_authorizer(self._authorize)
-
-            self._sessions = sessionmaker(self._engine, expire_on_commit=False)
+    @contextmanager
+    def session(self) -> Iterator[Session]:
         self.denied_table = None
-        return self._sessions()
+        with _core_scope(self.tripwire):
+            scope_cm = self._db.transaction(actor=self._actor)
+            scope = scope_cm.__enter__()
+        try:
+            # a savepoint of its own inside the scope: its failure leaves the core's work in the scope alone
+            session = Session(bind=scope.connection, join_transaction_mode="create_savepoint",
+                              expire_on_commit=False)
+            try:
+                with scope.tx.guarded(self._authorize), session.begin():
+                    yield session
+            finally:
+                session.close()
+        except BaseException as exc:
+            with _core_scope(self.tripwire):
+                scope_cm.__exit__(type(exc), exc, exc.__traceback__)
+            raise
+        with _core_scope(self.tripwire):
+            scope_cm.__exit__(None, None, None)
 
     def dispose(self) -> None:
-        if self._engine is not None:
-            self._engine.dispose()
-        self._engine = None
-        self._sessions = None
+        """Nothing to release: the sessions use the app's write connection."""
 
 
 @dataclass
@@ -180,7 +182,7 @@ def build_context(*, manifest: Manifest, services: Any, db_path: Path, data_dir:
     gate = PermissionGate(name, declared, policy_permits, role, audit=_as_core(
         lambda actor, action, details: services.audit.write(actor, action, details=details), tripwire))
     http = HttpFacade(name, tuple(manifest.network.hosts), gate)
-    database = PluginDatabase(db_path, name, tripwire)
+    database = PluginDatabase(services.db, name, Actor.plugin(name), tripwire)
     resources = ContextResources(gate=gate, http=http, database=database)
 
     def _subscribe(event_name: str, handler: Callable) -> Callable[[], None]:

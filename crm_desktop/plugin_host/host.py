@@ -436,15 +436,26 @@ class PluginHost:
             return
         from crm_desktop.storage import migrate
 
+        db = getattr(self.core, "db", None)
+        if db is not None and db.current_transaction() is not None:
+            # the migration needs the write lock this thread holds: it would wait out the busy timeout
+            raise PluginError("its tables cannot be migrated inside an open write transaction")
         db_path = Path(self.home.db_path)
         version_table = f"alembic_version_{manifest.ident}"
-        before = _tables(db_path)
-        migrate.upgrade(db_path, Path(self.home.backups_dir), script_location=folder / manifest.migrations,
-                        version_table=version_table, label=f"plugin-{manifest.name}")
         prefix = table_prefix(manifest.name)
-        foreign = sorted(t for t in _tables(db_path) - before if not t.startswith(prefix) and t != version_table)
-        if foreign:
-            raise PluginError(f"its migrations created table(s) {', '.join(foreign)} not prefixed with {prefix!r}")
+        before = _tables(db_path)
+
+        def only_its_tables(connection) -> None:
+            now = {r[0] for r in connection.exec_driver_sql("SELECT name FROM sqlite_master WHERE type='table'")}
+            foreign = sorted(t for t in now - before if not t.startswith(prefix) and t != version_table)
+            if foreign:
+                raise PluginError(f"its migrations created table(s) {', '.join(foreign)} not prefixed with {prefix!r}")
+
+        # one transaction, rolled back alone on failure: no whole-file backup put back under the running
+        # app (edits made meanwhile would be lost), no half-applied plugin tables left behind
+        migrate.upgrade_in_one_transaction(db_path, script_location=folder / manifest.migrations,
+                                           version_table=version_table, label=f"plugin-{manifest.name}",
+                                           check=only_its_tables)
 
     # ------------------------------------------------------------------ calling hooks
 

@@ -22,7 +22,7 @@ from crm_desktop.services.paging import ListQuery, Page, Sort
 from crm_desktop.services.pipelines import PipelineService, StageService
 from crm_desktop.services.search import SearchHit, SearchService
 from crm_desktop.services.tags import TagService
-from crm_desktop.services.unit_of_work import Change, ChangeListener, UnitOfWork
+from crm_desktop.services.unit_of_work import Change, ChangeListener, UnitOfWork, install_sinks
 from crm_desktop.services.users import UserService
 from crm_desktop.storage.engine import Database
 
@@ -35,8 +35,9 @@ class CrmServices:
         self.db = db
         self.actor = actor
         self.events = events if events is not None else EventBus()
-        #: called inside every write transaction with each change (sync's outbox hooks in here)
+        #: called inside every write transaction with each batch of changes (sync's outbox hooks in here)
         self.change_listeners: list[ChangeListener] = change_listeners if change_listeners is not None else []
+        install_sinks(db, self.change_listeners)  # services.as_actor(...) shares its parent's list
         self.companies = CompanyService(self)
         self.contacts = ContactService(self)
         self.leads = LeadService(self)
@@ -55,9 +56,10 @@ class CrmServices:
         """The same services, recording ``actor`` on every change."""
         return CrmServices(self.db, actor=actor, events=self.events, change_listeners=self.change_listeners)
 
-    def unit_of_work(self) -> UnitOfWork:
-        """A write transaction: ``with services.unit_of_work() as uow: ...``."""
-        return UnitOfWork(self.db, self.actor, self.events, self.change_listeners)
+    def unit_of_work(self, *, audit_action: str | None = None) -> UnitOfWork:
+        """A write transaction: ``with services.unit_of_work() as uow: ...``; inside an open one, a
+        savepoint of it. ``audit_action`` names the audit entries of its changes (default: the op)."""
+        return UnitOfWork(self.db, self.actor, self.events, audit_action=audit_action)
 
     def entity_service(self, entity: str):
         """The service for an entity name (``contact``, ``deal``, ...)."""

@@ -35,10 +35,21 @@ class AuditLog:
 
     def write(self, actor: Actor, action: str, *, entity: str | None = None, record_id: str | None = None,
               details: dict[str, Any] | None = None) -> None:
-        """Record something that is not a change (a denied permission, a plugin installed)."""
-        with self._services.db.write_sessions() as session, session.begin():
-            session.add(models.AuditEntry(actor_kind=actor.kind.value, actor_name=actor.name, action=action,
-                                          entity=entity, record_id=record_id, changes=details or {}))
+        """Record something that is not a change (a denied permission, a plugin installed).
+
+        Inside an open write transaction of this thread it is written when that transaction ends,
+        committed or not: a refusal stays on record even when the refused work is rolled back.
+        """
+        def write() -> None:
+            with self._services.db.write_sessions() as session, session.begin():
+                session.add(models.AuditEntry(actor_kind=actor.kind.value, actor_name=actor.name, action=action,
+                                              entity=entity, record_id=record_id, changes=details or {}))
+
+        tx = self._services.db.current_transaction()
+        if tx is None:
+            write()
+        else:  # a second connection would wait for this thread's own write lock
+            tx.after_end(write)
 
     def _query(self, stmt) -> list[AuditEntry]:
         with self._services.db.read_sessions() as session:

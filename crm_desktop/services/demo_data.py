@@ -32,6 +32,7 @@ from crm_desktop.domain.validation import normalize_email, normalize_name, norma
 from crm_desktop.errors import ValidationError
 from crm_desktop.services.bulk_fts import DeferredIndex
 from crm_desktop.storage import models
+from crm_desktop.storage.changes import STAMP_COLUMNS, BulkStamp
 
 log = logging.getLogger(__name__)
 
@@ -157,7 +158,7 @@ def generate(services, *, contacts: int, seed: int = 1,
     stages = services.pipelines.stages(pipeline.id)
     with services.unit_of_work() as uow:
         conn = uow.session.connection().connection.driver_connection
-        writer = _Writer(conn, seed, counts, pipeline.id, stages, progress)
+        writer = _Writer(conn, seed, counts, pipeline.id, stages, progress, BulkStamp(uow.actor))
         writer.refuse_repeat()
         # a big cache keeps the indexes' pages in memory during the bulk insert (this connection only)
         conn.execute("PRAGMA cache_size=-400000")
@@ -174,8 +175,10 @@ def generate(services, *, contacts: int, seed: int = 1,
 
 
 class _Writer:
-    def __init__(self, conn, seed: int, counts: dict[str, int], pipeline_id: str, stages, progress):
+    def __init__(self, conn, seed: int, counts: dict[str, int], pipeline_id: str, stages, progress,
+                 stamps: BulkStamp):
         self.conn = conn
+        self.stamps = stamps  # the sync columns, stamped by storage's rules
         self.seed = seed
         self.counts = counts
         self.rng = random.Random(seed)
@@ -233,7 +236,7 @@ class _Writer:
     def _companies(self) -> None:
         rng = self.rng
         cols = ("id", "name", "name_key", "website", "industry", "email", "phone", "street", "city",
-                "postal_code", "country", "notes", "created_at", "updated_at", "version")
+                "postal_code", "country", "notes", *STAMP_COLUMNS)
 
         def rows():
             for i in range(self.counts["companies"]):
@@ -249,7 +252,7 @@ class _Writer:
                 yield (ident, name, normalize_name(name), f"https://www.{domain}", rng.choice(INDUSTRIES),
                        f"info@{domain}", f"{prefix} {rng.randrange(100000, 9999999)}",
                        f"{rng.choice(STREETS)} {rng.randrange(1, 200)}", city, code, country, None,
-                       stamp, stamp, 0)
+                       *self.stamps.values(stamp))
 
         self._insert("companies", cols, rows(), self.counts["companies"])
 
@@ -257,7 +260,7 @@ class _Writer:
         rng = self.rng
         cols = ("id", "first_name", "last_name", "name_key", "email", "email_key", "phone", "phone_key",
                 "mobile", "mobile_key", "job_title", "company_id", "street", "city", "postal_code", "country",
-                "notes", "created_at", "updated_at", "version")
+                "notes", *STAMP_COLUMNS)
         name_keys: dict[tuple[str, str], str] = {}
         ascii_names: dict[str, str] = {}
         n_companies = len(self.company_ids)
@@ -290,7 +293,7 @@ class _Writer:
                        normalize_phone(mobile), rng.choice(JOB_TITLES),
                        self.company_ids[company] if company >= 0 else None,
                        f"{rng.choice(STREETS)} {rng.randrange(1, 200)}", city, code, country, notes,
-                       stamp, stamp, 0)
+                       *self.stamps.values(stamp))
 
         self._insert("contacts", cols, rows(), self.counts["contacts"])
 
@@ -301,8 +304,9 @@ class _Writer:
             row = self.conn.execute("SELECT id FROM tags WHERE name_key = ?", (normalize_name(name),)).fetchone()
             if row is None:
                 ident = self.ids.next()
-                self.conn.execute("INSERT INTO tags (id, name, name_key, created_at, updated_at, version) "
-                                  "VALUES (?, ?, ?, ?, ?, 0)", (ident, name, normalize_name(name), stamp, stamp))
+                self.conn.execute(f"INSERT INTO tags (id, name, name_key, {', '.join(STAMP_COLUMNS)}) "
+                                  f"VALUES (?, ?, ?, {', '.join('?' * len(STAMP_COLUMNS))})",
+                                  (ident, name, normalize_name(name), *self.stamps.values(stamp)))
                 tag_ids.append(ident)
             else:
                 tag_ids.append(row[0])
@@ -313,7 +317,7 @@ class _Writer:
     def _leads(self) -> None:
         rng = self.rng
         cols = ("id", "title", "first_name", "last_name", "company_name", "email", "phone", "status", "source",
-                "created_at", "updated_at", "version")
+                *STAMP_COLUMNS)
 
         def rows():
             for i in range(self.counts["leads"]):
@@ -323,14 +327,14 @@ class _Writer:
                 yield (self.ids.next(), f"{rng.choice(DEAL_PRODUCTS)} for {company}", first, last, company,
                        f"lead{i}@{company.split()[0].lower()}.example",
                        f"+49 {rng.randrange(30, 999)} {rng.randrange(100000, 9999999)}",
-                       rng.choice(LEAD_STATUSES), rng.choice(LEAD_SOURCES), stamp, stamp, 0)
+                       rng.choice(LEAD_STATUSES), rng.choice(LEAD_SOURCES), *self.stamps.values(stamp))
 
         self._insert("leads", cols, rows(), self.counts["leads"])
 
     def _deals(self) -> list[str]:
         rng = self.rng
         cols = ("id", "title", "pipeline_id", "stage_id", "amount_cents", "currency", "status", "company_id",
-                "contact_id", "expected_close", "stage_changed_at", "created_at", "updated_at", "version")
+                "contact_id", "expected_close", "stage_changed_at", *STAMP_COLUMNS)
         deal_ids: list[str] = []
         n_contacts = len(self.contact_ids)
 
@@ -347,7 +351,7 @@ class _Writer:
                 yield (ident, f"{rng.choice(DEAL_PRODUCTS)} {rng.randrange(2024, 2028)}", self.pipeline_id,
                        stage.id, rng.randrange(5, 2000) * 500_00 // 10, "EUR", status,
                        self.company_ids[company] if company >= 0 else None, self.contact_ids[contact], close,
-                       stamp, stamp, stamp, 0)
+                       stamp, *self.stamps.values(stamp))
 
         self._insert("deals", cols, rows(), self.counts["deals"])
         return deal_ids
@@ -355,7 +359,7 @@ class _Writer:
     def _activities(self, deal_ids: list[str]) -> None:
         rng = self.rng
         cols = ("id", "kind", "subject", "body", "due_at", "done_at", "location", "contact_id", "company_id",
-                "deal_id", "created_at", "updated_at", "version")
+                "deal_id", *STAMP_COLUMNS)
         kinds = tuple(ACTIVITY_SUBJECTS)
         n_contacts = len(self.contact_ids)
         total = self.counts["activities"]
@@ -385,6 +389,6 @@ class _Writer:
                        "Agreed next steps; send summary." if rng.random() < 0.2 else None,
                        _db_time(due) if due else None, _db_time(done) if done else None,
                        "On site" if kind == "visit" else None, self.contact_ids[contact],
-                       self.company_ids[company] if company >= 0 else None, deal, stamp, stamp, 0)
+                       self.company_ids[company] if company >= 0 else None, deal, *self.stamps.values(stamp))
 
         self._insert("activities", cols, rows(), total)

@@ -20,7 +20,7 @@ from crm_desktop.domain.validation import normalize_name
 from crm_desktop.errors import NotFound, ValidationError
 from crm_desktop.services.paging import ListQuery, Page, PageKey, Sort
 from crm_desktop.services.search_query import fts_match_expression
-from crm_desktop.services.unit_of_work import Change, UnitOfWork
+from crm_desktop.services.unit_of_work import UnitOfWork
 from crm_desktop.storage.base import SYNC_COLUMN_NAMES, utcnow
 from crm_desktop.storage.models import Tag
 
@@ -67,7 +67,7 @@ class EntityService(Generic[M, R]):
         return record
 
     def find(self, record_id: str, *, include_deleted: bool = False) -> R | None:
-        with self._services.db.read_sessions() as session:
+        with self._services.db.read_session() as session:
             row = session.get(self.model, record_id)
             if row is None or (row.deleted_at is not None and not include_deleted):
                 return None
@@ -78,7 +78,7 @@ class EntityService(Generic[M, R]):
         ids = list(ids)
         if not ids:
             return []
-        with self._services.db.read_sessions() as session:
+        with self._services.db.read_session() as session:
             rows = session.scalars(
                 select(self.model).where(self.model.id.in_(ids), self.model.deleted_at.is_(None))
             ).unique().all()
@@ -103,7 +103,7 @@ class EntityService(Generic[M, R]):
             stmt = stmt.where(pair < bound if descending else pair > bound)
         order = (column.desc(), self.model.id.desc()) if descending else (column.asc(), self.model.id.asc())
         stmt = stmt.order_by(*order).limit(limit + 1)
-        with self._services.db.read_engine.connect() as conn:
+        with self._services.db.read_connection() as conn:
             result = conn.execute(stmt)
             columns = list(result.keys())
             rows = result.all()
@@ -119,7 +119,7 @@ class EntityService(Generic[M, R]):
 
     def count(self, query: ListQuery | None = None) -> int:
         stmt = self._filtered(select(func.count()).select_from(self.model), query or ListQuery())
-        with self._services.db.read_sessions() as session:
+        with self._services.db.read_session() as session:
             return int(session.scalar(stmt) or 0)
 
     def key_at(self, position: int, query: ListQuery | None = None, sort: Sort | None = None) -> PageKey | None:
@@ -167,7 +167,7 @@ class EntityService(Generic[M, R]):
             raise NotImplementedError(f"{self.entity} is not searchable")
         from crm_desktop.services.search import SOURCES, ranked_rowids
 
-        with self._services.db.read_sessions() as session:
+        with self._services.db.read_session() as session:
             ranked = ranked_rowids(session.connection(), SOURCES[self.entity], text_, min(limit, MAX_PAGE))
             if not ranked:
                 return []
@@ -203,29 +203,19 @@ class EntityService(Generic[M, R]):
             self.delete_in(uow, record_id)
 
     def create_in(self, uow: UnitOfWork, fields: dict[str, Any]) -> M:
-        """Insert within an open unit of work (for services that write several records at once)."""
+        """Insert within an open unit of work (for services that write several records at once).
+
+        Storage stamps the sync columns and records the change when the row is flushed.
+        """
         session = uow.session
         self._reject_unknown(fields)
         values = self.clean(session, dict(fields), None)
         tags = values.pop("tags", None)
-        now = utcnow()
         row = self.model(**values)
-        if getattr(row, "id", None) is None:
-            from crm_desktop.domain.ids import uuid7
-            row.id = uuid7()
-        row.created_at = now
-        row.updated_at = now
-        row.version = 0
-        if row.owner_id is None and uow.actor.user_id:
-            row.owner_id = uow.actor.user_id
         session.add(row)
         if tags is not None:
             row.tags = self._tags(session, tags)
         session.flush()
-        change_fields = {k: (None, v) for k, v in values.items() if v is not None and not _derived(k)}
-        if tags:
-            change_fields["tags"] = (None, sorted(t.name for t in row.tags))
-        uow.record(Change(self.entity, row.id, "create", change_fields))
         self.after_create(uow, row)
         return row
 
@@ -249,19 +239,14 @@ class EntityService(Generic[M, R]):
                 changed["tags"] = (old_names, sorted(t.name for t in new_tags))
         changed = {k: v for k, v in changed.items() if not _derived(k)} if changed else changed
         if changed:
-            row.updated_at = utcnow()
-            session.flush()
-            uow.record(Change(self.entity, row.id, "update", changed))
+            session.flush()  # storage stamps updated_at and revision and records the change
             self.after_update(uow, row, changed)
         return row
 
     def delete_in(self, uow: UnitOfWork, record_id: str) -> M:
         row = self.live_row(uow.session, record_id)
-        now = utcnow()
-        row.deleted_at = now
-        row.updated_at = now
+        row.deleted_at = utcnow()
         uow.session.flush()
-        uow.record(Change(self.entity, row.id, "delete", {"deleted_at": (None, now)}))
         uow.publish_after_commit(f"{self.entity}.deleted", {"id": row.id})
         return row
 

@@ -4,7 +4,7 @@ One import is one write transaction (one :class:`UnitOfWork`): a malformed file,
 an invalid value or a cancel rolls everything back, so the database is either
 unchanged or has the whole file. Inside the transaction rows are handled in
 chunks: new records go in with bulk inserts (one audit entry and one listener
-:class:`Change` per record, through :meth:`UnitOfWork.record_many`), records
+:class:`Change` per record, through ``storage.changes.insert_synced_rows``), records
 named by an ``id`` column are updated through the service's ``update_in`` so
 only the fields that differ change and are audited.
 
@@ -25,7 +25,6 @@ import logging
 import uuid
 from types import SimpleNamespace
 from dataclasses import dataclass, field
-from datetime import timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
@@ -35,10 +34,10 @@ from crm_desktop.domain.validation import normalize_email, normalize_name, norma
 from crm_desktop.errors import FileFormatError, ValidationError
 from crm_desktop.services.bulk_fts import DeferredIndex
 from crm_desktop.services.csv_format import FIELDS, TAG_SEPARATOR, CsvReader, check_mapping, guess_mapping
-from crm_desktop.services.unit_of_work import Change, UnitOfWork
+from crm_desktop.services.unit_of_work import UnitOfWork
 from crm_desktop.services.vcard_format import VCardReader
 from crm_desktop.storage import models
-from crm_desktop.storage.base import utcnow
+from crm_desktop.storage.changes import insert_synced_rows
 
 log = logging.getLogger(__name__)
 
@@ -230,7 +229,6 @@ class _Run:
         self.progress = progress
         self.total = total
         self.done = 0
-        self.now = utcnow()
         self.table = self.service.model.__table__.name
         #: key -> (line, record id, what) of rows of this file, to name the line a duplicate repeats
         self.file_keys: dict[tuple, tuple[int, str]] = {}
@@ -239,7 +237,6 @@ class _Run:
         self.seen_ids: dict[str, int] = {}  # id -> line, so that one id cannot appear twice
         # the unit of work's own connection, inside its transaction: plain DBAPI calls for the hot paths
         self.dbapi = dbapi = self.conn.connection.driver_connection
-        self.stamp = self.now.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
         self.name_keys: dict[str, str | None] = {}
         # new rows are indexed for search set-based after each chunk (see bulk_fts), same transaction
         self.index = DeferredIndex(dbapi, self.table)
@@ -554,32 +551,15 @@ class _Run:
         """Insert rows (column values with ``id``) with their sync columns, tags, audit and changes."""
         if not rows:
             return
-        owner = self.uow.actor.user_id
-        columns = [c for c in rows[0] if c != "\0keys"]
-        full = []
         for values in rows:
             values.pop("\0keys", None)
-            full.append((*(values.get(c) for c in columns), self.stamp, self.stamp, 0,
-                         values.get("owner_id") or owner))
-        names = [*columns, "created_at", "updated_at", "version", "owner_id"]
-        if "owner_id" in columns:
-            columns_sql = [c for c in names[:-1]]
-            full = [row[:-1] for row in full]
-            names = columns_sql
-        self.dbapi.executemany(f"INSERT INTO {model.__table__.name} ({', '.join(names)}) "
-                               f"VALUES ({', '.join('?' * len(names))})", full)
         tag_names_by_id = dict(tag_links)
+        # storage stamps the sync columns and records the changes, as one batch (storage/changes.py)
+        insert_synced_rows(self.uow.transaction, model, rows, audit_action="import",
+                           change_extras={i: {"tags": (None, names)} for i, names in tag_names_by_id.items()})
         if tag_links:
             ids = self._tag_ids({n for _, names in tag_links for n in names})
             table = models.contact_tags if entity == "contact" else models.company_tags
             fk = f"{entity}_id"
             links = {(rid, ids[n]) for rid, names in tag_links for n in names}
             self.dbapi.executemany(f"INSERT INTO {table.name} ({fk}, tag_id) VALUES (?, ?)", sorted(links))
-        changes = []
-        for values in rows:
-            fields = {k: (None, v) for k, v in values.items()
-                      if v is not None and k != "id" and not k.endswith("_key")}
-            if values["id"] in tag_names_by_id:
-                fields["tags"] = (None, tag_names_by_id[values["id"]])
-            changes.append(Change(entity, values["id"], "create", fields))
-        self.uow.record_many(changes, audit_action="import")

@@ -20,7 +20,6 @@ from crm_desktop.domain import records
 from crm_desktop.domain.enums import LeadStatus
 from crm_desktop.domain.validation import normalize_name
 from crm_desktop.errors import ValidationError
-from crm_desktop.services.unit_of_work import Change
 from crm_desktop.storage import models
 from crm_desktop.storage.base import utcnow
 
@@ -94,34 +93,28 @@ def convert_lead(services: "CrmServices", lead_id: str, *, create_deal: bool = T
                 "team_id": lead.team_id, "tags": [t.name for t in lead.tags],
             })
             deal_id = deal.id
-        # -- the lead's activities follow it to what it became (where they point nowhere yet)
-        now = utcnow()
-        moved = 0
-        for activity in session.scalars(select(models.Activity).where(
-                models.Activity.lead_id == lead.id, models.Activity.deleted_at.is_(None))).all():
+        with uow.audited_as(AUDIT_ACTION):
+            # -- the lead's activities follow it to what it became (where they point nowhere yet)
+            moved = 0
+            for activity in session.scalars(select(models.Activity).where(
+                    models.Activity.lead_id == lead.id, models.Activity.deleted_at.is_(None))).all():
+                changed = {}
+                for column, value in (("contact_id", contact_id), ("company_id", company_id), ("deal_id", deal_id)):
+                    if value is not None and getattr(activity, column) is None:
+                        changed[column] = (None, value)
+                        setattr(activity, column, value)
+                if changed:
+                    uow.publish_after_commit("activity.updated", {"id": activity.id, "fields": sorted(changed)})
+                    moved += 1
+            # -- the lead itself
             changed = {}
-            for column, value in (("contact_id", contact_id), ("company_id", company_id), ("deal_id", deal_id)):
-                if value is not None and getattr(activity, column) is None:
-                    changed[column] = (None, value)
-                    setattr(activity, column, value)
-            if changed:
-                activity.updated_at = now
-                session.flush()
-                uow.record(Change("activity", activity.id, "update", changed), audit_action=AUDIT_ACTION)
-                uow.publish_after_commit("activity.updated", {"id": activity.id, "fields": sorted(changed)})
-                moved += 1
-        # -- the lead itself
-        changed = {}
-        for column, value in (("status", LeadStatus.QUALIFIED.value), ("converted_at", now),
-                              ("converted_contact_id", contact_id), ("converted_company_id", company_id),
-                              ("converted_deal_id", deal_id)):
-            old = getattr(lead, column)
-            if old != value:
-                changed[column] = (old, value)
-                setattr(lead, column, value)
-        lead.updated_at = now
-        session.flush()
-        uow.record(Change("lead", lead.id, "update", changed), audit_action=AUDIT_ACTION)
+            for column, value in (("status", LeadStatus.QUALIFIED.value), ("converted_at", utcnow()),
+                                  ("converted_contact_id", contact_id), ("converted_company_id", company_id),
+                                  ("converted_deal_id", deal_id)):
+                old = getattr(lead, column)
+                if old != value:
+                    changed[column] = (old, value)
+                    setattr(lead, column, value)
         if "status" in changed:
             uow.publish_after_commit("lead.status_changed", {"id": lead.id, "old": changed["status"][0],
                                                               "new": changed["status"][1]})

@@ -18,7 +18,7 @@ from sqlalchemy import select
 
 from crm_desktop.domain import records
 from crm_desktop.errors import ValidationError
-from crm_desktop.services.unit_of_work import Change, UnitOfWork
+from crm_desktop.services.unit_of_work import UnitOfWork
 from crm_desktop.storage import models
 from crm_desktop.storage.base import utcnow
 
@@ -70,7 +70,8 @@ class MergeService:
             if side not in SIDES:
                 raise ValidationError(f"field_choices[{name}]", side, "must be 'survivor' or 'duplicate'", "merge")
         contacts = self._services.contacts
-        with self._services.unit_of_work() as uow:
+        # every change is the ordinary update or delete sync needs; the audit action says "merge"
+        with self._services.unit_of_work(audit_action=AUDIT_ACTION) as uow:
             session = uow.session
             survivor = contacts.live_row(session, survivor_id)
             duplicate = contacts.live_row(session, duplicate_id)
@@ -96,19 +97,12 @@ class MergeService:
             if len(united) != len(survivor.tags):
                 survivor.tags = list(united.values())
                 changed["tags"] = (old_tags, sorted(t.name for t in survivor.tags))
-            now = utcnow()
-            survivor.updated_at = now
             session.flush()
-            # Only real field changes go in (sync pushes them); the audit action says "merge".
-            uow.record(Change("contact", survivor_id, "update", changed), audit_action=AUDIT_ACTION)
             moved_activities = self._repoint(uow, models.Activity, "activity", "contact_id", duplicate_id, survivor_id)
             moved_deals = self._repoint(uow, models.Deal, "deal", "contact_id", duplicate_id, survivor_id)
             self._repoint(uow, models.Lead, "lead", "converted_contact_id", duplicate_id, survivor_id)
-            duplicate.deleted_at = now
-            duplicate.updated_at = now
+            duplicate.deleted_at = utcnow()
             session.flush()
-            uow.record(Change("contact", duplicate_id, "delete", {"deleted_at": (None, now)}),
-                       audit_action=AUDIT_ACTION)
             fields_taken = tuple(sorted(k for k in changed if k != "tags"))
             uow.publish_after_commit("contact.updated", {"id": survivor_id, "fields": sorted(changed)})
             uow.publish_after_commit("contact.deleted", {"id": duplicate_id})
@@ -127,12 +121,9 @@ class MergeService:
         """Point every live row of ``model`` from ``old_id`` to ``new_id``; each is an audited update."""
         rows = uow.session.scalars(select(model).where(getattr(model, column) == old_id,
                                                        model.deleted_at.is_(None))).all()
-        now = utcnow()
         for row in rows:
             setattr(row, column, new_id)
-            row.updated_at = now
         uow.session.flush()
         for row in rows:
-            uow.record(Change(entity, row.id, "update", {column: (old_id, new_id)}), audit_action=AUDIT_ACTION)
             uow.publish_after_commit(f"{entity}.updated", {"id": row.id, "fields": [column]})
         return len(rows)

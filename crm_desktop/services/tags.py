@@ -12,7 +12,6 @@ from crm_desktop.domain.validation import clean_text, normalize_name
 from crm_desktop.errors import ValidationError
 from crm_desktop.services.entity import EntityService
 from crm_desktop.storage import models
-from crm_desktop.storage.base import utcnow
 
 
 class TagService(EntityService[models.Tag, records.Tag]):
@@ -57,8 +56,7 @@ class TagService(EntityService[models.Tag, records.Tag]):
         for key, name in wanted.items():
             tag = found.get(key)
             if tag is None:
-                now = utcnow()
-                tag = models.Tag(name=name, name_key=key, created_at=now, updated_at=now, version=0)
+                tag = models.Tag(name=name, name_key=key)  # stamped when flushed (storage/changes.py)
                 session.add(tag)
             elif tag.deleted_at is not None:
                 tag.deleted_at = None

@@ -1,44 +1,42 @@
 """The one path every write takes (DESIGN.md, Sync: outbox in the same transaction).
 
-A :class:`UnitOfWork` is a write transaction (``BEGIN IMMEDIATE``) with an
-actor. Services call :meth:`UnitOfWork.record` for every change; that writes
-the audit entry and hands the change to every registered change listener in
-the same transaction (sync adds its outbox row there), and queues the domain
-events, which are published only after the commit succeeded.
+A :class:`UnitOfWork` is a scope of the thread's write transaction
+(:meth:`Database.transaction`) with an actor: the outermost one is the
+``BEGIN IMMEDIATE`` transaction, one opened inside it is a savepoint, so a
+service write called inside an open unit of work joins it. Services only
+change rows; storage stamps the sync columns and builds each :class:`Change`
+(``storage/changes.py``). :class:`ChangeDelivery` writes the audit entries and
+hands each batch of changes to the change listeners (sync's outbox) in the
+same transaction. Domain events queued with :meth:`UnitOfWork.publish_after_commit`
+are published only after the outermost commit.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass, field
+from contextlib import contextmanager
 from datetime import date, datetime
 from decimal import Decimal
 from enum import Enum
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from sqlalchemy.orm import Session
 
 from crm_desktop.domain.actor import Actor
 from crm_desktop.services.events import Event, EventBus
 from crm_desktop.storage.base import utcnow
+from crm_desktop.storage.changes import Change, RecordedChange
 from crm_desktop.storage.engine import Database
-from crm_desktop.storage.models import AuditEntry
+from crm_desktop.storage.transaction import Scope
 
 log = logging.getLogger(__name__)
 
+__all__ = ["AuditWriter", "Change", "ChangeDelivery", "ChangeListener", "UnitOfWork", "install_sinks", "plain"]
 
-@dataclass(frozen=True)
-class Change:
-    """One change to one record. ``fields`` maps each changed field to ``(old, new)``."""
-
-    entity: str
-    record_id: str
-    op: str  # create | update | delete | merge | convert
-    fields: dict[str, tuple[Any, Any]] = field(default_factory=dict)
-
-
-ChangeListener = Callable[[Session, Change, Actor], None]
+#: ``listener(session, changes, actor)``: a batch of changes one actor made, inside the transaction.
+#: It may write (``session.execute(insert(...))``); it must not raise for a change it does not handle.
+ChangeListener = Callable[[Session, Sequence[Change], Actor], None]
 
 
 def plain(value: Any) -> Any:
@@ -58,73 +56,105 @@ def _plain_fast(value: Any) -> Any:
     return value if value is None or type(value) is str else plain(value)
 
 
+class AuditWriter:
+    """A change sink: one audit entry per change (one per database, whatever the services)."""
+
+    def __call__(self, session: Session, batch: Sequence[RecordedChange]) -> None:
+        # plain DBAPI executemany: per-row ORM work would dominate a bulk import
+        at = utcnow().replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f")  # as UTCDateTime stores it
+        rows = []
+        for item in batch:
+            change, actor = item.change, item.actor
+            rows.append((at, actor.kind.value if actor else "system", actor.name if actor else "crm-desktop",
+                         item.audit_action or change.op, change.entity, change.record_id,
+                         json.dumps({k: [_plain_fast(o), _plain_fast(n)] for k, (o, n) in change.fields.items()},
+                                    ensure_ascii=False)))
+        session.connection().connection.driver_connection.executemany(
+            "INSERT INTO audit_entries (at, actor_kind, actor_name, action, entity, record_id, changes) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+
+
+class ChangeDelivery:
+    """A change sink: each change listener once per batch (split where the actor changes)."""
+
+    def __init__(self, listeners: list[ChangeListener]):
+        self.listeners = listeners
+
+    def __call__(self, session: Session, batch: Sequence[RecordedChange]) -> None:
+        if not self.listeners:
+            return
+        start = 0
+        while start < len(batch):
+            actor = batch[start].actor
+            end = start
+            while end < len(batch) and batch[end].actor == actor:
+                end += 1
+            changes = [item.change for item in batch[start:end]]
+            for listener in list(self.listeners):
+                listener(session, changes, actor)
+            start = end
+
+
+def install_sinks(db: Database, listeners: list[ChangeListener]) -> None:
+    """The audit writer (once per database) and a delivery to ``listeners`` (once per list)."""
+    if not any(isinstance(s, AuditWriter) for s in db.change_sinks):
+        db.change_sinks.insert(0, AuditWriter())
+    if not any(isinstance(s, ChangeDelivery) and s.listeners is listeners for s in db.change_sinks):
+        db.change_sinks.append(ChangeDelivery(listeners))
+
+
 class UnitOfWork:
-    def __init__(self, db: Database, actor: Actor, events: EventBus,
-                 listeners: list[ChangeListener], *, audit: bool = True):
+    """``with services.unit_of_work() as uow:`` — a scope of the thread's write transaction."""
+
+    def __init__(self, db: Database, actor: Actor, events: EventBus, *, audit_action: str | None = None):
         self.db = db
         self.actor = actor
         self._events = events
-        self._listeners = listeners
-        self._audit = audit
-        self._pending_events: list[Event] = []
-        self.session: Session | None = None
-        self.changes: list[Change] = []
+        self._audit_action = audit_action
+        self._cm: Any = None
+        self.scope: Scope | None = None
 
     def __enter__(self) -> "UnitOfWork":
-        self.session = self.db.write_sessions()
-        self.session.begin()
+        self._cm = self.db.transaction(actor=self.actor, audit_action=self._audit_action)
+        self.scope = self._cm.__enter__()
         return self
 
     def __exit__(self, exc_type, exc, tb) -> bool:
-        assert self.session is not None
+        cm, self._cm = self._cm, None
+        return bool(cm.__exit__(exc_type, exc, tb))
+
+    @property
+    def session(self) -> Session:
+        assert self.scope is not None, "the unit of work is not open"
+        return self.scope.session
+
+    @property
+    def transaction(self):
+        """The thread's :class:`~crm_desktop.storage.transaction.WriteTransaction` (bulk writers use it)."""
+        assert self.scope is not None, "the unit of work is not open"
+        return self.scope.tx
+
+    @property
+    def changes(self) -> list[Change]:
+        """The changes written in this unit of work so far (flush first to see pending ORM writes)."""
+        assert self.scope is not None, "the unit of work is not open"
+        return self.scope.changes
+
+    @contextmanager
+    def audited_as(self, action: str) -> Iterator[None]:
+        """Changes flushed in this block are audited as ``action`` (``merge``, ``convert``)."""
+        scope = self.scope
+        assert scope is not None, "the unit of work is not open"
+        self.session.flush()
+        previous, scope.audit_action = scope.audit_action, action
         try:
-            if exc_type is None:
-                self.session.commit()
-            else:
-                self.session.rollback()
-        finally:
-            self.session.close()
-        if exc_type is None:
-            for event in self._pending_events:
-                self._events.publish(event)
-        return False
-
-    def record(self, change: Change, *, audit_action: str | None = None) -> None:
-        """Audit the change, let listeners (sync outbox) write in this transaction."""
-        assert self.session is not None, "record() outside the transaction"
-        self.changes.append(change)
-        if self._audit:
-            self.session.add(AuditEntry(
-                actor_kind=self.actor.kind.value,
-                actor_name=self.actor.name,
-                action=audit_action or change.op,
-                entity=change.entity,
-                record_id=change.record_id,
-                changes={k: [plain(o), plain(n)] for k, (o, n) in change.fields.items()},
-            ))
-        for listener in self._listeners:
-            listener(self.session, change, self.actor)
-
-    def record_many(self, changes: Sequence[Change], *, audit_action: str | None = None) -> None:
-        """:meth:`record` for many changes at once (bulk import): the same audit entries and
-        listener calls, but the audit rows go in with one bulk insert."""
-        assert self.session is not None, "record_many() outside the transaction"
-        self.changes.extend(changes)
-        if self._audit and changes:
-            # plain DBAPI executemany: per-row SQLAlchemy parameter processing would dominate an import
-            at = utcnow().replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f")  # as UTCDateTime stores it
-            kind, name = self.actor.kind.value, self.actor.name
+            yield
             self.session.flush()
-            self.session.connection().connection.driver_connection.executemany(
-                "INSERT INTO audit_entries (at, actor_kind, actor_name, action, entity, record_id, changes) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [(at, kind, name, audit_action or change.op, change.entity, change.record_id,
-                  json.dumps({k: [_plain_fast(o), _plain_fast(n)] for k, (o, n) in change.fields.items()},
-                             ensure_ascii=False))
-                 for change in changes])
-        for change in changes:
-            for listener in self._listeners:
-                listener(self.session, change, self.actor)
+        finally:
+            scope.audit_action = previous
 
     def publish_after_commit(self, name: str, payload: dict[str, Any]) -> None:
-        self._pending_events.append(Event(name, {k: plain(v) for k, v in payload.items()}, str(self.actor)))
+        """Publish the event once the outermost transaction committed (never after a rollback)."""
+        assert self.scope is not None, "the unit of work is not open"
+        event = Event(name, {k: plain(v) for k, v in payload.items()}, str(self.actor))
+        self.scope.after_commit(lambda: self._events.publish(event))

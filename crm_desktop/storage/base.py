@@ -51,9 +51,12 @@ class SyncColumns:
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=uuid7)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+    #: the server's version of the row; 0 = never synced. Only sync changes it.
     version: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+    #: local write counter: 1 when made here, +1 on every local write (storage/changes.py)
+    revision: Mapped[int] = mapped_column(Integer, default=1, server_default="1", nullable=False)
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     owner_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
     team_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
 
-SYNC_COLUMN_NAMES = ("id", "created_at", "updated_at", "version", "deleted_at", "owner_id", "team_id")
+SYNC_COLUMN_NAMES = ("id", "created_at", "updated_at", "version", "revision", "deleted_at", "owner_id", "team_id")

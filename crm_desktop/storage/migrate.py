@@ -7,6 +7,12 @@ The order on start (DESIGN.md, Data):
 3. run alembic ``upgrade head``;
 4. run ``PRAGMA integrity_check`` (and FTS5 integrity checks);
 5. if any step fails, put the backup back and raise :class:`DatabaseError`.
+
+A plugin's tables are migrated differently (:func:`upgrade_in_one_transaction`):
+the app may be running and editing the core meanwhile, so putting a whole-file
+backup back would lose those edits. SQLite DDL is transactional, so all of a
+plugin's pending revisions run in one transaction, and a failure rolls back
+only that.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import logging
 import sqlite3
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any, Callable
 
 from alembic.config import Config
 from alembic.script import ScriptDirectory
@@ -183,6 +190,57 @@ def upgrade(
     if backup is not None:
         _prune_backups(backups_dir, db_path.stem)
     return str(backup) if backup else None
+
+
+def upgrade_in_one_transaction(
+    db_path: Path,
+    *,
+    script_location: Path,
+    version_table: str,
+    label: str,
+    check: Callable[[Any], None] | None = None,
+) -> bool:
+    """Bring ``version_table``'s schema (a plugin's) to the head of ``script_location`` in ONE
+    write transaction; ``check(connection)`` runs before the commit and may raise to refuse.
+
+    Returns True if revisions ran. On any failure the transaction is rolled back (every revision,
+    the version table, whatever ``check`` refused) and :class:`DatabaseError` is raised; the rest
+    of the database, including edits committed by the running app meanwhile, is untouched.
+    """
+    config = alembic_config(script_location, version_table)
+    script = ScriptDirectory.from_config(config)
+    head = script.get_current_head()
+    current = current_revision(db_path, version_table)
+    if current is not None:
+        try:
+            script.get_revision(current)
+        except Exception:
+            raise DatabaseError(f"{db_path} has {label} schema revision {current}, newer than this app knows "
+                                f"(latest {head})") from None
+    if current == head:
+        return False
+    log.info("migrating %s (%s) from %s to %s in one transaction", db_path, label, current, head)
+    from crm_desktop.storage.engine import make_engine
+
+    engine = make_engine(db_path, immediate=True)
+    try:
+        with engine.connect() as connection:
+            # BEGIN IMMEDIATE before alembic starts: it then runs inside this transaction and does
+            # not commit per revision (as it otherwise does on SQLite)
+            with connection.begin():
+                config.attributes["connection"] = connection
+                command.upgrade(config, "head")
+                if check is not None:
+                    check(connection)
+                problems = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()[:5]
+                if problems:
+                    raise DatabaseError("foreign key check failed: " + "; ".join(
+                        f"{table} row {rowid} points to a missing {parent}" for table, rowid, parent, _ in problems))
+    except Exception as exc:
+        raise DatabaseError(f"migrating {label} to {head} failed and was rolled back: {exc}") from exc
+    finally:
+        engine.dispose()
+    return True
 
 
 def is_current(db_path: Path, script_location: Path | None = None,

@@ -209,3 +209,6 @@ MODELS: dict[str, type[Base]] = {
     "tag": Tag,
     "user": User,
 }
+
+#: table name -> entity name
+ENTITY_OF_TABLE: dict[str, str] = {model.__table__.name: entity for entity, model in MODELS.items()}

@@ -532,3 +532,164 @@ def test_bundle_post_install_activates_or_refuses_so_the_installer_rolls_back(ho
     bad = write_plugin(home.plugins_dir, "bad-bundle", "raise RuntimeError('broken build')\n")
     with pytest.raises(PluginError, match="plugin bad-bundle 1.0.0 installed but is failed: .*RuntimeError: broken build"):
         bundle_post_install(home, SimpleNamespace(name="bad-bundle", version="1.0.0", path=bad))
+
+
+# --------------------------------------------------------------------------- one transaction with the core
+
+TXN_PLUGIN = """
+from crm_desktop.plugin_api import hookimpl
+from sqlalchemy import text
+
+def visit(ctx, name, fail=False):
+    with ctx.transaction() as s:
+        contact = ctx.contacts.create(first_name=name)
+        s.execute(text("INSERT INTO visits_log (contact_id, text) VALUES (:c, :t)"), {"c": contact.id, "t": name})
+        if fail:
+            raise RuntimeError("the visit form was cancelled")
+    return contact.id
+
+def logged(ctx):
+    with ctx.db.session() as s:
+        return [r[0] for r in s.execute(text("SELECT text FROM visits_log ORDER BY id"))]
+
+def sneak(ctx):
+    with ctx.db.session() as s:
+        return s.execute(text("SELECT count(*) FROM contacts")).scalar()
+"""
+
+
+def write_txn_plugin(home) -> None:
+    write_plugin(home.plugins_dir, "visits", TXN_PLUGIN, permissions=["contacts:read", "contacts:write"],
+                 migrations="migrations", files={
+                     "migrations/env.py": ENV,
+                     "migrations/versions/0001.py": MIGRATION.format(ident="visits", table="visits_log")
+                     .replace('sa.Column("text"', 'sa.Column("contact_id", sa.String(36)), sa.Column("text"')})
+
+
+def test_a_plugin_writes_its_table_and_a_contact_in_one_transaction(make_host, home, services):
+    write_txn_plugin(home)
+    host = make_host()
+    module, ctx = plugin_module("visits"), host.context("visits")
+    seen = []
+    services.events.subscribe(lambda e: seen.append(e.name))
+    contact_id = module.visit(ctx, "Ann")
+    assert module.logged(ctx) == ["Ann"] and services.contacts.get(contact_id).first_name == "Ann"
+    assert seen.count("contact.created") == 1
+    [entry] = services.audit.for_record("contact", contact_id)
+    assert entry.actor_name == "visits"
+
+    with pytest.raises(RuntimeError, match="cancelled"):
+        module.visit(ctx, "Bo", fail=True)
+    assert module.logged(ctx) == ["Ann"]  # both the plugin's row and the contact are rolled back
+    assert [c.first_name for c in services.contacts.list().items] == ["Ann"]
+    assert seen.count("contact.created") == 1  # no event for the rolled-back contact
+
+
+def test_plugin_sessions_inside_an_open_unit_of_work_join_it(make_host, home, services):
+    write_txn_plugin(home)
+    host = make_host()
+    module, ctx = plugin_module("visits"), host.context("visits")
+    import time
+
+    started = time.perf_counter()
+    with services.unit_of_work():  # e.g. a core save whose event handler lets a plugin write
+        module.visit(ctx, "Cy")
+        assert module.logged(ctx) == ["Cy"]
+    assert time.perf_counter() - started < 2  # no wait for its own thread's write lock
+    assert [c.first_name for c in services.contacts.list().items] == ["Cy"]
+
+
+def test_the_core_table_guard_holds_inside_a_shared_transaction(make_host, home, services):
+    write_txn_plugin(home)
+    host = make_host()
+    module, ctx = plugin_module("visits"), host.context("visits")
+    with services.unit_of_work() as uow:
+        # the core prepares the very statement the plugin then tries (sqlite3 caches statements)
+        uow.session.connection().exec_driver_sql("SELECT count(*) FROM contacts").scalar()
+        with pytest.raises(PermissionDenied, match="table 'contacts' is not one of the plugin's own tables"):
+            module.sneak(ctx)
+        services.contacts.create(first_name="Still writable")  # the core is unguarded again
+    assert services.contacts.count() == 1
+    denied = services.audit.recent(action="permission.denied")  # written once the transaction ended
+    assert denied and denied[0].actor_name == "visits"
+
+
+FAILING_PLUGIN_REVISIONS = {
+    "migrations/versions/0001.py": '''
+import sqlalchemy as sa
+from alembic import op
+revision = "shaky_0001"
+down_revision = None
+branch_labels = None
+depends_on = None
+def upgrade():
+    op.create_table("shaky_first", sa.Column("id", sa.Integer, primary_key=True))
+def downgrade():
+    pass
+''',
+    "migrations/versions/0002.py": '''
+import sqlalchemy as sa
+from alembic import op
+import crm_test_migration_hook
+revision = "shaky_0002"
+down_revision = "shaky_0001"
+branch_labels = None
+depends_on = None
+def upgrade():
+    op.create_table("shaky_second", sa.Column("id", sa.Integer, primary_key=True))
+    crm_test_migration_hook.meanwhile()
+    raise RuntimeError("disk full (simulated) in the plugin's second revision")
+def downgrade():
+    pass
+''',
+}
+
+
+def test_a_failing_plugin_migration_rolls_back_only_itself(make_host, home, services, monkeypatch):
+    import sqlite3
+    import threading
+    import time
+    import types
+
+    from crm_desktop.storage import migrate
+
+    ann = services.contacts.create(first_name="Ann", notes="before the plugin")
+    saved = []
+
+    def save(name):  # the rep keeps working while the plugin is being set up
+        saved.append(services.contacts.create(first_name=name).id)
+
+    real_backup = migrate.backup_database
+
+    def backup_then_save(*args, **kwargs):  # a whole-file backup taken for the plugin: an edit follows it
+        result = real_backup(*args, **kwargs)
+        save("Saved after a backup")
+        return result
+
+    monkeypatch.setattr(migrate, "backup_database", backup_then_save)
+    editor = threading.Thread(target=save, args=("Saved during the migration",))
+    hook = types.ModuleType("crm_test_migration_hook")
+
+    def meanwhile():
+        editor.start()
+        time.sleep(0.3)  # the save waits for the migration's write lock
+
+    hook.meanwhile = meanwhile
+    monkeypatch.setitem(sys.modules, "crm_test_migration_hook", hook)
+    write_plugin(home.plugins_dir, "shaky", migrations="migrations",
+                 files={"migrations/env.py": ENV, **FAILING_PLUGIN_REVISIONS})
+
+    host = make_host()
+    editor.join(15)
+    assert len(saved) >= 1 and [i for i in saved if services.contacts.find(i) is None] == []  # no edit lost
+    assert services.contacts.get(ann.id).notes == "before the plugin"
+    record = host.records["shaky"]
+    assert record.state is PluginState.ERROR
+    assert "disk full (simulated)" in record.error and "rolled back" in record.error
+    conn = sqlite3.connect(home.db_path)
+    try:
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    finally:
+        conn.close()
+    assert not {t for t in tables if t.startswith("shaky_")}  # not even the first revision's table
+    assert "alembic_version_shaky" not in tables
