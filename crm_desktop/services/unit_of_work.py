@@ -126,5 +126,39 @@ class UnitOfWork:
             for listener in self._listeners:
                 listener(self.session, change, self.actor)
 
+    def record_inserted(self, entity: str, table: str, fields: Sequence[str], after_rowid: int, *,
+                        audit_action: str, tag_link: tuple[str, str] | None = None,
+                        changes: Callable[[], Sequence[Change]] = tuple) -> None:
+        """Audit the rows a bulk insert just added to ``table`` (``rowid > after_rowid``), set-based.
+
+        The same audit entries :meth:`record_many` writes (``{field: [null, value]}`` for each
+        field with a value, plus ``tags`` through ``tag_link`` = (link table, fk column)), but
+        SQLite builds the JSON in one ``INSERT ... SELECT``. ``changes()`` builds the
+        :class:`Change` objects; it is only called when listeners (sync) want them.
+        """
+        assert self.session is not None, "record_inserted() outside the transaction"
+        dbapi = self.session.connection().connection.driver_connection
+        if self._audit:
+            members = [f"'{f}', CASE WHEN r.{f} IS NULL THEN NULL ELSE json_array(NULL, r.{f}) END" for f in fields]
+            if tag_link is not None:
+                link, fk = tag_link
+                members.append(
+                    f"'tags', (SELECT json_array(NULL, json_group_array(name)) FROM (SELECT t.name FROM {link} l "
+                    f"JOIN tags t ON t.id = l.tag_id WHERE l.{fk} = r.id ORDER BY t.name COLLATE NOCASE) "
+                    f"HAVING count(*) > 0)")
+            at = utcnow().replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f")
+            # json_patch drops the members whose value is null (RFC 7396), as the per-row dump did
+            dbapi.execute(
+                "INSERT INTO audit_entries (at, actor_kind, actor_name, action, entity, record_id, changes) "
+                f"SELECT ?, ?, ?, ?, ?, r.id, json_patch('{{}}', json_object({', '.join(members)})) "
+                f"FROM {table} r WHERE r.rowid > ? ORDER BY r.rowid",
+                (at, self.actor.kind.value, self.actor.name, audit_action, entity, after_rowid))
+        if self._listeners:
+            built = list(changes())
+            self.changes.extend(built)
+            for change in built:
+                for listener in self._listeners:
+                    listener(self.session, change, self.actor)
+
     def publish_after_commit(self, name: str, payload: dict[str, Any]) -> None:
         self._pending_events.append(Event(name, {k: plain(v) for k, v in payload.items()}, str(self.actor)))
