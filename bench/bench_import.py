@@ -1,20 +1,31 @@
-"""Benchmark: CSV import of contacts, search index included, against plain executemany.
+"""Benchmark: CSV import of contacts, as a user would compare it (issue 8, "the bulk path").
 
-Target: the importer (CSV parsing, header mapping, validation, duplicate checks,
-company linking, audit entries, search index) reaches at least 0.4x the rows per
-second of a plain ``sqlite3.executemany`` of the same, already prepared rows into
-the same FTS-indexed ``contacts`` table (the migrated schema, triggers and all).
-Both run side by side in this process, on fresh databases.
+The reported figure, **whole process**: ``crm-desktop import contacts FILE`` as its own
+process (interpreter start, opening the database, CSV parsing, header mapping,
+validation with email-validator and phonenumbers, set-based duplicate checks and
+company linking, audit entries, search index, commit) against a plain best-practice
+SQLite load of the same file in a process of its own (``bench/plain_load.py``: csv
+module, ``executemany`` into a plain table, one ``INSERT ... SELECT`` into FTS5).
+Both are timed as subprocesses, side by side in one run, the plain load before and
+after the import (the faster counts, so a busy moment can only make the ratio worse).
+The import goes into an existing, migrated database, as a user's would.
+Target: >= 0.4x the rows per second of the plain load.
 
-    python bench/bench_import.py [--contacts N] [--quick]
+Also printed, as before (not the target): the importer in this process against a
+plain ``executemany`` of already prepared rows into the FTS-indexed contacts table.
+
+    python bench/bench_import.py [--contacts N] [--quick] [--no-in-process]
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import os
 import random
+import shutil
 import sqlite3
+import subprocess
 import sys
 import tempfile
 import time
@@ -85,14 +96,47 @@ def importer(home_root: Path, csv_path: Path, contacts: int) -> tuple[float, obj
     return contacts / seconds, summary
 
 
+HERE = Path(__file__).resolve().parent
+
+
+def _timed(cmd: list[str]) -> tuple[float, str]:
+    env = dict(os.environ, PYTHONPATH=str(HERE.parent))
+    started = time.perf_counter()
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    seconds = time.perf_counter() - started
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({done.returncode}): {done.stderr.strip()[-500:]}")
+    return seconds, done.stdout
+
+
+def whole_process(tmp_path: Path, csv_path: Path, contacts: int) -> tuple[float, float, list[float], str]:
+    """(import rows/s, plain rows/s, plain seconds, import's first output line), each a whole process."""
+    home = tmp_path / "cli-home"
+    _timed([sys.executable, "-m", "crm_desktop", "--home", str(home), "db", "upgrade"])  # an existing database
+    plains = []
+    for name in ("plain-before", "import", "plain-after"):
+        if name == "import":
+            seconds, out = _timed([sys.executable, "-m", "crm_desktop", "--home", str(home), "import", "contacts",
+                                   str(csv_path)])
+            ours, first = contacts / seconds, out.splitlines()[0]
+            continue
+        db = tmp_path / f"{name}.sqlite3"
+        seconds, _ = _timed([sys.executable, str(HERE / "plain_load.py"), str(csv_path), str(db)])
+        plains.append(seconds)
+        for extra in ("", "-wal", "-shm"):
+            Path(f"{db}{extra}").unlink(missing_ok=True)
+    return ours, contacts / min(plains), plains, first
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the import benchmark; prints its figures; 0 if the target is met."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--contacts", type=int, default=100_000)
-    parser.add_argument("--quick", action="store_true", help="10k contacts")
+    parser.add_argument("--contacts", type=int, default=200_000)
+    parser.add_argument("--quick", action="store_true", help="20k contacts")
+    parser.add_argument("--no-in-process", action="store_true", help="only the whole-process comparison")
     args = parser.parse_args(argv)
-    contacts = 10_000 if args.quick else args.contacts
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    contacts = 20_000 if args.quick else args.contacts
+    sys.path.insert(0, str(HERE.parent))
     from crm_desktop.core import Core
     from crm_desktop.paths import Home
 
@@ -100,6 +144,19 @@ def main(argv: list[str] | None = None) -> int:
         tmp_path = Path(tmp)
         csv_path = tmp_path / "contacts.csv"
         write_csv(csv_path, contacts)
+        ours_p, plain_p, plain_seconds, first = whole_process(tmp_path, csv_path, contacts)
+        ratio_p = ours_p / plain_p
+        ok = ratio_p >= TARGET_RATIO
+        print(f"import whole process: plain csv+executemany+FTS5 load: {plain_p:,.0f} rows/s "
+              f"({contacts} rows; {', '.join(f'{s:.2f} s' for s in plain_seconds)})")
+        print(f"import whole process: crm-desktop import contacts: {ours_p:,.0f} rows/s "
+              f"({contacts / ours_p:.2f} s; {first})")
+        print(f"import whole-process ratio: {ratio_p:.2f}x of the plain load (target >= {TARGET_RATIO}x) "
+              f"{'OK' if ok else 'MISS'}")
+        shutil.rmtree(tmp_path / "cli-home", ignore_errors=True)
+        if args.no_in_process:
+            return 0 if ok else 1
+
         # the machine is shared: measure the baseline before and after the import and compare with
         # the faster of the two, so a busy moment can only make the ratio look worse, never better
         plains = []
@@ -111,12 +168,11 @@ def main(argv: list[str] | None = None) -> int:
             plains.append(baseline(tmp_path / name / "crm.sqlite3", contacts))
         plain = max(plains)
     ratio = ours / plain
-    ok = ratio >= TARGET_RATIO
-    print(f"import baseline: plain executemany into FTS-indexed contacts: {plain:,.0f} rows/s ({contacts} rows; "
-          f"best of {', '.join(f'{p:,.0f}' for p in plains)})")
-    print(f"import csv {contacts} contacts: {ours:,.0f} rows/s, {summary.companies_created} companies created, "
-          f"{summary.skipped} duplicates skipped")
-    print(f"import ratio: {ratio:.2f}x of plain executemany (target >= {TARGET_RATIO}x) {'OK' if ok else 'MISS'}")
+    print(f"import in process (for reference): plain executemany into FTS-indexed contacts: {plain:,.0f} rows/s "
+          f"(best of {', '.join(f'{p:,.0f}' for p in plains)})")
+    print(f"import in process (for reference): import_file: {ours:,.0f} rows/s, {summary.companies_created} "
+          f"companies created, {summary.skipped} duplicates skipped; {ratio:.2f}x (reported figure is the "
+          "whole-process ratio above)")
     return 0 if ok else 1
 
 

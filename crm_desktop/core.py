@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
+from crm_desktop import user_settings
 from crm_desktop.paths import Home
 from crm_desktop.services import CrmServices, EventBus
 from crm_desktop.storage import migrate
@@ -40,7 +41,7 @@ class Core:
             raise DatabaseError(f"{home.db_path} needs `crm-desktop db upgrade`")
         db = Database(home.db_path)
         events = EventBus()
-        services = CrmServices(db, events=events)
+        services = CrmServices(db, events=events, phone_region=user_settings.phone_region(home.settings_path))
         services.pipelines.ensure_default()
         return cls(home=home, db=db, services=services, events=events)
 

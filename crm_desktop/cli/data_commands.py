@@ -22,6 +22,9 @@ def register(registry) -> None:
     imp.add_argument("--format", choices=("csv", "vcard"), help="default: from the file name, else its content")
     imp.add_argument("--map", action="append", default=[], metavar="COLUMN=FIELD",
                      help="map a CSV column to a field (FIELD empty: ignore the column); repeatable")
+    imp.add_argument("--skip-invalid", action="store_true",
+                     help="import the valid rows and write the refused ones, with the reason, to "
+                          "FILE.refused.csv beside the file (default: one invalid row refuses the whole file)")
     imp.add_argument("--json", action="store_true", help="print the summary as JSON")
     imp.add_argument("--progress", action="store_true", help="print progress lines on stderr")
 
@@ -75,15 +78,20 @@ def _import(args: argparse.Namespace) -> int:
 
     with open_core(args) as core:
         summary = import_file(core.services, args.entity, path, fmt=args.format, mapping=mapping,
-                              progress=progress)
+                              progress=progress, skip_invalid=args.skip_invalid)
     if args.json:
         print_json(summary.to_dict())
         return 0
     print(f"{path}: {summary.created} created, {summary.updated} updated, {summary.unchanged} unchanged, "
-          f"{summary.skipped} skipped" + (f"; {summary.companies_created} companies created"
-                                          if summary.companies_created else ""))
-    for line in summary.skipped_lines:
-        print(f"  line {line.line}: skipped, {line.reason}")
+          f"{summary.skipped} skipped" + (f", {summary.refused} refused" if summary.refused else "")
+          + (f"; {summary.companies_created} companies created" if summary.companies_created else ""))
+    if summary.unmapped:
+        print(f"  not imported (no field for these columns): {', '.join(summary.unmapped)}")
+    if summary.refused_path:
+        print(f"  refused rows, with the reason, written to {summary.refused_path}")
+    for line in summary.lines:
+        if line.outcome in ("skipped", "refused"):
+            print(f"  line {line.line}: {line.outcome}, {line.reason}")
     return 0
 
 

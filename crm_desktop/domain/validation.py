@@ -6,17 +6,22 @@ field, the bad value and the rule.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from datetime import date, datetime, timezone
 from decimal import Decimal, InvalidOperation
 
+import email_validator
+
+from crm_desktop.domain.phones import phone_key
 from crm_desktop.errors import ValidationError
 
-# Pragmatic e-mail syntax: one @, a dotted domain, no spaces (RFC 5322 is wider,
-# but what users type wrongly is caught by this).
-_EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$")
+# An ASCII dot-atom local part (RFC 5322): the common case, checked here so that the library
+# is asked once per domain rather than once per address (see _email_domain).
+_ASCII_LOCAL = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*\Z")
 _PHONE_ALLOWED = re.compile(r"^[0-9+()./\s-]{3,40}(?:\s*(?:x|ext\.?)\s*\d{1,6})?$", re.IGNORECASE)
+_NOT_DIGITS = re.compile(r"\D+")
 _URL = re.compile(r"^(https?://)?[A-Za-z0-9.-]+\.[A-Za-z]{2,}(/\S*)?$")
 
 
@@ -39,19 +44,42 @@ def clean_text(value: object, field: str, *, entity: str | None = None, max_len:
 
 
 def check_email(value: object, field: str = "email", entity: str | None = None) -> str | None:
+    """An e-mail address checked by ``email-validator`` (syntax only, no network), normalised.
+
+    Internationalised addresses (RFC 6531, ``łukasz@example.com``) and domains (IDN,
+    ``info@bücher.de``) pass; the domain comes back in its normalised form (lower case,
+    Unicode). Special-use domains such as ``.test`` or ``localhost`` are refused.
+    """
     text = clean_text(value, field, entity=entity, max_len=254)
     if text is None:
         return None
-    if not _EMAIL.match(text):
-        raise ValidationError(field, text, "must be an e-mail address like name@example.com", entity)
-    return text
+    local, at, domain = text.rpartition("@")
+    if at and len(local) <= 64 and _ASCII_LOCAL.match(local):
+        normalised = _email_domain(domain)
+        if isinstance(normalised, tuple) and len(text) <= 200:
+            return f"{local}@{normalised[0]}"
+    try:
+        return email_validator.validate_email(text, check_deliverability=False).normalized
+    except email_validator.EmailNotValidError as exc:
+        raise ValidationError(field, text, f"must be an e-mail address like name@example.com ({exc})",
+                              entity) from None
+
+
+@functools.lru_cache(maxsize=8192)
+def _email_domain(domain: str) -> tuple[str] | None:
+    """(normalised domain,) when email-validator accepts it, else None (the full check says why)."""
+    try:
+        result = email_validator.validate_email(f"postmaster@{domain}", check_deliverability=False)
+    except email_validator.EmailNotValidError:
+        return None
+    return (result.domain,)
 
 
 def check_phone(value: object, field: str = "phone", entity: str | None = None) -> str | None:
     text = clean_text(value, field, entity=entity, max_len=40)
     if text is None:
         return None
-    if not _PHONE_ALLOWED.match(text) or sum(c.isdigit() for c in text) < 3:
+    if not _PHONE_ALLOWED.match(text) or len(_NOT_DIGITS.sub("", text)) < 3:
         raise ValidationError(field, text, "must be a phone number of digits, spaces, + ( ) . / -", entity)
     return text
 
@@ -149,17 +177,13 @@ def normalize_email(email: str | None) -> str | None:
     return email.strip().lower() if email else None
 
 
-def normalize_phone(phone: str | None) -> str | None:
-    """Digits only, with a leading 00 treated as +; the last 9 digits identify a number
-    across national/international spellings (+49 30 1234567 == 030 1234567)."""
-    if not phone:
-        return None
-    digits = "".join(c for c in phone if c.isdigit())
-    if len(digits) < 5:
-        return None
-    return digits[-9:]
+def normalize_phone(phone: str | None, region: str | None = None) -> str | None:
+    """The duplicate key of a phone number: E.164 via ``phonenumbers`` (numbers without a
+    country read in ``region``, the user's default); see :mod:`crm_desktop.domain.phones`."""
+    return phone_key(phone, region)
 
 
+@functools.lru_cache(maxsize=65536)
 def normalize_name(*parts: str | None) -> str | None:
     """Case-, accent- and spacing-insensitive name key."""
     text = " ".join(p for p in parts if p)

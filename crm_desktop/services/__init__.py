@@ -31,8 +31,10 @@ __all__ = ["CrmServices", "Event", "EventBus", "ListQuery", "Page", "Sort", "Sea
 
 class CrmServices:
     def __init__(self, db: Database, *, actor: Actor = LOCAL_USER, events: EventBus | None = None,
-                 change_listeners: list[ChangeListener] | None = None):
+                 change_listeners: list[ChangeListener] | None = None, phone_region: str | None = None):
         self.db = db
+        #: the country of phone numbers written without one (duplicate keys); see user_settings
+        self.phone_region = phone_region
         self.actor = actor
         self.events = events if events is not None else EventBus()
         #: called inside every write transaction with each batch of changes (sync's outbox hooks in here)
@@ -54,7 +56,8 @@ class CrmServices:
 
     def as_actor(self, actor: Actor) -> "CrmServices":
         """The same services, recording ``actor`` on every change."""
-        return CrmServices(self.db, actor=actor, events=self.events, change_listeners=self.change_listeners)
+        return CrmServices(self.db, actor=actor, events=self.events, change_listeners=self.change_listeners,
+                           phone_region=self.phone_region)
 
     def unit_of_work(self, *, audit_action: str | None = None) -> UnitOfWork:
         """A write transaction: ``with services.unit_of_work() as uow: ...``; inside an open one, a

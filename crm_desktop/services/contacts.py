@@ -56,7 +56,7 @@ class ContactService(EntityService[models.Contact, records.Contact]):
         for name in ("phone", "mobile"):
             if name in fields or row is None:
                 out[name] = check_phone(fields.get(name), name, e)
-                out[f"{name}_key"] = normalize_phone(out[name])
+                out[f"{name}_key"] = normalize_phone(out[name], self._services.phone_region)
         if "company_id" in fields:
             company_id = fields["company_id"] or None
             if company_id is not None:

@@ -42,32 +42,64 @@ EXPORT_HEADERS: dict[str, str] = {
     "website": "Website", "industry": "Industry",
 }
 
-# Header spellings, normalised by _header_key (lower case, letters and digits only).
-# Order matters only for readability; each alias maps to one field.
+# Header spellings, normalised by _header_key (lower case, letters and digits only), including
+# the columns other programs write (docs/user-guide.md lists them):
+#   Google Contacts, current export: First Name, Last Name, E-mail 1 - Value, Phone 1 - Value (+ Label),
+#     Organization Name, Organization Title, Address 1 - Street/City/Postal Code/Country, Labels, Notes
+#   Google Contacts, older export: Name, Given Name, Family Name, E-mail 1 - Value, Phone 1 - Value (+ Type),
+#     Organization 1 - Name, Organization 1 - Title, Group Membership
+#   Outlook: First Name, Last Name, E-mail Address, Business Phone, Mobile Phone, Company, Job Title,
+#     Business Street/City/Postal Code/Country/Region, Categories (its "Title" is Mr/Ms: weak, see below)
+#   HubSpot: First Name, Last Name, Email, Phone Number, Mobile Phone Number, Company Name, Job Title,
+#     Street Address, City, Postal Code, Country/Region ("Record ID" is HubSpot's id, not ours)
+#   Salesforce reports: First Name, Last Name, Title, Account Name, Email, Phone, Mobile,
+#     Mailing Street/City/Zip/Postal Code/Country ("Contact ID" is Salesforce's id)
+#   Pipedrive: Person - Name, Person - First name, Person - Last name, Person - Email (- Work),
+#     Person - Phone (- Work / - Mobile), Person - Organization, Person - Job title, Person - Note
 _ALIASES: dict[str, tuple[str, ...]] = {
-    "id": ("id", "crmid", "recordid", "uid"),
-    "first_name": ("firstname", "givenname", "first", "forename", "vorname", "prenom"),
-    "last_name": ("lastname", "familyname", "surname", "last", "nachname", "nom"),
-    "email": ("email", "emailaddress", "mail", "email1", "emailaddress1", "primaryemail", "e"),
-    "phone": ("phone", "telephone", "phonenumber", "workphone", "businessphone", "officephone", "tel",
-              "telefon", "phone1"),
-    "mobile": ("mobile", "mobilephone", "cell", "cellphone", "mobilenumber", "handy", "phone2"),
-    "job_title": ("jobtitle", "title", "position", "role", "function"),
-    "company": ("company", "companyname", "organization", "organisation", "org", "account", "accountname",
-                "employer", "firma"),
-    "street": ("street", "address", "streetaddress", "address1", "businessstreet", "strasse"),
-    "city": ("city", "town", "locality", "businesscity", "ort", "stadt"),
-    "postal_code": ("postalcode", "zip", "zipcode", "postcode", "plz", "businesspostalcode"),
-    "country": ("country", "countryregion", "businesscountry", "businesscountryregion", "land"),
-    "tags": ("tags", "tag", "categories", "labels", "groups"),
-    "notes": ("notes", "note", "comments", "comment", "description", "remarks"),
-    "name": ("name", "companyname", "company", "organization", "organisation", "accountname", "firma"),
-    "website": ("website", "web", "url", "homepage", "webpage", "site"),
+    "id": ("id", "crmid"),
+    "first_name": ("firstname", "givenname", "first", "forename", "vorname", "prenom", "personfirstname"),
+    "last_name": ("lastname", "familyname", "surname", "last", "nachname", "nom", "personlastname"),
+    "email": ("email", "emailaddress", "mail", "email1", "emailaddress1", "primaryemail", "e", "email1value",
+              "personemail", "personemailwork", "workemail", "businessemail", "emailwork", "personemailhome"),
+    "phone": ("phone", "telephone", "phonenumber", "workphone", "businessphone", "officephone", "telefon",
+              "phone1", "phone1value", "personphone", "personphonework", "primaryphone", "telephonenumber",
+              "phonework", "businessphone1", "personphoneother", "homephone", "personphonehome"),
+    "mobile": ("mobile", "mobilephone", "cell", "cellphone", "mobilenumber", "handy", "phone2", "phone2value",
+               "mobilephonenumber", "personphonemobile", "phonemobile", "mobiltelefon"),
+    "job_title": ("jobtitle", "organizationtitle", "organization1title", "organisationtitle", "personjobtitle",
+                  "position", "funktion"),
+    "company": ("company", "companyname", "organization", "organisation", "organizationname",
+                "organization1name", "organisationname", "accountname", "personorganization",
+                "personorganisation", "employer", "firma", "account"),
+    "street": ("street", "streetaddress", "address1", "businessstreet", "strasse", "address1street",
+               "mailingstreet", "personaddressstreet", "homestreet"),
+    "city": ("city", "town", "locality", "businesscity", "ort", "stadt", "address1city", "mailingcity",
+             "personaddresscity", "homecity"),
+    "postal_code": ("postalcode", "zip", "zipcode", "postcode", "plz", "businesspostalcode", "address1postalcode",
+                    "mailingzippostalcode", "mailingpostalcode", "zippostalcode", "personaddresspostalcode",
+                    "homepostalcode"),
+    "country": ("country", "countryregion", "businesscountry", "businesscountryregion", "land", "address1country",
+                "mailingcountry", "personaddresscountry", "homecountryregion", "homecountry"),
+    "tags": ("tags", "tag", "categories", "labels", "groups", "groupmembership", "personlabel"),
+    "notes": ("notes", "note", "comments", "comment", "description", "remarks", "personnote", "personnotes"),
+    "name": ("name", "companyname", "company", "organization", "organisation", "accountname", "firma",
+             "organizationname", "organisationname"),
+    "website": ("website", "web", "url", "homepage", "webpage", "site", "websiteurl", "companydomainname"),
     "industry": ("industry", "sector", "branche"),
 }
+# Spellings that mean the field only when no file column names it better: Outlook has both
+# "Title" (Mr/Ms) and "Job Title"; Salesforce's "Title" is the job title.
+_WEAK_ALIASES: dict[str, tuple[str, ...]] = {
+    "job_title": ("title", "role", "function"),
+    "street": ("address",),
+    "phone": ("tel", "phone3value", "otherphone"),
+}
 
-#: separator of several tags in one cell
-TAG_SEPARATOR = re.compile(r"\s*[,;|]\s*")
+#: separator of several tags in one cell (Google writes "Friends ::: Customers")
+TAG_SEPARATOR = re.compile(r"\s*(?:[,;|]|:::)\s*")
+#: words in a phone column's label (Google "Phone 1 - Label", Apple X-ABLabel) that mean mobile
+MOBILE_LABEL_WORDS = ("mobile", "cell", "handy", "mobil", "iphone", "portable")
 
 
 def _header_key(header: str) -> str:
@@ -76,27 +108,45 @@ def _header_key(header: str) -> str:
 
 
 def guess_mapping(headers: Sequence[str], entity: str) -> dict[str, str | None]:
-    """Header -> field for each header (None: not imported). A field is used at most once."""
+    """Header -> field for each header (None: not imported). A field is used at most once,
+    by the first column that names it clearly, else by the first that names it weakly."""
     fields = FIELDS[entity]
-    mapping: dict[str, str | None] = {}
+    mapping: dict[str, str | None] = {h: None for h in headers}
     taken: set[str] = set()
-    for header in headers:
-        key = _header_key(header)
-        found = None
-        for field in fields:
-            if field not in taken and (key == _header_key(field) or key in _ALIASES.get(field, ())):
-                found = field
-                break
-        mapping[header] = found
-        if found:
-            taken.add(found)
+    for aliases in (_ALIASES, _WEAK_ALIASES):
+        for header in headers:
+            if mapping[header]:
+                continue
+            key = _header_key(header)
+            for field in fields:
+                if field not in taken and (key == _header_key(field) or key in aliases.get(field, ())):
+                    mapping[header] = field
+                    taken.add(field)
+                    break
     if entity == "contact" and "first_name" not in taken and "last_name" not in taken:
         # "Name" / "Full Name" holds both parts: the importer splits it at the last space
         for header in headers:
-            if mapping[header] is None and _header_key(header) in ("name", "fullname", "displayname", "contact"):
+            if mapping[header] is None and _header_key(header) in (
+                    "name", "fullname", "displayname", "contact", "contactname", "personname"):
                 mapping[header] = "full_name"
                 break
     return mapping
+
+
+def phone_label_columns(headers: Sequence[str], mapping: dict[str, str | None]) -> dict[str, str]:
+    """field -> label column for phone columns that come with one (Google: "Phone 1 - Value"
+    beside "Phone 1 - Label" or, in the older export, "Phone 1 - Type")."""
+    out = {}
+    keys = {_header_key(h): h for h in headers}
+    for header, field in mapping.items():
+        key = _header_key(header)
+        if field in ("phone", "mobile") and key.endswith("value"):
+            for word in ("label", "type"):
+                label = keys.get(key[:-len("value")] + word)
+                if label is not None:
+                    out[field] = label
+                    break
+    return out
 
 
 def check_mapping(mapping: dict[str, str | None], headers: Sequence[str], entity: str, path: str) -> None:
@@ -151,9 +201,16 @@ class CsvReader:
         self.path = Path(path)
         self._text = read_text(self.path) if text is None else text
         first_line = self._text.split("\n", 1)[0]
+        self._skip = 0
+        if first_line.strip().lower() in ("sep=;", "sep=,", "sep=\t"):
+            # Excel's delimiter hint line: the header follows on line 2
+            self._skip = 1
+            delimiter = first_line.strip()[4:]
+            self._text = self._text.split("\n", 1)[1] if "\n" in self._text else ""
+            first_line = self._text.split("\n", 1)[0]
         if not first_line.strip():
             raise FileFormatError(str(self.path), 1, "the first line must be a header row naming the columns")
-        self.delimiter = sniff_delimiter(first_line)
+        self.delimiter = delimiter if self._skip else sniff_delimiter(first_line)
         reader = self._reader()
         try:
             self.headers = [h.strip() for h in next(reader)]
@@ -183,25 +240,41 @@ class CsvReader:
             raise FileFormatError(str(self.path), reader.line_num, f"malformed CSV: {exc}") from None
         return count
 
-    def __iter__(self) -> Iterator[tuple[int, dict[str, str]]]:
+    def records(self) -> Iterator[tuple[int, list[str], str | None]]:
+        """``(line, cells, problem)`` per data row, cells padded to the header's width.
+
+        ``problem`` says what is wrong with a row that cannot be read as the header
+        says (too many cells); quoting errors end the file (:class:`FileFormatError`).
+        """
         reader = self._reader()
         width = len(self.headers)
+        skip = self._skip
         next(reader)
         start = reader.line_num + 1
         try:
             for cells in reader:
-                line, start = start, reader.line_num + 1
-                if not any(cell.strip() for cell in cells):
-                    continue  # blank lines between rows are harmless
-                if len(cells) > width:
-                    extra = len(cells) - width
-                    raise FileFormatError(str(self.path), line,
-                                          f"has {len(cells)} cells but the header has {width} columns "
-                                          f"({extra} too many; is a value with {self.delimiter!r} missing quotes?)")
-                # fewer cells than headers: spreadsheets drop trailing empty cells
-                yield line, {h: (cells[i] if i < len(cells) else "") for i, h in enumerate(self.headers)}
+                line, start = start + skip, reader.line_num + 1
+                if len(cells) != width:
+                    if not any(cell.strip() for cell in cells):
+                        continue  # blank lines between rows are harmless
+                    if len(cells) > width:
+                        extra = len(cells) - width
+                        yield line, cells, (f"has {len(cells)} cells but the header has {width} columns "
+                                            f"({extra} too many; is a value with {self.delimiter!r} missing quotes?)")
+                        continue
+                    # fewer cells than headers: spreadsheets drop trailing empty cells
+                    cells = cells + [""] * (width - len(cells))
+                elif not any(cells) and not any(cell.strip() for cell in cells):
+                    continue
+                yield line, cells, None
         except csv.Error as exc:
-            raise FileFormatError(str(self.path), reader.line_num, f"malformed CSV: {exc}") from None
+            raise FileFormatError(str(self.path), reader.line_num + skip, f"malformed CSV: {exc}") from None
+
+    def __iter__(self) -> Iterator[tuple[int, dict[str, str]]]:
+        for line, cells, problem in self.records():
+            if problem is not None:
+                raise FileFormatError(str(self.path), line, problem)
+            yield line, dict(zip(self.headers, cells))
 
 
 def write_csv(stream, fields: Sequence[str], rows: Iterable[dict[str, object]]) -> int:

@@ -289,7 +289,7 @@ class _Writer:
                 stamp = self._stamp(700)
                 self.contact_ids.append(ident)
                 self.contact_company.append(company)
-                yield (ident, first, last, key, email, email.lower(), phone, normalize_phone(phone), mobile,
+                yield (ident, first, last, key, email, normalize_email(email), phone, normalize_phone(phone), mobile,
                        normalize_phone(mobile), rng.choice(JOB_TITLES),
                        self.company_ids[company] if company >= 0 else None,
                        f"{rng.choice(STREETS)} {rng.randrange(1, 200)}", city, code, country, notes,

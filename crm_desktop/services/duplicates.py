@@ -1,8 +1,9 @@
 """Duplicate detection for contacts.
 
 Two contacts look like the same person when they share an e-mail address, a
-phone number (phone or mobile, compared by their last nine digits so that
-``+49 30 1234567`` and ``030 1234567`` meet), or the same normalised name at
+phone number (phone or mobile, compared in E.164 form by ``phonenumbers`` so that
+``+49 30 1234567`` and ``030 1234567`` meet in a German address book, while the same
+digits in different countries do not; see :mod:`crm_desktop.domain.phones`), or the same normalised name at
 the same company. Every comparison reads one of the indexed key columns
 (``email_key``, ``phone_key``, ``mobile_key``, ``company_id`` + ``name_key``),
 so the check before saving costs a few index lookups, whatever the size of
@@ -72,7 +73,8 @@ class DuplicateFinder:
         """
         c = models.Contact
         email_key = normalize_email(email) if isinstance(email, str) else None
-        phone_keys = {k for k in (normalize_phone(p) for p in (phone, mobile) if isinstance(p, str)) if k}
+        region = self._services.phone_region
+        phone_keys = {k for k in (normalize_phone(p, region) for p in (phone, mobile) if isinstance(p, str)) if k}
         name_key = contact_name_key(first_name, last_name) if company_id else None
         conditions = []
         if email_key:

@@ -6,6 +6,10 @@ content line looks like ``NAME[;PARAMS]:VALUE``, and lets vobject parse the
 card. The record's id travels in ``X-CRM-ID`` (not ``UID``: other address
 books put their own ids there, which must not be mistaken for ours).
 
+Apple Contacts and iCloud write grouped properties (``item1.EMAIL``) labelled by
+``item1.X-ABLabel``; the label counts like a TYPE (``_$!<Mobile>!$_`` -> mobile), and a
+property marked preferred (``TYPE=pref`` or ``PREF=1``) wins over the others.
+
 Fields: N/FN -> first/last name, EMAIL, TEL (``TYPE=cell`` -> mobile), ORG ->
 company, TITLE -> job title, ADR -> street/city/postal code/country, URL ->
 website (companies), CATEGORIES -> tags, NOTE -> notes.
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections import Counter
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -88,24 +93,77 @@ def _tel_value(prop) -> str:
     return value[4:] if value.lower().startswith("tel:") else value
 
 
-def card_fields(card, entity: str) -> dict[str, str]:
-    """The record fields (as text) one parsed card gives, for ``entity`` contact or company."""
+#: properties that carry no record data (or that the fields above consume as a whole)
+_BOOKKEEPING = {"version", "prodid", "rev", "uid", "x-abuid", "x-abshowas", "x-ablabel", "kind", "n", "fn",
+                "org", "title", "categories", "note", "x-crm-id", "x-abadr", "x-apple-subadministrativearea",
+                "x-apple-sublocality", "x-addressing-grammar", "x-ms-ol-default-postal-address", "x-ms-carddav",
+                "x-evolution-file-as", "x-mozilla-html", "x-phonetic-first-name", "x-phonetic-last-name"}
+_MOBILE_LABELS = {"cell", "mobile", "iphone", "handy", "mobil", "portable", "cellulare", "móvil", "movil"}
+
+
+def _labels(card) -> dict[str, str]:
+    """Apple's ``itemN.X-ABLabel`` labels by group (``_$!<Mobile>!$_`` -> ``mobile``)."""
+    out = {}
+    for label in card.contents.get("x-ablabel", []):
+        if getattr(label, "group", None):
+            text = _text(label.value)
+            if text.startswith("_$!<") and text.endswith(">!$_"):
+                text = text[4:-4]
+            out[label.group.lower()] = text.casefold()
+    return out
+
+
+def _kinds(prop, labels: dict[str, str]) -> set[str]:
+    """TYPE parameters (3.0 and 4.0 spellings) plus the Apple label of the property's group."""
+    kinds = _types(prop)
+    group = getattr(prop, "group", None)
+    if group and group.lower() in labels:
+        kinds.add(labels[group.lower()])
+    if "PREF" in prop.params:  # vCard 4: PREF=1
+        kinds.add("pref")
+    return kinds
+
+
+def _preferred(props, labels: dict[str, str]):
+    """The property marked preferred, else the first."""
+    for prop in props:
+        if "pref" in _kinds(prop, labels):
+            return prop
+    return props[0] if props else None
+
+
+def card_fields(card, entity: str, unused: "Counter[str] | None" = None) -> dict[str, str]:
+    """The record fields (as text) one parsed card gives, for ``entity`` contact or company.
+
+    Properties with data that no field takes (a second e-mail, BDAY, NICKNAME, ...)
+    are counted in ``unused`` by name, so an import can say what it left out.
+    """
     out: dict[str, str] = {}
+    labels = _labels(card)
+    used: set[int] = set()
     ident = _first(card, ID_PROPERTY)
     if ident is not None:
         out["id"] = _text(ident.value)
-    email = _first(card, "email")
+    emails = card.contents.get("email", [])
+    email = _preferred(emails, labels)
     if email is not None:
         out["email"] = _text(email.value)
-    for tel in card.contents.get("tel", []):
-        kind = "mobile" if _types(tel) & {"cell", "mobile"} and entity == "contact" else "phone"
-        out.setdefault(kind, _tel_value(tel))
-    adr = _first(card, "adr")
+        used.add(id(email))
+    tels = card.contents.get("tel", [])
+    for tel in sorted(tels, key=lambda t: "pref" not in _kinds(t, labels)):
+        kinds = _kinds(tel, labels)
+        kind = "mobile" if kinds & _MOBILE_LABELS and entity == "contact" else "phone"
+        if kind not in out:
+            out[kind] = _tel_value(tel)
+            used.add(id(tel))
+    adrs = card.contents.get("adr", [])
+    adr = _preferred(adrs, labels)
     if adr is not None and hasattr(adr.value, "street"):
         out["street"] = _text(adr.value.street)
         out["city"] = _text(adr.value.city)
         out["postal_code"] = _text(adr.value.code)
         out["country"] = _text(adr.value.country)
+        used.add(id(adr))
     categories = _first(card, "categories")
     if categories is not None:
         out["tags"] = ", ".join(_text(v) for v in (categories.value if isinstance(categories.value, list)
@@ -121,18 +179,26 @@ def card_fields(card, entity: str) -> dict[str, str]:
         url = _first(card, "url")
         if url is not None:
             out["website"] = _text(url.value)
-        return out
-    n = _first(card, "n")
-    if n is not None and hasattr(n.value, "family"):
-        out["first_name"] = _text(n.value.given)
-        out["last_name"] = _text(n.value.family)
-    if not out.get("first_name") and not out.get("last_name") and fn is not None:
-        out["full_name"] = _text(fn.value)
-    if org_name:
-        out["company"] = org_name
-    title = _first(card, "title")
-    if title is not None:
-        out["job_title"] = _text(title.value)
+            used.add(id(url))
+    else:
+        n = _first(card, "n")
+        if n is not None and hasattr(n.value, "family"):
+            out["first_name"] = _text(n.value.given)
+            out["last_name"] = _text(n.value.family)
+        if not out.get("first_name") and not out.get("last_name") and fn is not None:
+            out["full_name"] = _text(fn.value)
+        if org_name:
+            out["company"] = org_name
+        title = _first(card, "title")
+        if title is not None:
+            out["job_title"] = _text(title.value)
+    if unused is not None:
+        for name, props in card.contents.items():
+            if name in _BOOKKEEPING:
+                continue
+            for prop in props:
+                if id(prop) not in used and _text(getattr(prop, "value", "")):
+                    unused[name.upper()] += 1
     return out
 
 
@@ -144,6 +210,8 @@ class VCardReader:
         self.entity = entity
         self._text = read_text(self.path) if text is None else text
         self.headers: list[str] = []  # vCards have fixed fields: nothing to map
+        #: property name -> cards whose property of that name no field took (after iterating)
+        self.unused: Counter[str] = Counter()
 
     def count_rows(self) -> int:
         return count_cards(self.path, self._text)
@@ -154,7 +222,7 @@ class VCardReader:
                 card = vobject.readOne(card_text)
             except Exception as exc:  # vobject raises several kinds; all mean a bad card
                 raise FileFormatError(str(self.path), line, f"the card that begins here is malformed: {exc}") from None
-            yield line, card_fields(card, self.entity)
+            yield line, card_fields(card, self.entity, self.unused)
 
 
 def contact_card(row: dict[str, object]) -> str:

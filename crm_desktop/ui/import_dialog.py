@@ -11,11 +11,12 @@ from __future__ import annotations
 import importlib.util
 import logging
 import threading
+from html import escape
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import (
-    QComboBox, QDialog, QDialogButtonBox, QHBoxLayout, QHeaderView, QLabel, QProgressDialog, QPushButton,
+    QCheckBox, QComboBox, QDialog, QDialogButtonBox, QHBoxLayout, QHeaderView, QLabel, QProgressDialog, QPushButton,
     QTableWidget, QTableWidgetItem, QTextBrowser, QVBoxLayout, QWidget, QApplication, QMessageBox,
 )
 
@@ -34,10 +35,10 @@ class _ImportRun(QObject):
     progress = Signal(int, int)
     done = Signal(object)
 
-    def __init__(self, services, entity: str, path: Path, mapping: dict | None):
+    def __init__(self, services, entity: str, path: Path, mapping: dict | None, skip_invalid: bool = False):
         super().__init__()
         self.cancel_requested = threading.Event()
-        self._args = (services, entity, path, mapping)
+        self._args = (services, entity, path, mapping, skip_invalid)
         self._thread = threading.Thread(target=self._run, name="crm-ui-import", daemon=True)
 
     def start(self) -> None:
@@ -50,9 +51,10 @@ class _ImportRun(QObject):
     def _run(self) -> None:
         from crm_desktop.services import importer
 
-        services, entity, path, mapping = self._args
+        services, entity, path, mapping, skip_invalid = self._args
         try:
-            result = importer.import_file(services, entity, path, mapping=mapping, progress=self._report)
+            result = importer.import_file(services, entity, path, mapping=mapping, progress=self._report,
+                                          skip_invalid=skip_invalid)
         except Exception as exc:  # shown in the dialog; CrmErrors carry the file line
             log.info("import of %s failed: %s", path, exc)
             result = exc
@@ -83,6 +85,14 @@ class ImportDialog(QDialog):
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         self.table.horizontalHeader().setDefaultSectionSize(150)
         layout.addWidget(self.table, 1)
+        self.unmapped_label = QLabel(objectName="Muted", wordWrap=True)
+        self.unmapped_label.hide()
+        layout.addWidget(self.unmapped_label)
+        # the choice of issue 8: all or nothing (default), or set the invalid rows aside
+        self.skip_invalid = QCheckBox("Import the valid rows and write the refused ones, with the reason, "
+                                      "to a CSV file beside this file")
+        self.skip_invalid.setToolTip("Off: one invalid row refuses the whole file and nothing is imported.")
+        layout.addWidget(self.skip_invalid)
         self.message = QLabel(objectName="FieldError", wordWrap=True)
         self.message.hide()
         layout.addWidget(self.message)
@@ -109,6 +119,7 @@ class ImportDialog(QDialog):
         self.preview = preview
         self.info.setText(f"{preview.total_rows:,} rows in {self.path.name} ({preview.format.upper()}). "
                           "Choose which field each column goes to; the first rows are shown as they will be read.")
+        self._show_unmapped(preview.unmapped)
         if preview.format != "csv":
             headers = list(preview.fields)
             self.table.setColumnCount(len(headers))
@@ -127,6 +138,7 @@ class ImportDialog(QDialog):
             box = QComboBox()
             box.addItems(choices)
             box.setCurrentText(preview.mapping.get(header) or "(skip)")
+            box.currentTextChanged.connect(self._mapping_changed)
             self.mapping_boxes[header] = box
             self.table.setCellWidget(0, c, box)
         # preview.rows are already mapped to fields; show them under the column they came from
@@ -137,16 +149,28 @@ class ImportDialog(QDialog):
                 if header in headers:
                     self.table.setItem(r, headers.index(header), QTableWidgetItem(value))
 
+    def _show_unmapped(self, unmapped) -> None:
+        if unmapped:
+            self.unmapped_label.setText("Not imported (no field chosen): " + ", ".join(unmapped))
+            self.unmapped_label.show()
+        else:
+            self.unmapped_label.setText("")
+            self.unmapped_label.hide()
+
     def mapping(self) -> dict[str, str | None] | None:
         if not self.mapping_boxes:
             return None
         return {h: (None if b.currentText() == "(skip)" else b.currentText()) for h, b in self.mapping_boxes.items()}
 
+    def _mapping_changed(self) -> None:
+        mapping = self.mapping() or {}
+        self._show_unmapped([h for h, f in mapping.items() if not f])
+
     def run_import(self) -> None:
         """Start the import with a cancellable progress dialog."""
         self.import_button.setEnabled(False)
         self.message.hide()
-        self._run = _ImportRun(self._services, self.entity, self.path, self.mapping())
+        self._run = _ImportRun(self._services, self.entity, self.path, self.mapping(), self.skip_invalid.isChecked())
         total = getattr(getattr(self, "preview", None), "total_rows", 0) or 0
         self.progress_dialog = QProgressDialog(f"Importing {self.path.name}…", "Cancel", 0, max(1, total), self)
         self.progress_dialog.setWindowTitle("Import")
@@ -175,9 +199,15 @@ class ImportDialog(QDialog):
             self.progress_dialog.setMaximum(max(1, total))
             self.progress_dialog.setValue(done)
 
+    def _close_progress(self) -> None:
+        dialog, self.progress_dialog = self.progress_dialog, None
+        if dialog is not None:
+            dialog.canceled.disconnect(self.cancel_import)
+            dialog.close()
+            dialog.deleteLater()
+
     def _on_done(self, result) -> None:
-        if self.progress_dialog is not None:
-            self.progress_dialog.hide()
+        self._close_progress()  # whatever the outcome: a failed import must not leave it open
         if isinstance(result, Exception):
             self.error = str(result)
             self.message.setText(f"Nothing was imported: {result}")
@@ -191,6 +221,8 @@ class ImportDialog(QDialog):
         """Replace the preview by what was created, updated and skipped (and why)."""
         self.table.hide()
         self.import_button.hide()
+        self.skip_invalid.hide()
+        self.unmapped_label.hide()
         if summary.cancelled:
             text = "<h3>Import cancelled</h3><p>Nothing was changed.</p>"
         else:
@@ -198,10 +230,18 @@ class ImportDialog(QDialog):
                     f"<b>{summary.unchanged}</b> unchanged · <b>{summary.skipped}</b> skipped"
                     + (f" · {summary.companies_created} new companies" if summary.companies_created else "")
                     + "</p>")
+            if summary.refused:
+                text += (f"<p><b>{summary.refused}</b> rows refused and not imported; they are in "
+                         f"<code>{escape(summary.refused_path or '')}</code> with the reason.</p><ul>" + "".join(
+                             f"<li>line {r.line}: {escape(r.reason or '')}</li>" for r in summary.refused_lines[:200])
+                         + "</ul>")
+            if summary.unmapped:
+                text += ("<p><b>Not imported</b> (no field for these columns): "
+                         + escape(", ".join(summary.unmapped)) + "</p>")
             skipped = summary.skipped_lines
             if skipped:
                 text += "<p><b>Skipped lines</b></p><ul>" + "".join(
-                    f"<li>line {r.line}: {r.reason}</li>" for r in skipped[:200]) + "</ul>"
+                    f"<li>line {r.line}: {escape(r.reason or '')}</li>" for r in skipped[:200]) + "</ul>"
                 if len(skipped) > 200:
                     text += f"<p>… and {len(skipped) - 200} more</p>"
         self.summary_view = QTextBrowser(objectName="ImportSummary")

@@ -76,3 +76,46 @@ def test_a_file_that_is_not_a_contact_list_says_why(qtbot, services, tmp_path):
         qtbot.waitUntil(lambda: dialog.error is not None or dialog.summary is not None, timeout=10000)
     assert dialog.error is not None and "bad.csv" in dialog.error
     assert services.contacts.count() == 0
+
+
+@pytest.fixture
+def bad_row_csv(tmp_path):
+    return write_csv(tmp_path / "mixed.csv", [
+        ["Ada", "Lovelace", "ada@example.com", "Analytical Engines", "blue"],
+        ["Bad", "Mail", "bad@@example.com", "", ""],
+        ["Grace", "Hopper", "grace@example.com", "Navy", "green"],
+    ])
+
+
+def test_preview_names_the_columns_that_will_not_be_imported(qtbot, services, small_csv):
+    dialog = ImportDialog(services, "contact", small_csv)
+    qtbot.addWidget(dialog)
+    assert "Lieblingsfarbe" in dialog.unmapped_label.text()
+    dialog.mapping_boxes["Lieblingsfarbe"].setCurrentText("notes")
+    assert "Lieblingsfarbe" not in dialog.unmapped_label.text()
+
+
+def test_a_failed_import_closes_the_progress_dialog_and_says_why(qtbot, services, bad_row_csv):
+    dialog = ImportDialog(services, "contact", bad_row_csv)
+    qtbot.addWidget(dialog)
+    dialog.run_import()
+    progress = dialog.progress_dialog
+    qtbot.waitUntil(lambda: dialog.error is not None, timeout=10000)
+    from shiboken6 import isValid
+
+    assert dialog.progress_dialog is None and (not isValid(progress) or not progress.isVisible())
+    assert "line 3" in dialog.message.text() and "Nothing was imported" in dialog.message.text()
+    assert services.contacts.count() == 0
+
+
+def test_import_the_valid_rows_and_set_the_refused_one_aside(qtbot, services, bad_row_csv):
+    dialog = ImportDialog(services, "contact", bad_row_csv)
+    qtbot.addWidget(dialog)
+    dialog.skip_invalid.setChecked(True)
+    dialog.run_import()
+    qtbot.waitUntil(lambda: dialog.summary is not None, timeout=10000)
+    assert (dialog.summary.created, dialog.summary.refused) == (2, 1)
+    text = dialog.summary_view.toPlainText()
+    assert "1 rows refused" in text and "mixed.refused.csv" in text and "line 3" in text
+    assert "Lieblingsfarbe" in text
+    assert (bad_row_csv.parent / "mixed.refused.csv").exists()

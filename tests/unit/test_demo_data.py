@@ -82,3 +82,47 @@ def test_cli_demo_data_and_bad_count(home, capsys):
     assert main(["--home", str(home.root), "demo-data", "--contacts", "0"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--contacts" in err[0] and "1 or more" in err[0]
+
+
+def test_demo_data_passes_the_validation_of_the_services(services, tmp_path):
+    """Every record of a large seed is one the app itself would accept, with the same keys."""
+    from types import SimpleNamespace
+
+    from crm_desktop.domain.validation import normalize_email, normalize_phone
+
+    generate(services, contacts=5000, seed=4)
+    conn = sqlite3.connect(services.db.path)
+    region = services.phone_region
+    for entity, service, columns in (
+            ("contacts", services.contacts, ("first_name", "last_name", "email", "phone", "mobile", "job_title",
+                                              "street", "city", "postal_code", "country", "notes")),
+            ("companies", services.companies, ("name", "website", "industry", "email", "phone", "street", "city",
+                                                "postal_code", "country", "notes")),
+            ("leads", services.leads, ("title", "first_name", "last_name", "company_name", "email", "phone",
+                                        "status", "source", "notes"))):
+        keys = ", email_key, phone_key, mobile_key" if entity == "contacts" else ""
+        rows = conn.execute(f"SELECT {', '.join(columns)}{keys} FROM {entity}").fetchall()
+        assert len(rows) >= 250
+        for row in rows:
+            fields = dict(zip(columns, row))
+            cleaned = service.clean(None, dict(fields), None)  # raises on anything the app would refuse
+            for name in ("email", "phone", "mobile"):
+                assert cleaned.get(name, fields.get(name)) == fields.get(name), (entity, name, fields)
+            if entity == "contacts":
+                email_key, phone_key, mobile_key = row[len(columns):]
+                assert email_key == normalize_email(fields["email"])
+                assert (phone_key, mobile_key) == (normalize_phone(fields["phone"], region),
+                                                   normalize_phone(fields["mobile"], region))
+    conn.close()
+
+
+def test_an_export_of_demo_data_imports_into_a_fresh_database(services, tmp_path):
+    from crm_desktop.services.exporter import export_file
+    from crm_desktop.services.importer import import_file
+
+    generate(services, contacts=1500, seed=6)
+    export_file(services, "contact", tmp_path / "all.csv", fmt="csv")
+    with Core.open(Home(tmp_path / "fresh")) as fresh:
+        summary = import_file(fresh.services, "contacts", tmp_path / "all.csv")
+        assert summary.created == 1500 and fresh.services.contacts.count() == 1500
+        assert fresh.services.contacts.search("łukasz") or fresh.services.contacts.search("anderson")

@@ -8,6 +8,7 @@ from crm_desktop.errors import NotFound, ValidationError
 
 
 def test_same_email_phone_or_name_at_company_is_reported_with_its_reason(services):
+    services.phone_region = "DE"  # as <home>/settings.json {"phoneRegion": "DE"} sets it (test_phone_email.py)
     acme = services.companies.create(name="Acme")
     maria = services.contacts.create(first_name="Maria", last_name="Müller", email="Maria@Acme.de",
                                      phone="+49 30 1234567", company_id=acme.id)
@@ -35,6 +36,7 @@ def test_no_warning_for_a_namesake_elsewhere_itself_or_a_deleted_contact(service
 
 
 def test_duplicate_groups_join_contacts_linked_by_any_reason(services):
+    services.phone_region = "DE"  # "0171 ..." is a German mobile number
     acme = services.companies.create(name="Acme")
     a = services.contacts.create(first_name="Ann", last_name="A", email="ann@x.de")
     b = services.contacts.create(first_name="Anne", last_name="A", email="ANN@x.de", phone="0171 5550001")
