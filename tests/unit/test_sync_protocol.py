@@ -27,7 +27,7 @@ def test_a_mutation_is_checked_and_normalised_by_the_domain_rules():
 
 
 @pytest.mark.parametrize("entity, fields, message", [
-    ("contact", {"email": [None, "nope"]}, "contact.email: 'nope' is invalid: must be an e-mail address like name@example.com"),
+    ("contact", {"email": [None, "nope"]}, "contact.email: 'nope' is invalid: must be an e-mail address like name@example.com (An email address must have an @-sign.)"),
     ("contact", {"version": [1, 2]}, "contact.version: 2 is invalid: is set by the server, not by a mutation"),
     ("contact", {"colour": [None, "red"]}, "contact.colour: 'red' is invalid: is not a field of contact"),
     ("user", {"role": [None, "admin"]}, "entity: 'user' is invalid: is managed on the server and cannot be pushed"),
