@@ -36,8 +36,9 @@ class Library:
 
 #: The Qt modules shipped (``from PySide6.<module> import ...``). Not shipped on purpose: QtNetwork
 #: and QtWebEngine (network access goes through ``ctx.http``, where the manifest's hosts are checked),
-#: QML/Quick, Designer, 3D, multimedia.
-QT_MODULES: tuple[str, ...] = ("QtCore", "QtGui", "QtWidgets", "QtSvg", "QtSvgWidgets", "QtPrintSupport")
+#: QtPrintSupport (its CUPS backend drags in a second TLS and Kerberos stack; write PDFs with
+#: ``QtGui.QPdfWriter`` instead), QML/Quick, Designer, 3D, multimedia.
+QT_MODULES: tuple[str, ...] = ("QtCore", "QtGui", "QtWidgets", "QtSvg", "QtSvgWidgets")
 
 #: Third-party libraries a plugin may import, with every submodule.
 LIBRARIES: tuple[Library, ...] = (
@@ -52,7 +53,7 @@ LIBRARIES: tuple[Library, ...] = (
 
 #: Standard library modules left out of the frozen build (GUI toolkits other than Qt, test suites, tools).
 STDLIB_EXCLUDED: tuple[str, ...] = (
-    "tkinter", "turtle", "turtledemo", "idlelib", "test", "ensurepip", "lib2to3", "venv",
+    "tkinter", "_tkinter", "turtle", "turtledemo", "idlelib", "test", "ensurepip", "lib2to3", "venv", "distutils",
 )
 
 
