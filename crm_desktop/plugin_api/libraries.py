@@ -51,9 +51,11 @@ LIBRARIES: tuple[Library, ...] = (
     Library("pluggy", "pluggy", "hook markers (use crm_desktop.plugin_api.hookimpl)"),
 )
 
-#: Standard library modules left out of the frozen build (GUI toolkits other than Qt, test suites, tools).
+#: Standard library modules left out of the frozen build: GUI toolkits other than Qt, test suites, tools,
+#: and ``nis`` (deprecated; it links a Kerberos stack).
 STDLIB_EXCLUDED: tuple[str, ...] = (
     "tkinter", "_tkinter", "turtle", "turtledemo", "idlelib", "test", "ensurepip", "lib2to3", "venv", "distutils",
+    "nis",
 )
 
 
