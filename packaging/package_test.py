@@ -6,7 +6,8 @@
    into a fresh home's ``plugins/`` folder, and ``crm-desktop --home HOME
    --smoke-test --json`` must pass with that plugin active and its panel built;
 3. a plugin importing a library the build does not ship must fail the smoke
-   test with one line naming the library, and no traceback.
+   test with one line naming the library, and no traceback;
+4. with ``xvfb-run`` available, step 2 again on a virtual X server (Qt's xcb plugin).
 
     python packaging/package_test.py [--no-build] [--exe dist/crm-desktop/crm-desktop]
 
@@ -20,6 +21,7 @@ import argparse
 import json
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -112,9 +114,15 @@ def write_plugin_needing_missing_library(plugins_dir: Path) -> Path:
     return folder
 
 
-def run_smoke(command: list[str], home: Path, timeout: float = 300) -> tuple[int, dict, str, float]:
-    """``command --home HOME --smoke-test --json``: exit code, the JSON report, stderr, wall seconds."""
-    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
+def run_smoke(command: list[str], home: Path, timeout: float = 300,
+              platform: str = "offscreen") -> tuple[int, dict, str, float]:
+    """``command --home HOME --smoke-test --json``: exit code, the JSON report, output, wall seconds.
+
+    ``platform="xcb"`` runs it on a virtual X server (``xvfb-run``), through Qt's real xcb plugin.
+    """
+    env = {**os.environ, "QT_QPA_PLATFORM": platform}
+    if platform == "xcb":
+        command = ["xvfb-run", "-a", "-s", "-screen 0 1280x800x24", *command]
     env.pop("CRM_DESKTOP_HOME", None)
     started = time.perf_counter()
     result = subprocess.run([*command, "--home", str(home), "--smoke-test", "--json"], capture_output=True,
@@ -127,12 +135,12 @@ def run_smoke(command: list[str], home: Path, timeout: float = 300) -> tuple[int
     return result.returncode, report, result.stdout + result.stderr, seconds
 
 
-def check_external(command: list[str], workdir: Path) -> list[str]:
+def check_external(command: list[str], workdir: Path, platform: str = "offscreen") -> list[str]:
     """Problems with the plugin-written-after-the-build run; empty when it passed."""
-    home = workdir / "home-external"
+    home = workdir / f"home-external-{platform}"
     write_external_plugin(home / "plugins")
-    code, report, output, seconds = run_smoke(command, home)
-    print(f"smoke test with {EXTERNAL}: exit {code} in {seconds:.1f} s")
+    code, report, output, seconds = run_smoke(command, home, platform=platform)
+    print(f"smoke test with {EXTERNAL} ({platform}): exit {code} in {seconds:.1f} s")
     problems = []
     plugin = report.get("plugins", {}).get("plugins", {}).get(EXTERNAL, {})
     if code != 0 or not report.get("ok"):
@@ -193,6 +201,10 @@ def main(argv: list[str] | None = None) -> int:
     command[0] = str(Path(command[0]).absolute())  # the smoke tests run in a temporary folder
     with tempfile.TemporaryDirectory(prefix="crm-package-test-") as tmp:
         problems = check_external(command, Path(tmp)) + check_missing_library(command, Path(tmp))
+        if shutil.which("xvfb-run"):  # the platform plugin a rep's X11 desktop uses
+            problems += check_external(command, Path(tmp), platform="xcb")
+        else:
+            print("xvfb-run not found: the xcb platform plugin was not started")
     print(f"package test {'FAILED' if problems else 'passed'} in {time.perf_counter() - started:.0f} s")
     for problem in problems:
         print(f"  - {problem}")
