@@ -8,6 +8,10 @@ cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 APP=dist/crm-desktop
 started=$(date +%s)
+if [ "$(uname -s)" = Linux ] && ! command -v objdump >/dev/null; then
+  echo "error: PyInstaller needs binutils (objdump, strip) on Linux: apt-get install binutils" >&2
+  exit 1
+fi
 
 "$PY" -m PyInstaller --noconfirm --log-level WARN --distpath dist --workpath build/pyinstaller \
   packaging/crm-desktop.spec
