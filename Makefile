@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 export QT_QPA_PLATFORM ?= offscreen
 
-.PHONY: run test bench screenshots quit-cycles system-deps venv clean lint-layers
+.PHONY: run test bench screenshots quit-cycles system-deps venv clean lint-layers package package-test
 
 run: $(STAMP)
 	@if [ -z "$$DISPLAY$$WAYLAND_DISPLAY" ]; then \
@@ -43,6 +43,21 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 venv: $(STAMP)
+
+# The installed app (docs/packaging.md): PyInstaller comes from the `package` extra, for these targets only.
+PKG_STAMP := $(VENV)/.installed-package-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+
+$(PKG_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -e '.[test,package]'
+	touch $(PKG_STAMP)
+
+# One-folder build in dist/crm-desktop/ (+ the Linux tarball); prints the folder's size.
+package: $(PKG_STAMP)
+	PY=$(PY) bash packaging/build.sh
+
+# Build, then run the frozen smoke test with plugins written after the build.
+package-test: $(PKG_STAMP)
+	NO_TARBALL=1 $(PY) packaging/package_test.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache

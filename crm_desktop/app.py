@@ -220,7 +220,12 @@ def run_gui(args) -> int:
         raise CrmError(f"--view: {view!r} is invalid: must be one of {', '.join(VIEWS)}")
     size = _parse_size(getattr(args, "size", "1280x800") or "1280x800")
     app = _application(headless)
-    home = Home.resolve(getattr(args, "home", None))
+    if smoke:  # a temporary home unless --home / CRM_DESKTOP_HOME name one (crm_desktop.smoke_checks)
+        from crm_desktop.smoke_checks import smoke_home
+
+        home = smoke_home(getattr(args, "home", None))
+    else:
+        home = Home.resolve(getattr(args, "home", None))
     core = Core.open(home)
     window = host = None
     try:
@@ -236,12 +241,17 @@ def run_gui(args) -> int:
             window.resize(*size)
             window.show()
             report = smoke_test(window, app)
+            from crm_desktop.smoke_checks import add_environment_checks, text_lines
+
+            add_environment_checks(report, core.home, host, getattr(window, "_plugin_adapter", None))
             if getattr(args, "json", False):
                 print(json.dumps(report, indent=2))
             else:
                 for name, entry in report["views"].items():
                     extra = ", ".join(f"{k}={v}" for k, v in entry.items() if k not in ("ok",))
                     print(f"{'ok ' if entry['ok'] else 'FAIL'} {name:<11} {extra}")
+                for line in text_lines(report):
+                    print(line)
                 print("smoke test passed" if report["ok"] else "smoke test FAILED")
             return 0 if report["ok"] else 1
         follow_system(app, window.theme_mode)

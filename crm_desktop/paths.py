@@ -1,12 +1,17 @@
-"""Where crm-desktop keeps its files.
+"""Where crm-desktop keeps its files, and where it finds the files it ships with.
 
 `<home>` is the platformdirs user data folder, unless ``--home DIR`` or the
 ``CRM_DESKTOP_HOME`` environment variable says otherwise (DESIGN.md, Plugins).
+
+:func:`shipped_dir` finds the folders the app ships beside its code
+(``plugins/``, ``resources/``, ``migrations/``) both in a source checkout and
+in the frozen (PyInstaller) build.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +19,35 @@ import platformdirs
 
 HOME_ENV = "CRM_DESKTOP_HOME"
 APP_NAME = "crm-desktop"
+
+#: The folders that ship with the app, beside the ``crm_desktop`` package.
+SHIPPED_FOLDERS = ("plugins", "resources", "migrations")
+
+
+def shipped_dir(name: str) -> Path | None:
+    """The shipped folder ``name`` (one of :data:`SHIPPED_FOLDERS`), or None if this install lacks it.
+
+    Looked for, first match wins:
+
+    1. frozen (PyInstaller sets ``sys._MEIPASS``): ``<_MEIPASS>/<name>``, where
+       ``packaging/crm-desktop.spec`` puts it (``dist/crm-desktop/_internal/<name>``);
+    2. a source checkout: ``<repo>/<name>``, beside the ``crm_desktop`` package;
+    3. inside the package: ``crm_desktop/<name>`` (an install that copies them there).
+
+    This is the one place that knows the layout; the migrations runner, plugin
+    discovery and the UI's icons all ask here.
+    """
+    if name not in SHIPPED_FOLDERS:
+        raise ValueError(f"{name!r} is not a shipped folder: must be one of {', '.join(SHIPPED_FOLDERS)}")
+    package_dir = Path(__file__).resolve().parent
+    candidates = [package_dir.parent / name, package_dir / name]
+    frozen = getattr(sys, "_MEIPASS", None)
+    if frozen:
+        candidates.insert(0, Path(frozen) / name)
+    for candidate in candidates:
+        if candidate.is_dir():
+            return candidate
+    return None
 
 
 @dataclass(frozen=True)

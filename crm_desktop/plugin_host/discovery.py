@@ -33,14 +33,10 @@ class Candidate:
 
 
 def bundled_plugins_dir() -> Path | None:
-    """The first-party ``plugins/`` folder: beside the package in a checkout, inside it when frozen."""
-    import crm_desktop
+    """The first-party ``plugins/`` folder (:func:`crm_desktop.paths.shipped_dir`: checkout or frozen build)."""
+    from crm_desktop.paths import shipped_dir
 
-    package_dir = Path(crm_desktop.__file__).resolve().parent
-    for candidate in (package_dir.parent / "plugins", package_dir / "plugins"):
-        if candidate.is_dir():
-            return candidate
-    return None
+    return shipped_dir("plugins")
 
 
 def system_plugins_dir(policy=None) -> Path | None:

@@ -36,6 +36,7 @@ from crm_desktop.plugin_api.models import bases_of, table_prefix
 from crm_desktop.plugin_host import bundle, discovery, integrity, loader, trust
 from crm_desktop.plugin_host.discovery import Candidate
 from crm_desktop.plugin_host.folder_install import FolderInstallPlan, plan_folder_install
+from crm_desktop.plugin_host.import_problems import missing_library, missing_library_message
 from crm_desktop.plugin_host.facade import ContextResources, build_context
 from crm_desktop.plugin_host.lifecycle import (
     PluginRecord, PluginState, StateFile, leftover_markers, marker_path,
@@ -394,8 +395,14 @@ class PluginHost:
             self._tripwire.register(name, record.path, data_dir, grants)
         try:
             module = loader.import_plugin(manifest.ident, record.path, manifest.main, fresh=self.started)
-        except (Exception, SystemExit):
-            self._mark_failed(name, f"importing {manifest.main}", traceback.format_exc())
+        except (Exception, SystemExit) as exc:
+            library = missing_library(exc)
+            if library is not None:  # one line naming the library: the stack would only confuse a rep
+                log.debug("plugin %s: importing %s", name, manifest.main, exc_info=True)
+                self._mark_failed(name, f"importing {manifest.main}", None,
+                                  message=missing_library_message(name, library))
+            else:
+                self._mark_failed(name, f"importing {manifest.main}", traceback.format_exc())
             return
         try:
             unknown = sorted(a for a in dir(module) if a.startswith("crm_") and a not in self._spec_names
@@ -553,17 +560,19 @@ class PluginHost:
 
     # ------------------------------------------------------------------ failing and unloading
 
-    def _mark_failed(self, name: str, what: str, tb: str) -> None:
+    def _mark_failed(self, name: str, what: str, tb: str | None, *, message: str | None = None) -> None:
+        """Tear the plugin down and record why: ``tb`` (a traceback), or ``message`` alone when it says it all."""
         with self._lock:
             record = self._records.get(name)
             if record is None:
                 return
             was_active = record.state is PluginState.ACTIVE
-            last = tb.strip().splitlines()[-1] if tb.strip() else "error"
+            tb = tb or ""
+            last = message or (tb.strip().splitlines()[-1] if tb.strip() else "error")
             log.error("plugin %s failed in %s: %s", name, what, last)
             self._teardown(name, run_deactivate=was_active and what != "crm_deactivate")
             record.state = PluginState.FAILED
-            record.error = f"{what} raised {last}\n\n{tb}"
+            record.error = message if message else f"{what} raised {last}\n\n{tb}"
             self._notify(name, "failed")
             self._notify(name, "state_changed")
 

@@ -449,6 +449,13 @@ class QtPluginAdapter(QObject):
         if open_keys:
             self._reopen[name] = open_keys
 
+    def panels_built(self, name: str) -> list[str]:
+        """Keys of the pages this plugin's panel factories built (placeholders for failed ones excluded)."""
+        ui = self._ui.get(name)
+        if ui is None:
+            return []
+        return sorted(key for key in ui.pages if key not in ui.placeholders)
+
     def open_pages(self, name: str) -> set[str]:
         """Keys of this plugin's pages that are on screen now."""
         ui = self._ui.get(name)

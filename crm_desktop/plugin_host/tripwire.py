@@ -127,6 +127,10 @@ def _default_read_roots() -> tuple[str, ...]:
         if entry and os.path.isdir(entry) and os.path.realpath(entry) != cwd:
             roots.add(entry)
     roots.add(str(Path(__file__).resolve().parents[1]))  # the crm_desktop package
+    if getattr(sys, "frozen", False):
+        # The PyInstaller app keeps its modules in an archive inside the executable, outside
+        # sys.prefix (its _internal folder): every first import of a module reads it.
+        roots.add(os.path.dirname(os.path.realpath(sys.executable)))
     return tuple(sorted({_as_root(r) for r in roots}))
 
 

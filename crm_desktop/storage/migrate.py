@@ -37,14 +37,13 @@ KEEP_BACKUPS = 5
 
 
 def core_script_location() -> Path:
-    """The core ``migrations/`` folder: beside the package in a checkout, inside it when frozen."""
-    import crm_desktop
+    """The core ``migrations/`` folder (:func:`crm_desktop.paths.shipped_dir`: checkout or frozen build)."""
+    from crm_desktop.paths import shipped_dir
 
-    package_dir = Path(crm_desktop.__file__).resolve().parent
-    for candidate in (package_dir.parent / "migrations", package_dir / "migrations"):
-        if (candidate / "env.py").is_file():
-            return candidate
-    raise DatabaseError(f"the core migrations folder is missing (looked beside {package_dir})")
+    folder = shipped_dir("migrations")
+    if folder is None or not (folder / "env.py").is_file():
+        raise DatabaseError(f"the core migrations folder is missing from this installation ({folder or 'not found'})")
+    return folder
 
 
 def alembic_config(script_location: Path, version_table: str = CORE_VERSION_TABLE) -> Config:

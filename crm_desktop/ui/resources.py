@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import sys
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QSize, Qt
@@ -15,14 +14,11 @@ log = logging.getLogger(__name__)
 
 
 def resources_dir() -> Path:
-    """The ``resources/`` folder: beside the package in a checkout, in ``_MEIPASS`` when frozen."""
-    frozen = getattr(sys, "_MEIPASS", None)
-    candidates = [Path(frozen) / "resources"] if frozen else []
-    candidates.append(Path(__file__).resolve().parents[2] / "resources")
-    for candidate in candidates:
-        if candidate.is_dir():
-            return candidate
-    return candidates[-1]
+    """The ``resources/`` folder (:func:`crm_desktop.paths.shipped_dir`: checkout or frozen build)."""
+    from crm_desktop.paths import shipped_dir
+
+    # a missing folder still gets a path, so the warnings below name where icons were expected
+    return shipped_dir("resources") or Path(__file__).resolve().parents[2] / "resources"
 
 
 @functools.lru_cache(maxsize=256)

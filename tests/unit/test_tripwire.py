@@ -311,3 +311,17 @@ def test_bypass_plugin_unregisters_itself(make_plugin, tmp_path, tripwire):
     except TripwireBlocked:
         pass
     assert not target.exists()
+
+
+def test_the_frozen_apps_folder_is_readable_because_its_modules_live_in_the_executable(tmp_path, monkeypatch):
+    import os
+
+    from crm_desktop.plugin_host import tripwire as tw
+
+    app = tmp_path / "dist" / "crm-desktop"
+    app.mkdir(parents=True)
+    monkeypatch.setattr(sys, "frozen", True, raising=False)
+    monkeypatch.setattr(sys, "executable", str(app / "crm-desktop"))
+    assert str(app.resolve()) + os.sep in tw._default_read_roots()
+    monkeypatch.setattr(sys, "frozen", False)
+    assert str(app.resolve()) + os.sep not in tw._default_read_roots()
