@@ -1,0 +1,260 @@
+"""The sync protocol, version 1: every request and response body as a pydantic model.
+
+Imported by the desktop client and by the server (``crm_server``), so both sides
+agree on the wire format by construction. Qt-free and free of storage: it needs
+only pydantic and :mod:`crm_desktop.domain`. ``docs/sync-protocol.md`` describes
+the rules behind the shapes (exactly-once, merge, scope, pull ordering).
+
+Every request under ``/api/v1`` carries the header ``X-CRM-Sync-Protocol: 1``;
+a server answers a missing or different version with 400 and an
+:class:`ErrorBody` whose ``error`` is ``protocol_mismatch``.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
+
+from crm_desktop.domain import record_fields
+from crm_desktop.domain.enums import EntityName
+
+PROTOCOL_HEADER = "X-CRM-Sync-Protocol"
+PROTOCOL_VERSION = "1"
+#: The header pair every request under /api/v1 sends.
+PROTOCOL_HEADERS = {PROTOCOL_HEADER: PROTOCOL_VERSION}
+API_PREFIX = "/api/v1"
+
+#: The most mutations one push may carry, and the most changes one pull page may hold.
+MAX_PUSH_BATCH = 1000
+MAX_PULL_LIMIT = 5000
+DEFAULT_PULL_LIMIT = 1000
+#: The cursor of a client that has pulled nothing yet.
+START_CURSOR = "0"
+
+#: Entities a client may push. Users are owned by the server (``crm-server user ...``).
+PUSHABLE_ENTITIES = frozenset({
+    EntityName.COMPANY, EntityName.CONTACT, EntityName.LEAD, EntityName.DEAL, EntityName.ACTIVITY,
+    EntityName.PIPELINE, EntityName.STAGE, EntityName.TAG,
+})
+#: Entities every signed-in user sees whatever their team: reference data, not customer data.
+SHARED_ENTITIES = frozenset({EntityName.PIPELINE, EntityName.STAGE, EntityName.TAG, EntityName.USER})
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --------------------------------------------------------------------------- errors
+
+
+class ErrorBody(_Model):
+    """The body of every 4xx answer: a machine-readable code and one clear sentence."""
+
+    error: str = Field(description="e.g. protocol_mismatch, unauthorized, rate_limited, invalid_cursor")
+    detail: str = Field(description="One sentence for a person: what was wrong and what to do.")
+
+
+# --------------------------------------------------------------------------- auth
+
+
+class LoginRequest(_Model):
+    username: str = Field(min_length=1, max_length=100)
+    password: str = Field(min_length=1, max_length=1024)
+    device_id: str = Field(min_length=8, max_length=64, pattern=r"^[A-Za-z0-9-]+$",
+                           description="Made once by the client (a UUID) and kept for the life of its home.")
+    device_name: str = Field(default="", max_length=200, description="Shown to admins, e.g. the host name.")
+
+
+class RefreshRequest(_Model):
+    refresh_token: str = Field(min_length=1, max_length=512)
+
+
+class LogoutRequest(_Model):
+    refresh_token: str | None = Field(default=None, max_length=512,
+                                      description="Optional: the session is also found from the access token.")
+
+
+class UserInfo(_Model):
+    id: str
+    username: str
+    display_name: str
+    role: str
+    teams: list[str] = Field(description="Ids of the user's teams.")
+
+
+class TokenPair(_Model):
+    """Answer to login and refresh. The refresh token is single use: each refresh answers a new one."""
+
+    access_token: str
+    token_type: str = "bearer"
+    expires_in: int = Field(description="Seconds the access token is valid.")
+    refresh_token: str
+    device_id: str
+    user: UserInfo
+
+
+class LogoutResponse(_Model):
+    signed_out: bool = True
+
+
+# --------------------------------------------------------------------------- push
+
+
+class Op(StrEnum):
+    CREATE = "create"
+    UPDATE = "update"
+    DELETE = "delete"
+
+
+class Mutation(_Model):
+    """One outbox entry. ``fields`` maps a field name to ``[base, new]``: the value the
+    client's edit started from and the value it set (base is null for a create)."""
+
+    mutation_id: int = Field(gt=0, description="Increases by at least one per device, across pushes.")
+    entity: str = Field(max_length=40, description="e.g. contact; checked per mutation, not per batch.")
+    id: str = Field(min_length=1, max_length=64)
+    op: Op
+    fields: dict[str, tuple[JsonValue, JsonValue]] = Field(default_factory=dict)
+    base_version: int = Field(default=0, ge=0, description="The record's server version the edit started from.")
+
+    def base(self) -> dict[str, Any]:
+        return {name: pair[0] for name, pair in self.fields.items()}
+
+    def new(self) -> dict[str, Any]:
+        return {name: pair[1] for name, pair in self.fields.items()}
+
+
+class MutationCheck(_Model):
+    """A mutation whose entity and new values passed the domain rules; values normalised."""
+
+    entity: str
+    new: dict[str, JsonValue]
+    base: dict[str, JsonValue]
+
+
+def check_mutation(mutation: Mutation) -> MutationCheck:
+    """Check a mutation against the domain rules (the same on client and server).
+
+    Raises :class:`crm_desktop.errors.ValidationError` naming the field, the value
+    and the rule. Base values are normalised too, so that a base spelled
+    differently from the stored value still compares equal.
+    """
+    from crm_desktop.errors import ValidationError
+
+    rules = record_fields.field_rules(mutation.entity)
+    if mutation.entity not in PUSHABLE_ENTITIES:
+        raise ValidationError("entity", mutation.entity, "is managed on the server and cannot be pushed")
+    if mutation.op is Op.DELETE and mutation.fields:
+        raise ValidationError("fields", sorted(mutation.fields), "a delete carries no fields", mutation.entity)
+    new = record_fields.clean_fields(mutation.entity, mutation.new())
+    base: dict[str, Any] = {}
+    for name, value in mutation.base().items():
+        try:
+            base[name] = rules[name].check(value, name, mutation.entity)
+        except ValidationError:
+            base[name] = value  # an old base may predate a rule; compare it as sent
+    return MutationCheck(entity=mutation.entity, new=new, base=base)
+
+
+class PushRequest(_Model):
+    mutations: list[Mutation] = Field(max_length=MAX_PUSH_BATCH)
+
+
+class MutationStatus(StrEnum):
+    APPLIED = "applied"
+    DUPLICATE = "duplicate"
+    CONFLICT = "conflict"
+    REJECTED = "rejected"
+
+
+class RejectReason(StrEnum):
+    VALIDATION = "validation"
+    PERMISSION = "permission"
+    SCOPE = "scope"
+    UNKNOWN_RECORD = "unknown_record"
+
+
+class ConflictKind(StrEnum):
+    FIELDS = "fields"
+    """Some fields were changed on the server to other values than the client's base."""
+    DELETED = "deleted"
+    """An edit arrived for a record deleted on the server; nothing was applied."""
+    EDITED = "edited"
+    """A delete arrived for a record someone else changed since its base; it was not deleted."""
+
+
+class FieldConflict(_Model):
+    field: str
+    base: JsonValue
+    mine: JsonValue
+    theirs: JsonValue
+
+
+class MutationResult(_Model):
+    mutation_id: int
+    status: MutationStatus
+    version: int | None = Field(default=None, description="The record's server version after this mutation.")
+    applied_fields: list[str] = Field(default_factory=list)
+    conflict: ConflictKind | None = None
+    conflicts: list[FieldConflict] = Field(default_factory=list)
+    theirs: dict[str, JsonValue] | None = Field(
+        default=None, description="For a conflict: the server's record as it stands (null if deleted).")
+    reason: RejectReason | None = None
+    message: str | None = Field(default=None, description="For a rejection: one sentence for the rep.")
+    original: "MutationResult | None" = Field(
+        default=None, description="For a duplicate: the answer the mutation got when it was applied, if kept.")
+
+
+class PushResponse(_Model):
+    results: list[MutationResult]
+    last_mutation_id: int = Field(description="The last mutation id the server has applied for this device.")
+
+
+# --------------------------------------------------------------------------- pull
+
+
+class ChangeKind(StrEnum):
+    UPSERT = "upsert"
+    TOMBSTONE = "tombstone"
+    REMOVE = "remove"
+    """The record left this user's scope: delete the local copy without a tombstone."""
+
+
+class PulledChange(_Model):
+    kind: ChangeKind
+    entity: str
+    id: str
+    version: int | None = Field(default=None, description="Ignore the change if the local version is higher.")
+    record: dict[str, JsonValue] | None = Field(
+        default=None, description="For an upsert: every field, plus owner_id, team_id, created_at, updated_at.")
+
+
+class PullResponse(_Model):
+    changes: list[PulledChange]
+    cursor: str = Field(description="Opaque; send it as ?cursor= on the next pull. Apply the page and store "
+                                    "the cursor in one local transaction.")
+    has_more: bool
+
+
+# --------------------------------------------------------------------------- events, plugins
+
+
+class Nudge(_Model):
+    """The data of a server-sent ``changes`` event: something new may be pulled."""
+
+    reason: str = "changes"
+
+
+class PublishedPlugin(_Model):
+    name: str
+    version: str
+    sha256: str
+    signature: dict[str, JsonValue] = Field(description="The bundle's .sig document, verbatim.")
+    url: str = Field(description="Where to download the bundle, relative to the server.")
+    published_at: str
+
+
+class PluginList(_Model):
+    plugins: list[PublishedPlugin]
