@@ -6,14 +6,13 @@ Handlers are plain functions (FastAPI runs them in its thread pool) over
 synchronous SQLAlchemy sessions; only the event stream is async.
 """
 
-from __future__ import annotations
 
 import asyncio
 import json
 import logging
 import os
 from contextlib import asynccontextmanager
-from typing import Annotated, Iterator
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
 from fastapi.concurrency import run_in_threadpool

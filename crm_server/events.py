@@ -67,17 +67,17 @@ class ChangeWatcher(threading.Thread):
         self.db = db
         self.broadcaster = broadcaster
         self.interval = interval
-        self._stop = threading.Event()
+        self._halt = threading.Event()
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()
 
     def run(self) -> None:
         last_seq: int | None = None
         # xids that new rows were seen at, oldest first: nudge as soon as xmin passes one
         # (not the newest, which a busy server might never let xmin pass)
         waiting: list[int] = []
-        while not self._stop.wait(self.interval):
+        while not self._halt.wait(self.interval):
             try:
                 with self.db.engine.connect() as conn:
                     if self.db.is_sqlite:

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the project needs when they are missing:
-# the shared libraries Qt loads (offscreen and on X11), a font to render text, and Xvfb.
+# the shared libraries Qt loads (offscreen and on X11), a font to render text, Xvfb, and
+# PostgreSQL (for the sync server's tests).
 # Does nothing when everything is present, so it is cheap to run every time.
 set -euo pipefail
 
@@ -36,6 +37,9 @@ have_lib 'libxkbcommon-x11.so.0'    || missing+=(libxkbcommon-x11-0)
 # and for scripts/quit_50_times.sh.
 command -v Xvfb >/dev/null || missing+=(xvfb)
 command -v xauth >/dev/null || missing+=(xauth)
+# PostgreSQL for the sync server's integration tests (tests/integration/conftest.py starts a
+# throwaway cluster with initdb as a non-root user). Debian keeps the binaries off PATH.
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || command -v initdb >/dev/null || missing+=(postgresql)
 command -v fc-list >/dev/null && [ "$(fc-list 2>/dev/null | wc -l)" -gt 0 ] || missing+=(fonts-dejavu-core fontconfig)
 
 if [ ${#missing[@]} -eq 0 ]; then
