@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from sync_harness import make_client, start_server
+from desktop_harness import make_client, start_server
 
 
 @pytest.fixture(scope="module")

@@ -158,12 +158,13 @@ def test_a_rejected_mutation_does_not_block_the_queue(clients):
 
 def test_deletes_sync_and_a_tombstone_hides_the_record(clients):
     a, b = clients("alice"), clients("bob")
-    contact = a.services.contacts.create(first_name="Ada", last_name="Lovelace")
+    contact = a.services.contacts.create(first_name="Ada", last_name="Tombstonova")
     a.sync(); b.sync()
+    assert [c.id for c in a.services.contacts.search("Tombstonova")] == [contact.id]
     b.services.contacts.delete(contact.id)
     b.sync(); a.sync()
     assert a.services.contacts.find(contact.id) is None
-    assert a.services.contacts.search("Lovelace") == []
+    assert a.services.contacts.search("Tombstonova") == []
 
 
 def test_tags_travel_as_ids(clients):
