@@ -46,6 +46,9 @@ class SyncService:
         self.db = db
         self.keyring_backend = keyring_backend
         self.transport_factory = transport_factory
+        # one AuthSession per account, shared by every thread: two refreshing the same single-use
+        # refresh token at once would look like token theft to the server, which signs the device out
+        self._auth: tuple[Account, AuthSession] | None = None
 
     def account(self) -> Account | None:
         with self.db.read_connection() as c:
@@ -77,14 +80,18 @@ class SyncService:
             return False
         store = self._store(account.server_url, account.username)
         AuthSession(self.transport_factory(account.server_url), store).logout()
+        self._auth = None
         return True
 
     def client(self) -> SyncClient:
         account = self.account()
         if account is None:
             raise SignedOut("not signed in: run `crm-desktop login --server URL --user NAME`")
-        transport = self.transport_factory(account.server_url)
-        return SyncClient(transport, AuthSession(transport, self._store(account.server_url, account.username)))
+        if self._auth is None or self._auth[0] != account:
+            auth = AuthSession(self.transport_factory(account.server_url),
+                               self._store(account.server_url, account.username))
+            self._auth = (account, auth)
+        return SyncClient(self.transport_factory(account.server_url), self._auth[1])
 
     def engine(self, client: SyncClient | None = None, **kwargs) -> sync_engine.SyncEngine:
         return sync_engine.SyncEngine(self.db, client or self.client(), **kwargs)
