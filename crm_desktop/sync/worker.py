@@ -60,7 +60,7 @@ class SyncWorker:
         self._online = threading.Event()
         self._threads: list[threading.Thread] = []
         self._delays = sleep_backoff() if sleep_backoff else backoff_delays()
-        self.status = self._snapshot("idle")
+        self.status = self._snapshot("idle" if service.account() else "signed_out")
 
     # -- control --------------------------------------------------------------------------------
 
