@@ -113,3 +113,30 @@ def make_client(root: Path, server: ServerProcess, user: str, keyring_backend=No
         client.sync_service.login(server.url, user, PASSWORD)
         client.reopen()
     return client
+
+
+# -- fixtures (imported by the test modules of this folder; no conftest.py here, because the
+# server tests import names from tests/integration/conftest.py as the module ``conftest``) --------
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    s = start_server(tmp_path_factory.mktemp("server"))
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def clients(tmp_path, server, memory_keyring):
+    made = []
+
+    def make(user: str, login: bool = True):
+        c = make_client(tmp_path, server, user, memory_keyring, login)
+        made.append(c)
+        return c
+
+    yield make
+    for c in made:
+        c.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from crm_desktop.sync import outbox
+from desktop_harness import clients, server  # noqa: F401  (fixtures)
 
 
 def _outbox(client):

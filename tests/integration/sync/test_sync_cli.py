@@ -19,7 +19,7 @@ import pytest
 from crm_desktop.cli import main
 from crm_desktop.core import Core
 from crm_desktop.paths import Home
-from desktop_harness import PASSWORD, make_client
+from desktop_harness import PASSWORD, clients, server  # noqa: F401  (fixtures)
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[2]

@@ -6,6 +6,7 @@ import threading
 import time
 
 from crm_desktop.sync.worker import SyncWorker
+from desktop_harness import clients, server  # noqa: F401  (fixtures)
 
 
 def test_a_nudge_reaches_an_open_client_within_two_seconds(clients):
