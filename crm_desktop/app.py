@@ -51,8 +51,21 @@ def build_window(core, *, ephemeral: bool = False, dev: bool = False):
     if ephemeral:
         settings.clear()
     window = MainWindow(core.services, settings=settings, home=core.home)
+    start_sync(window, core, start=not ephemeral)
     host = start_plugins(window, core, dev=dev)
     return window, host
+
+
+def start_sync(window, core, *, start: bool = True):
+    """The sync status bar, F5, the Sync page and the background worker; never fatal."""
+    try:
+        from crm_desktop.ui.sync_view import attach_sync
+
+        return attach_sync(window, core, start=start)
+    except Exception as exc:  # sync trouble must not stop the CRM
+        log.exception("sync failed to start")
+        window.show_status(f"Sync is not available: {exc}", 10000)
+        return None
 
 
 def start_plugins(window, core, *, dev: bool = False):
@@ -84,6 +97,12 @@ def shutdown(window, host) -> None:
     window saves its layout and stops its background readers. Each step is guarded:
     a plugin that fails while deactivating must not keep the rest from shutting down.
     """
+    sync = getattr(window, "_sync", None)
+    if sync is not None:
+        try:
+            sync[0].stop()
+        except Exception:
+            log.exception("sync worker failed to stop")
     if host is not None:
         try:
             host.stop()

@@ -41,7 +41,13 @@ class Core:
             raise DatabaseError(f"{home.db_path} needs `crm-desktop db upgrade`")
         db = Database(home.db_path)
         events = EventBus()
+        from crm_desktop.sync.service import actor_for, install_outbox
+
         services = CrmServices(db, events=events, phone_region=user_settings.phone_region(home.settings_path))
+        install_outbox(services)  # every local edit, signed in or not yet, waits in the outbox
+        actor = actor_for(db)  # the signed-in account owns what this home creates
+        if actor is not None:
+            services = services.as_actor(actor)
         services.pipelines.ensure_default()
         return cls(home=home, db=db, services=services, events=events)
 

@@ -28,6 +28,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "crm_desktop.cli.data_commands",
     "crm_desktop.cli.plugin_commands",
     "crm_desktop.cli.bundle_commands",
+    "crm_desktop.cli.sync_commands",
 )
 
 

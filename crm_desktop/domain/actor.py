@@ -28,6 +28,11 @@ class Actor:
         return cls(ActorKind.AGENT, name, user_id)
 
     @classmethod
+    def sync(cls, name: str = "server") -> "Actor":
+        """Writes that mirror the sync server (pulled records, push answers)."""
+        return cls(ActorKind.SYNC, name)
+
+    @classmethod
     def system(cls, name: str = "crm-desktop") -> "Actor":
         return cls(ActorKind.SYSTEM, name)
 

@@ -23,6 +23,10 @@ DEFAULT_STAGES: tuple[tuple[str, int, bool, bool], ...] = (
     ("Won", 100, True, False),
     ("Lost", 0, False, True),
 )
+#: Fixed ids for the default pipeline and its stages: every client seeds the same rows, so deals
+#: made on different laptops point at the same stages after sync (UUIDv7-shaped, never random).
+DEFAULT_PIPELINE_ID = "00000000-0000-7000-8000-000000000100"
+DEFAULT_STAGE_IDS = tuple(f"00000000-0000-7000-8000-00000000010{i + 1}" for i in range(len(DEFAULT_STAGES)))
 
 
 class PipelineService(EntityService[models.Pipeline, records.Pipeline]):
@@ -63,15 +67,20 @@ class PipelineService(EntityService[models.Pipeline, records.Pipeline]):
             return [self._services.stages.to_record(r) for r in rows]
 
     def ensure_default(self) -> records.Pipeline:
-        """Create the default sales pipeline if the database has none (first start)."""
-        with self._services.unit_of_work() as uow:
+        """Create the default sales pipeline if the database has none (first start).
+
+        It is seed data, the same rows with the same ids on every client, so it is not replicated
+        (sync would push one copy per laptop, and reps may not create pipelines on the server).
+        """
+        with self._services.db.transaction(replicate=False), self._services.unit_of_work() as uow:
             exists = uow.session.scalar(select(models.Pipeline.id).where(models.Pipeline.deleted_at.is_(None)).limit(1))
-            if exists is None:
-                pipeline = self.create_in(uow, {"name": "Sales", "position": 0, "is_default": True})
+            if exists is None and uow.session.get(models.Pipeline, DEFAULT_PIPELINE_ID) is None:
+                uow.session.add(models.Pipeline(id=DEFAULT_PIPELINE_ID, name="Sales", position=0, is_default=True))
                 for position, (name, probability, won, lost) in enumerate(DEFAULT_STAGES):
-                    self._services.stages.create_in(uow, {"pipeline_id": pipeline.id, "name": name,
-                                                          "position": position, "probability": probability,
-                                                          "is_won": won, "is_lost": lost})
+                    uow.session.add(models.Stage(id=DEFAULT_STAGE_IDS[position], pipeline_id=DEFAULT_PIPELINE_ID,
+                                                 name=name, position=position, probability=probability,
+                                                 is_won=won, is_lost=lost))
+                uow.session.flush()
         return self.default()
 
 

@@ -89,9 +89,10 @@ class ChangeDelivery:
             end = start
             while end < len(batch) and batch[end].actor == actor:
                 end += 1
-            changes = [item.change for item in batch[start:end]]
-            for listener in list(self.listeners):
-                listener(session, changes, actor)
+            changes = [item.change for item in batch[start:end] if item.replicate]
+            if changes:
+                for listener in list(self.listeners):
+                    listener(session, changes, actor)
             start = end
 
 

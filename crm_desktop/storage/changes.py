@@ -59,6 +59,9 @@ class RecordedChange:
     change: Change
     actor: "Actor | None"
     audit_action: str | None = None
+    #: False for a write that mirrors the server (sync's pull): audited, but no change listener
+    #: (the outbox) gets it, so it is never sent back
+    replicate: bool = True
 
 
 class SyncRowOutsideTransaction(RuntimeError):

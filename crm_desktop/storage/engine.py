@@ -90,10 +90,18 @@ class Database:
         self.read_sessions = sessionmaker(self.read_engine, expire_on_commit=False)
         self._local = threading.local()
 
-    def transaction(self, *, actor: "Actor | None" = None, audit_action: str | None = None) -> TransactionScope:
+    def transaction(self, *, actor: "Actor | None" = None, audit_action: str | None = None,
+                    replicate: bool = True, foreign_keys: bool = True) -> TransactionScope:
         """``with db.transaction(actor=...) as scope:`` — this thread's write transaction, or a
-        savepoint in it when one is open (``scope.session``, ``scope.connection``)."""
-        return TransactionScope(self, actor, audit_action)
+        savepoint in it when one is open (``scope.session``, ``scope.connection``).
+
+        ``replicate=False``: the writes mirror the server (sync applying a pull or a push answer);
+        they are audited but no change listener (the sync outbox) sees them, so they are never
+        pushed back. It holds for every scope opened inside. ``foreign_keys=False`` (outermost
+        scope only): references are not checked in this transaction, because a pulled record may
+        arrive before the record it refers to, or refer to one outside this user's scope.
+        """
+        return TransactionScope(self, actor, audit_action, replicate=replicate, foreign_keys=foreign_keys)
 
     def current_transaction(self) -> WriteTransaction | None:
         """This thread's open write transaction, if any."""

@@ -212,3 +212,60 @@ MODELS: dict[str, type[Base]] = {
 
 #: table name -> entity name
 ENTITY_OF_TABLE: dict[str, str] = {model.__table__.name: entity for entity, model in MODELS.items()}
+
+
+# -- sync bookkeeping (local only, never synced) ---------------------------------------------
+
+
+class OutboxMutation(Base):
+    """One local change waiting to be pushed (DESIGN.md, Sync: the outbox).
+
+    Written by the sync outbox writer in the same transaction as the change. ``id`` is the
+    protocol's ``mutation_id``: AUTOINCREMENT never reuses an id, so ids increase per device
+    for the life of the database. ``status`` is ``pending`` until the server answered;
+    a ``rejected`` one stays (with the server's reason) for the rep to resend or discard.
+    """
+
+    __tablename__ = "sync_outbox"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    entity: Mapped[str] = mapped_column(String(30))
+    record_id: Mapped[str] = mapped_column(String(36))
+    op: Mapped[str] = mapped_column(String(10))
+    #: JSON object: field -> [base, new], protocol values
+    fields: Mapped[dict] = mapped_column(JSON, default=dict)
+    base_version: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    status: Mapped[str] = mapped_column(String(10), default="pending")
+    reason: Mapped[str | None] = mapped_column(String(30))
+    message: Mapped[str | None] = mapped_column(Text)
+    __table_args__ = (
+        Index("ix_sync_outbox_status", "status", "id"),
+        Index("ix_sync_outbox_record", "record_id"),
+        {"sqlite_autoincrement": True},
+    )
+
+
+class SyncConflict(Base):
+    """A change the server could not merge, kept until the rep resolves it (keep mine / take theirs)."""
+
+    __tablename__ = "sync_conflicts"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    entity: Mapped[str] = mapped_column(String(30))
+    record_id: Mapped[str] = mapped_column(String(36), index=True)
+    #: fields | deleted | edited (protocol ConflictKind)
+    kind: Mapped[str] = mapped_column(String(10))
+    #: JSON list of {field, base, mine, theirs}
+    fields: Mapped[list] = mapped_column(JSON, default=list)
+    #: the server's record as the answer showed it (null when deleted there)
+    theirs: Mapped[dict | None] = mapped_column(JSON)
+    version: Mapped[int | None] = mapped_column(Integer)
+    mutation_id: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class SyncStateEntry(Base):
+    """Key/value state of sync: the account this home is bound to, the device id, the pull cursor."""
+
+    __tablename__ = "sync_state"
+    key: Mapped[str] = mapped_column(String(50), primary_key=True)
+    value: Mapped[str | None] = mapped_column(Text)

@@ -45,11 +45,14 @@ class Scope:
     """One ``with db.transaction():`` block: the outermost one is the transaction, inner ones savepoints."""
 
     def __init__(self, tx: "WriteTransaction", parent: "Scope | None", actor: "Actor | None",
-                 audit_action: str | None):
+                 audit_action: str | None, replicate: bool = True):
         self.tx = tx
         self.parent = parent
         self.actor = actor if actor is not None else (parent.actor if parent else None)
         self.audit_action = audit_action if audit_action is not None else (parent.audit_action if parent else None)
+        #: False: the changes of this scope mirror the server (sync) and are not handed to the change
+        #: listeners; an inner scope may not turn it back on (see :meth:`Database.transaction`)
+        self.replicate = replicate and (parent.replicate if parent else True)
         #: every change made in this scope (and in the inner scopes it kept), in order
         self.changes: list[Change] = []
         self._undelivered: list[RecordedChange] = []
@@ -72,9 +75,12 @@ class Scope:
 class WriteTransaction:
     """The open write transaction of one thread (see the module docs)."""
 
-    def __init__(self, db: "Database", connection: Connection):
+    def __init__(self, db: "Database", connection: Connection, foreign_keys: bool = True):
         self.db = db
         self.connection = connection
+        #: False while sync applies pulled pages (a record may arrive before the one it refers to,
+        #: or refer to one outside this user's scope); switched back on in :meth:`close`
+        self.foreign_keys = foreign_keys
         self.session = WriteSession(bind=connection, expire_on_commit=False, autoflush=True,
                                     info={"write_transaction": self})
         self.scopes: list[Scope] = []
@@ -106,7 +112,7 @@ class WriteTransaction:
         scope = self.scope
         action = audit_action or scope.audit_action
         scope.changes.extend(changes)
-        scope._undelivered.extend(RecordedChange(c, scope.actor, action) for c in changes)
+        scope._undelivered.extend(RecordedChange(c, scope.actor, action, scope.replicate) for c in changes)
         if deliver:
             self.deliver()
 
@@ -125,9 +131,9 @@ class WriteTransaction:
 
     # -- scopes ----------------------------------------------------------------------------
 
-    def push(self, actor: "Actor | None", audit_action: str | None) -> Scope:
+    def push(self, actor: "Actor | None", audit_action: str | None, replicate: bool = True) -> Scope:
         parent = self.scopes[-1] if self.scopes else None
-        scope = Scope(self, parent, actor, audit_action)
+        scope = Scope(self, parent, actor, audit_action, replicate)
         if parent is not None:
             with self.guarded(None):
                 scope._savepoint = self.session.begin_nested()
@@ -184,6 +190,8 @@ class WriteTransaction:
     def close(self, committed: bool) -> None:
         try:
             self.dbapi_connection.set_authorizer(None)  # the pooled connection goes back clean
+            if not self.foreign_keys:
+                self.dbapi_connection.execute("PRAGMA foreign_keys=ON")
         except Exception:  # a broken connection: the pool discards it anyway
             log.debug("clearing the authorizer failed", exc_info=True)
         self.connection.close()
@@ -200,10 +208,13 @@ class TransactionScope:
     """The context manager behind ``Database.transaction()``: enters the thread's write transaction
     (opening it when none is open) and yields the :class:`Scope`."""
 
-    def __init__(self, db: "Database", actor: "Actor | None", audit_action: str | None):
+    def __init__(self, db: "Database", actor: "Actor | None", audit_action: str | None, *,
+                 replicate: bool = True, foreign_keys: bool = True):
         self._db = db
         self._actor = actor
         self._audit_action = audit_action
+        self._replicate = replicate
+        self._foreign_keys = foreign_keys
         self._scope: Scope | None = None
         self._outermost = False
         self._guard: Any = None
@@ -213,15 +224,21 @@ class TransactionScope:
         if tx is None:
             connection = self._db.write_engine.connect()
             try:
+                if not self._foreign_keys:  # a pragma that only takes effect outside a transaction
+                    connection.connection.driver_connection.execute("PRAGMA foreign_keys=OFF")
                 connection.begin()  # BEGIN IMMEDIATE (engine.py): waits for another thread's writer
             except BaseException:
+                if not self._foreign_keys:
+                    connection.connection.driver_connection.execute("PRAGMA foreign_keys=ON")
                 connection.close()
                 raise
-            tx = WriteTransaction(self._db, connection)
+            tx = WriteTransaction(self._db, connection, self._foreign_keys)
             self._db._local.transaction = tx
             self._outermost = True
+        elif not self._foreign_keys and tx.foreign_keys:
+            raise RuntimeError("foreign_keys=False needs its own transaction: one is open on this thread already")
         try:
-            self._scope = tx.push(self._actor, self._audit_action)
+            self._scope = tx.push(self._actor, self._audit_action, self._replicate)
         except BaseException:
             if self._outermost:
                 self._abort(tx)

@@ -189,7 +189,7 @@ class MainWindow(QMainWindow):
             action.setCheckable(True)
             action.setChecked(self.theme_mode() == mode)
         tools = self.menu("Tools")
-        tools.addAction("Refresh all views", QKeySequence.StandardKey.Refresh, self.refresh_all)
+        tools.addAction("Refresh all views", QKeySequence("Ctrl+Shift+R"), self.refresh_all)  # F5 is Sync
         help_menu = self.menu("Help")
         help_menu.addAction("User guide", lambda: self.show_status("The user guide is docs/user-guide.md"))
         help_menu.addAction("About crm-desktop", self._about)

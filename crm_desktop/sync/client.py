@@ -1,0 +1,67 @@
+"""The sync endpoints, authenticated: push, pull and the nudge stream."""
+
+from __future__ import annotations
+
+import logging
+from typing import Callable, Iterator
+
+from crm_desktop.auth.session import AuthSession
+from crm_desktop.sync.http import ServerRefused, Transport
+from crm_desktop.sync.protocol import (
+    DEFAULT_PULL_LIMIT,
+    Mutation,
+    PullResponse,
+    PushRequest,
+    PushResponse,
+)
+
+log = logging.getLogger(__name__)
+
+
+class SyncClient:
+    """Calls the server as the signed-in device; one refresh and retry on an expired access token."""
+
+    def __init__(self, transport: Transport, auth: AuthSession):
+        self.transport = transport
+        self.auth = auth
+
+    def _call(self, method: str, path: str, **kwargs):
+        token = self.auth.access_token()
+        try:
+            return self.transport.request(method, path, token=token, **kwargs)
+        except ServerRefused as exc:
+            if exc.status != 401:
+                raise
+        return self.transport.request(method, path, token=self.auth.access_token(force_refresh=True), **kwargs)
+
+    def push(self, mutations: list[Mutation]) -> PushResponse:
+        body = PushRequest(mutations=mutations).model_dump(mode="json")
+        return PushResponse.model_validate(self._call("POST", "/sync/push", json=body).json())
+
+    def pull(self, cursor: str, limit: int = DEFAULT_PULL_LIMIT) -> PullResponse:
+        response = self._call("GET", "/sync/pull", params={"cursor": cursor, "limit": limit})
+        return PullResponse.model_validate_json(response.content)
+
+    def events(self, stop: Callable[[], bool] = lambda: False) -> Iterator[str]:
+        """Server-sent event names (``ready``, ``changes``, ``signed_out``) until the stream ends.
+
+        The read timeout is longer than the server's heartbeat, so a dead connection is noticed.
+        """
+        response = self._call("GET", "/sync/events", stream=True, timeout=(5.0, 40.0))
+        try:
+            event = None
+            for raw in response.iter_lines(chunk_size=1, decode_unicode=True):
+                if stop():
+                    return
+                if raw is None:
+                    continue
+                line = raw.strip()
+                if line.startswith("event:"):
+                    event = line[6:].strip()
+                elif line == "" and event:
+                    yield event
+                    if event == "signed_out":
+                        return
+                    event = None
+        finally:
+            response.close()

@@ -1,0 +1,94 @@
+"""HTTP to the sync server: protocol headers, timeouts, and errors a person can act on.
+
+Every failure becomes one of three exceptions: :class:`Offline` (the server
+cannot be reached: no network, refused, timed out, a 502-504 from a proxy),
+:class:`ServerRefused` (a 4xx with the server's one-sentence ``detail``), or
+:class:`ServerFailed` (a 5xx). Callers retry ``Offline`` and ``ServerFailed``
+with backoff; ``ServerRefused`` needs a person (sign in again, update the app).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import requests
+
+from crm_desktop.errors import CrmError
+from crm_desktop.sync.protocol import API_PREFIX, PROTOCOL_HEADERS
+
+log = logging.getLogger(__name__)
+
+#: (connect, read) seconds
+TIMEOUT = (5.0, 60.0)
+
+
+class SyncError(CrmError):
+    """Sync could not finish; the message says why in one line."""
+
+
+class Offline(SyncError):
+    """The server cannot be reached (a state, not a fault: sync again later)."""
+
+
+class ServerFailed(SyncError):
+    """The server answered with an error of its own (5xx); retrying later may work."""
+
+
+class ServerRefused(SyncError):
+    """The server refused the request (4xx); ``code`` is the protocol's error code."""
+
+    def __init__(self, status: int, code: str, detail: str):
+        super().__init__(f"the server refused: {detail} ({code})")
+        self.status, self.code, self.detail = status, code, detail
+
+
+class Transport:
+    """A requests session bound to one server, sending the protocol header on every call."""
+
+    def __init__(self, server_url: str, *, session: requests.Session | None = None,
+                 timeout: tuple[float, float] = TIMEOUT):
+        self.server_url = server_url.rstrip("/")
+        self.http = session or requests.Session()
+        self.http.headers.update(PROTOCOL_HEADERS)
+        self.timeout = timeout
+
+    def url(self, path: str) -> str:
+        return f"{self.server_url}{API_PREFIX}{path}"
+
+    def request(self, method: str, path: str, *, token: str | None = None, json: Any = None,
+                params: dict[str, Any] | None = None, stream: bool = False,
+                timeout: tuple[float, float] | None = None) -> requests.Response:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        try:
+            response = self.http.request(method, self.url(path), json=json, params=params, headers=headers,
+                                         stream=stream, timeout=timeout or self.timeout)
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            raise Offline(f"cannot reach {self.server_url}: {_reason(exc)}") from None
+        except requests.RequestException as exc:
+            raise Offline(f"cannot talk to {self.server_url}: {exc}") from None
+        if response.status_code in (502, 503, 504):
+            raise Offline(f"{self.server_url} is unavailable (HTTP {response.status_code})")
+        if response.status_code >= 500:
+            raise ServerFailed(f"{self.server_url} failed with HTTP {response.status_code}")
+        if response.status_code >= 400:
+            code, detail = "http_error", response.reason or f"HTTP {response.status_code}"
+            try:
+                body = response.json()
+                code, detail = body.get("error", code), body.get("detail", detail)
+            except ValueError:
+                pass
+            raise ServerRefused(response.status_code, code, detail)
+        return response
+
+    def close(self) -> None:
+        self.http.close()
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc)
+    for marker in ("Connection refused", "Name or service not known", "timed out", "No route to host",
+                   "Temporary failure in name resolution", "Network is unreachable"):
+        if marker in text:
+            return marker.lower()
+    return type(exc).__name__

@@ -1,0 +1,174 @@
+"""Field values between the local database and the wire (protocol JSON).
+
+The wire carries the synced fields of :mod:`crm_desktop.domain.record_fields`,
+normalised by the same rules the server applies (dates as ISO text, tags as a
+sorted list of tag ids). The local tables store SQLAlchemy's SQLite text for
+dates, 0/1 for booleans, tags in link tables, and a few derived search keys
+(``name_key`` ...). This module converts both ways and computes the keys, so
+the outbox, the pull applier and conflict resolution agree on every value.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+from enum import Enum
+from functools import lru_cache
+from typing import Any, Iterable, Mapping
+
+from sqlalchemy import Boolean, Date, Integer, Table
+
+from crm_desktop.domain import record_fields
+from crm_desktop.domain.validation import normalize_email, normalize_name, normalize_phone
+from crm_desktop.errors import ValidationError
+from crm_desktop.storage.base import UTCDateTime
+from crm_desktop.storage.changes import db_time
+from crm_desktop.storage.models import MODELS
+
+#: local columns that are not wire fields: stamps the store owns, and the tombstone (an op)
+NOT_WIRE = frozenset({"id", "created_at", "updated_at", "version", "revision", "deleted_at"})
+
+
+def table_of(entity: str) -> Table:
+    return MODELS[entity].__table__
+
+
+def tag_link(entity: str) -> tuple[Table, str] | None:
+    """The link table of an entity with tags and the column holding the record id, or None."""
+    model = MODELS[entity]
+    relationship = model.__mapper__.relationships.get("tags")
+    if relationship is None:
+        return None
+    link = relationship.secondary
+    return link, next(c.name for c in link.columns if c.name != "tag_id")
+
+
+@lru_cache(maxsize=None)
+def wire_columns(entity: str) -> tuple[str, ...]:
+    """The entity's wire fields that are plain columns of its table (tags excluded)."""
+    columns = table_of(entity).columns
+    return tuple(name for name in record_fields.ENTITY_FIELDS[entity] if name in columns and name != "tags")
+
+
+@lru_cache(maxsize=None)
+def _kind(entity: str, name: str) -> str:
+    column_type = table_of(entity).columns[name].type
+    if isinstance(column_type, UTCDateTime):
+        return "datetime"
+    if isinstance(column_type, Date):
+        return "date"
+    if isinstance(column_type, Boolean):
+        return "bool"
+    if isinstance(column_type, Integer):
+        return "int"
+    return "text"
+
+
+def plain(value: Any) -> Any:
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    if isinstance(value, tuple):
+        return list(value)
+    return value
+
+
+def to_wire(entity: str, name: str, value: Any) -> Any:
+    """A local (Python or DB) value as the protocol sends it, normalised by the domain rule when it
+    passes; a value that breaks the rule is sent as it is, so the server answers ``rejected``."""
+    if value is not None and _kind(entity, name) == "datetime" and isinstance(value, str):
+        value = parse_datetime(value)
+    value = plain(value)
+    try:
+        return record_fields.clean_value(entity, name, value)
+    except ValidationError:
+        return value
+
+
+def parse_datetime(text: str) -> datetime:
+    """DB text (naive UTC) or ISO text (with or without offset) as an aware UTC datetime."""
+    parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return parsed.replace(tzinfo=timezone.utc) if parsed.tzinfo is None else parsed.astimezone(timezone.utc)
+
+
+def to_db(entity: str, name: str, value: Any) -> Any:
+    """A wire value as the DBAPI writes it into the local column (the text SQLAlchemy stores)."""
+    if value is None:
+        return None
+    kind = _kind(entity, name)
+    if kind == "datetime":
+        return db_time(parse_datetime(value) if isinstance(value, str) else value)
+    if kind == "date":
+        return value if isinstance(value, str) else value.isoformat()
+    if kind == "bool":
+        return 1 if value else 0
+    return value
+
+
+def to_python(entity: str, name: str, value: Any) -> Any:
+    """A wire value as the ORM attribute holds it (aware datetimes, dates, bools)."""
+    if value is None:
+        return None
+    kind = _kind(entity, name)
+    if kind == "datetime":
+        return parse_datetime(value) if isinstance(value, str) else value
+    if kind == "date":
+        return date.fromisoformat(value) if isinstance(value, str) else value
+    if kind == "bool":
+        return bool(value)
+    return value
+
+
+def derived_keys(entity: str, values: Mapping[str, Any]) -> dict[str, Any]:
+    """The search/sort keys the services compute from ``values`` (the whole record's fields)."""
+    if entity == "company" or entity == "tag":
+        return {"name_key": normalize_name(values.get("name"))}
+    if entity == "contact":
+        from crm_desktop.services.contacts import contact_name_key
+
+        return {"name_key": contact_name_key(values.get("first_name"), values.get("last_name")),
+                "email_key": normalize_email(values.get("email")),
+                "phone_key": normalize_phone(values.get("phone")),
+                "mobile_key": normalize_phone(values.get("mobile"))}
+    return {}
+
+
+def affects_keys(entity: str, names: Iterable[str]) -> bool:
+    sources = {"company": {"name"}, "tag": {"name"},
+               "contact": {"first_name", "last_name", "email", "phone", "mobile"}}.get(entity, set())
+    return any(n in sources for n in names)
+
+
+def tag_ids_for_names(conn, names: Iterable[str]) -> list[str]:
+    """Tag ids for tag names (as the services' changes carry them), sorted; unknown names dropped."""
+    keys = {normalize_name(n) for n in names if n}
+    keys.discard(None)
+    if not keys:
+        return []
+    marks = ", ".join("?" * len(keys))
+    rows = conn.execute(f"SELECT id FROM tags WHERE name_key IN ({marks})", tuple(keys)).fetchall()
+    return sorted({r[0] for r in rows})
+
+
+def record_wire(conn, entity: str, record_id: str) -> dict[str, Any] | None:
+    """The whole local record as wire fields (a create that restores it), or None if missing."""
+    names = wire_columns(entity)
+    row = conn.execute(f"SELECT {', '.join(names)} FROM {table_of(entity).name} WHERE id = ?",
+                       (record_id,)).fetchone()
+    if row is None:
+        return None
+    out = {name: to_wire(entity, name, value) for name, value in zip(names, row)
+           if value is not None}
+    if _kind_tags(entity):
+        link, column = tag_link(entity)
+        out["tags"] = sorted(r[0] for r in conn.execute(
+            f"SELECT tag_id FROM {link.name} WHERE {column} = ?", (record_id,)))
+    return out
+
+
+def _kind_tags(entity: str) -> bool:
+    return "tags" in record_fields.ENTITY_FIELDS[entity] and tag_link(entity) is not None
+
+
+def has_tags(entity: str) -> bool:
+    return _kind_tags(entity)
