@@ -10,8 +10,11 @@ from sqlalchemy.orm import Session
 from crm_desktop.domain import records
 from crm_desktop.domain.validation import (
     check_email,
+    check_emails,
     check_phone,
+    check_phones,
     clean_text,
+    clean_texts,
     normalize_email,
     normalize_name,
     normalize_phone,
@@ -24,6 +27,11 @@ from crm_desktop.storage import models
 def contact_name_key(first: str | None, last: str | None) -> str | None:
     """Sort and duplicate key: last name first, as address books sort."""
     return normalize_name(last, first)
+
+
+_TEXT_LIMITS = (("first_name", 100), ("last_name", 100), ("job_title", 150), ("street", 300), ("city", 100),
+                ("postal_code", 20), ("country", 100), ("notes", 100_000), ("owner_id", 36), ("team_id", 36))
+_COLUMN_FIELDS = frozenset(name for name, _ in _TEXT_LIMITS) | {"email", "phone", "mobile"}
 
 
 class ContactService(EntityService[models.Contact, records.Contact]):
@@ -39,9 +47,7 @@ class ContactService(EntityService[models.Contact, records.Contact]):
     def clean(self, session: Session, fields: dict[str, Any], row) -> dict[str, Any]:
         e = self.entity
         out: dict[str, Any] = {}
-        for name, limit in (("first_name", 100), ("last_name", 100), ("job_title", 150), ("street", 300),
-                            ("city", 100), ("postal_code", 20), ("country", 100), ("notes", 100_000),
-                            ("owner_id", 36), ("team_id", 36)):
+        for name, limit in _TEXT_LIMITS:
             if name in fields or row is None:
                 out[name] = clean_text(fields.get(name), name, entity=e, max_len=limit)
         first = out["first_name"] if "first_name" in out else row.first_name
@@ -67,6 +73,38 @@ class ContactService(EntityService[models.Contact, records.Contact]):
         if "tags" in fields:
             out["tags"] = fields["tags"]
         return out
+
+    def clean_columns(self, session: Session, columns: dict[str, list[Any]],
+                      count: int) -> tuple[dict[str, list[Any]], dict[int, str]]:
+        """:meth:`clean` of new contacts, column by column (see the base class): the same values,
+        and for a contact that breaks a rule the message :meth:`clean` gives."""
+        if not set(columns) <= _COLUMN_FIELDS:
+            return super().clean_columns(session, columns, count)
+        e = self.entity
+        empty = [None] * count
+        out: dict[str, list[Any]] = {}
+        suspects: set[int] = set()
+        for name, limit in _TEXT_LIMITS:
+            if name in columns:
+                out[name], bad = clean_texts(columns[name], limit)
+                suspects.update(bad)
+            else:
+                out[name] = empty
+        first, last = out["first_name"], out["last_name"]
+        suspects.update(i for i, (f, l) in enumerate(zip(first, last)) if not f and not l)
+        out["name_key"] = list(map(contact_name_key, first, last))
+        out["email"], bad = check_emails(columns.get("email", empty), "email", e)
+        suspects.update(bad)
+        out["email_key"] = [v.lower() if v else None for v in out["email"]]
+        region = self._services.phone_region
+        for name in ("phone", "mobile"):
+            out[name], bad = check_phones(columns.get(name, empty), name, e)
+            suspects.update(bad)
+            out[f"{name}_key"] = [normalize_phone(v, region) if v else None for v in out[name]]
+        if not suspects:
+            return out, {}
+        out = {name: list(values) for name, values in out.items()}  # ``empty`` may be shared
+        return out, self._recheck(session, columns, out, suspects)
 
     def sql_extras(self) -> dict[str, Any]:
         return {"company_name": select(models.Company.name).where(

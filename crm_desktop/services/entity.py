@@ -256,6 +256,40 @@ class EntityService(Generic[M, R]):
         """Validate ``fields`` (all of them on create, the given ones on update) into column values."""
         raise NotImplementedError
 
+    def clean_columns(self, session: Session, columns: dict[str, list[Any]],
+                      count: int) -> tuple[dict[str, list[Any]], dict[int, str]]:
+        """:meth:`clean` of ``count`` new records given column by column (field -> values; a field
+        that is not given is empty): (column values, ``{position: message}`` of the records that
+        break a rule, with the message :meth:`clean` gives). Bulk writers (import) use it; a service
+        may do it column-wise (contacts), this default cleans record by record."""
+        names = list(columns)
+        out: dict[str, list[Any]] = {}
+        errors: dict[int, str] = {}
+        for i in range(count):
+            try:
+                values = self.clean(session, {n: columns[n][i] for n in names}, None)
+            except ValidationError as exc:
+                errors[i] = str(exc)
+                values = {}
+            for name, value in values.items():
+                out.setdefault(name, [None] * count)[i] = value
+        return out, errors
+
+    def _recheck(self, session: Session, columns: dict[str, list[Any]], out: dict[str, list[Any]],
+                 suspects: set[int]) -> dict[int, str]:
+        """Positions a column-wise check doubts go through :meth:`clean` one by one: it names the first
+        broken rule exactly as for a single record (or, if it accepts the record, its values count)."""
+        errors: dict[int, str] = {}
+        for i in sorted(suspects):
+            try:
+                values = self.clean(session, {n: column[i] for n, column in columns.items()}, None)
+            except ValidationError as exc:
+                errors[i] = str(exc)
+                continue
+            for name, value in values.items():
+                out[name][i] = value
+        return errors
+
     def after_create(self, uow: UnitOfWork, row: M) -> None:
         uow.publish_after_commit(f"{self.entity}.created", {"id": row.id})
 

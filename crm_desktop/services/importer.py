@@ -27,14 +27,14 @@ Usage::
 
 from __future__ import annotations
 
+import gc
 import logging
 import uuid
 from types import SimpleNamespace
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
-from crm_desktop.domain.ids import uuid7
 from crm_desktop.domain.validation import normalize_name
 from crm_desktop.errors import FileFormatError, ValidationError
 from crm_desktop.services.bulk_fts import DeferredIndex
@@ -46,7 +46,8 @@ from crm_desktop.services.refused_rows import RefusedRow, write_refused
 from crm_desktop.services.unit_of_work import UnitOfWork
 from crm_desktop.services.vcard_format import VCardReader
 from crm_desktop.storage import models
-from crm_desktop.storage.changes import insert_synced_rows
+from crm_desktop.storage.bulk_indexes import SuspendedIndexes
+from crm_desktop.storage.changes import insert_synced_columns, new_ids
 
 log = logging.getLogger(__name__)
 
@@ -65,10 +66,10 @@ _TEXT_FIELDS = {
 }
 
 
-@dataclass(frozen=True)
-class LineResult:
+class LineResult(NamedTuple):
     """What happened to one row: ``created``, ``updated``, ``unchanged``, ``skipped`` (a duplicate,
-    with why) or ``refused`` (it broke a rule; only with ``skip_invalid``)."""
+    with why) or ``refused`` (it broke a rule; only with ``skip_invalid``). A named tuple: an
+    import makes one per row, and a frozen dataclass costs several times as much to build."""
 
     line: int
     outcome: str
@@ -178,12 +179,31 @@ def _unmapped_columns(reader, mapping: dict[str, str | None]) -> list[str]:
 
 
 class _Row:
-    """One row of the file: its line, its fields (text), its cells as read (for the refused file)."""
+    """One row of the file: its line, its fields (text), its cells as read (for the refused file).
 
-    __slots__ = ("line", "fields", "cells", "problem")
+    A CSV row whose fields are plain cells (no phone labels to sort out, no full name to split)
+    keeps only its cells and the shared ``index`` (field -> cell); ``fields`` is made when first
+    asked for, so an import that reads the file column by column never builds a dict per row.
+    """
 
-    def __init__(self, line: int, fields: dict[str, str], cells: tuple[str, ...], problem: str | None = None):
-        self.line, self.fields, self.cells, self.problem = line, fields, cells, problem
+    __slots__ = ("line", "_fields", "cells", "problem", "index")
+
+    def __init__(self, line: int, fields: dict[str, str] | None, cells, problem: str | None = None,
+                 index: dict[str, int] | None = None):
+        self.line, self._fields, self.cells, self.problem, self.index = line, fields, cells, problem, index
+
+    @property
+    def record_id(self) -> str | None:
+        """The row's ``id`` field (checked by ``_check_ids``), without making ``fields`` for it."""
+        if self._fields is None and "id" not in self.index:
+            return None
+        return self.fields.get("id")
+
+    @property
+    def fields(self) -> dict[str, str]:
+        if self._fields is None:
+            self._fields = {f: self.cells[i] for f, i in self.index.items()} if self.problem is None else {}
+        return self._fields
 
 
 def _read_rows(reader, entity: str, mapping: dict[str, str | None] | None, limit: int | None = None) -> list[_Row]:
@@ -195,11 +215,17 @@ def _read_rows(reader, entity: str, mapping: dict[str, str | None] | None, limit
         index = {h: i for i, h in enumerate(reader.headers)}
         pairs = [(index[h], f) for h, f in mapping.items() if f]
         labels = phone_label_columns(reader.headers, mapping)
+        plain = not labels and all(f != "full_name" for _, f in pairs)
+        by_field = {f: i for i, f in pairs}
+        append = out.append
         for line, cells, problem in reader.records():
-            fields = {f: cells[i] for i, f in pairs} if problem is None else {}
-            if labels:
-                _apply_phone_labels(fields, cells, labels, index)
-            out.append(_Row(line, _split_full_name(fields), tuple(cells), problem))
+            if plain:
+                append(_Row(line, None, cells, problem, by_field))
+            else:
+                fields = {f: cells[i] for i, f in pairs} if problem is None else {}
+                if labels:
+                    _apply_phone_labels(fields, cells, labels, index)
+                append(_Row(line, _split_full_name(fields), tuple(cells), problem))
             if limit is not None and len(out) >= limit:
                 break
     else:
@@ -277,6 +303,20 @@ def import_file(services, entity: str, path: Path, *, fmt: str | None = None,
         if not any(mapping.values()):
             raise FileFormatError(str(path), 1, f"no column matches a {entity} field (columns: "
                                                 f"{', '.join(reader.headers)}); map the columns by hand")
+    # The cyclic garbage collector would walk the hundreds of thousands of rows, tuples and lists of a
+    # large import again and again while they are made (a second and more for 200k rows); an import
+    # makes no reference cycles worth collecting meanwhile, so it is paused and resumed after.
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        return _import(services, entity, path, reader, fmt, mapping, progress, skip_invalid)
+    finally:
+        if paused:
+            gc.enable()
+
+
+def _import(services, entity: str, path: Path, reader, fmt: str, mapping: dict[str, str | None] | None,
+            progress: ProgressCallback | None, skip_invalid: bool) -> ImportSummary:
     rows = _read_rows(reader, entity, mapping)  # reads the whole file: its errors surface before any lock
     summary = ImportSummary(entity, str(path), fmt, unmapped=_unmapped_columns(reader, mapping or {}))
     run = None
@@ -304,12 +344,15 @@ class _Refused(Exception):
 class _Run:
     """One import inside its unit of work.
 
-    Set-based: every row is validated in Python (the services' own rules), then the
-    duplicate keys of all rows go into a temporary table, and joins against the live
-    records and against the earlier lines of the file find the duplicates in a few
-    statements; companies are linked the same way. New rows go in through
-    ``storage.changes.insert_synced_rows`` (stamps, ``executemany``, changes and audit as
-    one batch); the search index is filled with one ``INSERT ... SELECT`` (bulk_fts).
+    Column-wise and set-based: the new records' fields are validated a column at a time by the
+    service's own rules (``clean_columns``: same rules and messages as ``clean``), rows that
+    update a record by its id one by one (``clean`` with the stored record). Duplicates within
+    the file are found with one dictionary per kind of key (the first line of each key), those
+    against the live records by joins over a temporary key table; companies are linked the same
+    way. New rows go in through ``storage.changes.insert_synced_columns`` (stamps,
+    ``executemany``, changes and audit as one batch per chunk); the search index is filled with
+    one ``INSERT ... SELECT`` (bulk_fts), and a large import rebuilds the table's secondary
+    indexes once instead of updating them row by row (``storage.bulk_indexes``).
     """
 
     def __init__(self, services, uow: UnitOfWork, entity: str, path: Path, summary: ImportSummary,
@@ -363,47 +406,44 @@ class _Run:
         half = self.total // 2  # progress: reading and checking is the first half, writing the second
         self._tick(0, force=True)
         existing = self._existing_by_id(self._check_ids(rows))
-        valid: list[tuple[_Row, dict[str, Any], dict[str, Any] | None]] = []
-        for n, row in enumerate(rows, start=1):
-            if n % PROGRESS_EVERY == 0:
-                self._tick(n // 2, force=True)
+        # rows that update a live record by its id are cleaned one by one against it; all others are
+        # new records (or name a deleted one), cleaned column by column
+        updates: dict[int, dict[str, Any]] = {}
+        fresh: list[int] = []
+        for i, row in enumerate(rows):
             if row.problem is not None:
-                self._refuse(row, row.problem)
                 continue
-            current = existing.get(row.fields.get("id", ""))
-            try:
-                values = self._clean(row.fields, current if current and current["deleted_at"] is None else None)
-            except ValidationError as exc:
-                self._refuse(row, str(exc))
-                continue
-            valid.append((row, values, current))
+            current = existing.get(row.record_id) if existing else None
+            if current is not None and current["deleted_at"] is None:
+                updates[i] = current
+            else:
+                fresh.append(i)
+        cols, errors = self._clean_columns([rows[i] for i in fresh])
+        self._tick(half // 2, force=True)
+        # refusals in line order: the first one ends an all-or-nothing import with its line
+        error_at = {fresh[j]: message for j, message in errors.items()}
+        upd_values: dict[int, dict[str, Any]] = {}
+        if error_at or updates or len(fresh) < len(rows):
+            for i, row in enumerate(rows):
+                if row.problem is not None:
+                    self._refuse(row, row.problem)
+                elif i in error_at:
+                    self._refuse(row, error_at[i])
+                elif i in updates:
+                    try:
+                        upd_values[i] = self._clean(row.fields, updates[i])
+                    except ValidationError as exc:
+                        self._refuse(row, str(exc))
+        keep = [j for j in range(len(fresh)) if j not in errors] if errors else None
+        if keep is not None:
+            fresh = [fresh[j] for j in keep]
+            cols = {name: [values[j] for j in keep] for name, values in cols.items()}
         if self.entity == "contact":
-            valid = self._link_companies(valid)
-        dupes = self._duplicates(valid)
-        creates: list[tuple[_Row, dict[str, Any]]] = []
-        outcome_ids: dict[int, str] = {}  # line -> the record it created, updated or duplicates
-        for row, values, current in valid:
-            record_id = row.fields.get("id")
-            if record_id is None:
-                found = self._duplicate_of(row.line, values, dupes, outcome_ids)
-                if found is not None:
-                    outcome_ids[row.line] = found[0]
-                    self._result(LineResult(row.line, "skipped", found[0], found[1]))
-                    continue
-                values["id"] = uuid7()
-                creates.append((row, values))
-            elif current is not None:
-                if current["deleted_at"] is not None:
-                    self._result(LineResult(row.line, "skipped", record_id,
-                                            f"{self.entity} {record_id} was deleted in this database; "
-                                            "it is not brought back by an import"))
-                    continue
-                self._update(row, values, current)
-            else:  # an id this database has not seen: create the record under it (client-made ids)
-                values["id"] = record_id
-                creates.append((row, values))
-            outcome_ids[row.line] = values.get("id") or record_id
-        self._insert(creates, half)
+            fresh, cols = self._link_companies(rows, fresh, cols, upd_values)
+        self._tick(half * 3 // 4, force=True)
+        creates = self._sort_out(rows, fresh, cols, updates, upd_values)
+        self._tick(half, force=True)
+        self._insert(rows, fresh, creates, cols, half)
         self._tick(self.total, force=True)
         s = self.summary
         self.uow.publish_after_commit("import.finished", {
@@ -413,7 +453,7 @@ class _Run:
     def _check_ids(self, rows: list[_Row]) -> list[str]:
         seen: dict[str, int] = {}
         for row in rows:
-            if "id" not in row.fields or row.problem is not None:
+            if row.problem is not None or row.record_id is None:
                 continue
             value = row.fields["id"].strip()
             if not value:
@@ -434,38 +474,64 @@ class _Run:
     # -- validation --------------------------------------------------------------
 
     def _clean(self, fields: dict[str, str], current: dict[str, Any] | None) -> dict[str, Any]:
-        """Column values by the service's own rules: every field for a new record, only the
-        row's fields for an existing one (a file without an e-mail column leaves e-mails alone)."""
+        """Column values by the service's own rules: only the row's fields for an existing record
+        (a file without an e-mail column leaves e-mails alone)."""
         given = {k: fields[k] for k in _TEXT_FIELDS[self.entity] if k in fields}
         values = self.service.clean(self.session, given, SimpleNamespace(**current) if current else None)
         if self.entity == "contact" and "company" in fields:
-            name = fields["company"].strip()
-            values["\0company"] = name
+            values["\0company"] = fields["company"].strip()
             values["company_id"] = None
         if "tags" in fields:
-            # "* myContacts", "* starred": Google's own system labels, not the user's
-            values["tags"] = sorted({t for t in TAG_SEPARATOR.split(fields["tags"].strip())
-                                     if t and not t.startswith("*")}, key=str.casefold)
+            values["tags"] = _tags(fields["tags"])
         return values
+
+    def _clean_columns(self, rows: list[_Row]) -> tuple[dict[str, list[Any]], dict[int, str]]:
+        """The new records' values column by column (``service.clean_columns``), plus the raw company
+        names (``\0company``) and tag lists of the file; ``{position: message}`` for rows that break a rule."""
+        index = rows[0].index if rows else None
+        wanted = [*_TEXT_FIELDS[self.entity], "company", "tags"]
+        if index is not None and all(row.index is index for row in rows):
+            # plain CSV cells: each column straight from the cells ("id" is not among them)
+            raw = {k: [row.cells[index[k]] for row in rows] for k in wanted if k in index}
+        else:  # vCards, or phone labels and full names sorted out per row: fields may vary per row
+            present = {name for row in rows for name in row.fields}
+            raw = {k: [row.fields.get(k) for row in rows] for k in wanted if k in present}
+        given = {k: v for k, v in raw.items() if k in _TEXT_FIELDS[self.entity]}
+        cols, errors = self.service.clean_columns(self.session, given, len(rows))
+        if self.entity == "contact" and "company" in raw:
+            cols["\0company"] = [(name or "").strip() for name in raw["company"]]
+        if "tags" in raw:
+            cols["tags"] = [_tags(text) if text else [] for text in raw["tags"]]
+        return cols, errors
 
     # -- companies ---------------------------------------------------------------------
 
-    def _link_companies(self, valid):
+    def _link_companies(self, rows: list[_Row], fresh: list[int], cols: dict[str, list[Any]],
+                        upd_values: dict[int, dict[str, Any]]) -> tuple[list[int], dict[str, list[Any]]]:
         """Link each "Company" to the live company of that normalised name, creating missing ones.
 
         The distinct names of the file go into a temporary table; one join finds the existing
         companies (the oldest of a name wins), the missing ones are created in bulk.
         """
+        names = cols.pop("\0company", None)
         first_line: dict[str, tuple[int, str]] = {}
-        for row, values, _ in valid:
+        keys = None
+        if names is not None:
+            keys = [normalize_name(n) if n else None for n in names]
+            for i, key, name in zip(fresh, keys, names):
+                if key and key not in first_line:
+                    first_line[key] = (rows[i].line, name)
+        for i, values in upd_values.items():
             name = values.get("\0company")
             if name:
-                key = normalize_name(name)
-                values["\0company_key"] = key
-                if key and key not in first_line:
-                    first_line[key] = (row.line, name)
+                key = values["\0company_key"] = normalize_name(name)
+                if key and (key not in first_line or rows[i].line < first_line[key][0]):
+                    first_line[key] = (rows[i].line, name)
         if not first_line:
-            return valid
+            for values in upd_values.values():
+                values.pop("\0company", None)
+                values.pop("\0company_key", None)
+            return fresh, cols
         db = self.dbapi
         db.execute("CREATE TEMP TABLE import_companies (name_key TEXT PRIMARY KEY, id TEXT)")
         db.executemany("INSERT INTO temp.import_companies (name_key) VALUES (?)", [(k,) for k in first_line])
@@ -474,7 +540,7 @@ class _Run:
                 "ON c.name_key = k.name_key AND c.deleted_at IS NULL ORDER BY c.created_at DESC, c.id DESC"):
             self.company_ids[key] = ident  # DESC: the oldest company of that name is assigned last and wins
         creates, bad = [], {}
-        for key, (line, name) in first_line.items():
+        for key, (line, name) in sorted(first_line.items(), key=lambda item: item[1][0]):
             if key in self.company_ids:
                 continue
             try:
@@ -482,121 +548,193 @@ class _Run:
             except ValidationError as exc:
                 bad[key] = f"Company: {exc}"
                 continue
-            values["id"] = uuid7()
-            self.company_ids[key] = values["id"]
-            creates.append(values)
+            creates.append((key, values))
         if creates:
-            self._bulk_insert("company", models.Company, creates)
+            for (key, values), ident in zip(creates, new_ids(len(creates))):
+                values["id"] = self.company_ids[key] = ident
+            self._bulk_insert("company", models.Company, [values for _, values in creates])
             self.summary.companies_created += len(creates)
-        kept = []
-        for row, values, current in valid:
-            key = values.pop("\0company_key", None)
-            name = values.pop("\0company", None)
-            if name is not None:
+        company_ids = self.company_ids
+        if bad:  # the rows naming a company that cannot be made are refused, in line order
+            refuse: dict[int, str] = {}
+            for i, key in zip(fresh, keys or ()):
                 if key in bad:
-                    self._refuse(row, bad[key])
-                    continue
-                values["company_id"] = self.company_ids.get(key) if key else None
-            kept.append((row, values, current))
-        return kept
+                    refuse[i] = bad[key]
+            for i, values in upd_values.items():
+                if values.get("\0company_key") in bad:
+                    refuse[i] = bad[values["\0company_key"]]
+            for i in sorted(refuse):
+                self._refuse(rows[i], refuse[i])
+                upd_values.pop(i, None)
+            if keys is not None:
+                kept = [j for j, i in enumerate(fresh) if i not in refuse]
+                fresh = [fresh[j] for j in kept]
+                keys = [keys[j] for j in kept]
+                cols = {name: [values[j] for j in kept] for name, values in cols.items()}
+        if keys is not None:
+            cols["company_id"] = [company_ids.get(key) if key else None for key in keys]
+        for values in upd_values.values():
+            name = values.pop("\0company", None)
+            key = values.pop("\0company_key", None)
+            if name is not None:
+                values["company_id"] = company_ids.get(key) if key else None
+        return fresh, cols
 
     # -- duplicates ----------------------------------------------------------------
 
-    def _keys(self, values: dict[str, Any]) -> list[tuple[str, tuple, str]]:
-        """(key space, key, what it means) of the duplicate rules for one row, strongest first."""
+    def _key_specs(self) -> list[tuple[str, tuple[str, ...], str | None]]:
+        """(key space, key columns, the field a match is described by), strongest first."""
         if self.entity == "company":
-            key = values.get("name_key")
-            return [("name", (key,), f"same name {values.get('name')!r}")] if key else []
-        keys = []
-        if values.get("email_key"):
-            keys.append(("email", (values["email_key"],), f"same e-mail {values['email']!r}"))
-        for name in ("phone", "mobile"):
-            if values.get(f"{name}_key"):
-                keys.append(("phone", (values[f"{name}_key"],), f"same phone number {values[name]!r}"))
-        if values.get("name_key") and values.get("company_id"):
-            keys.append(("name", (values["name_key"], values["company_id"]), "same name in the same company"))
-        return keys
+            return [("name", ("name_key",), "name")]
+        return [("email", ("email_key",), "email"), ("phone", ("phone_key",), "phone"),
+                ("phone", ("mobile_key",), "mobile"), ("name", ("name_key", "company_id"), None)]
 
-    def _duplicates(self, valid) -> dict[tuple, dict]:
-        """Set-based: ``(space, key) -> {"existing": (id, name) | None, "lines": [lines in order]}``
-        for every key a row of the file shares with a live record or with another row."""
+    def _meaning(self, space: str, field_name: str | None, value: Any) -> str:
+        if self.entity == "company":
+            return f"same name {value!r}"
+        if space == "email":
+            return f"same e-mail {value!r}"
+        if space == "phone":
+            return f"same phone number {value!r}"
+        return "same name in the same company"
+
+    def _sort_out(self, rows: list[_Row], fresh: list[int], cols: dict[str, list[Any]],
+                  updates: dict[int, dict[str, Any]], upd_values: dict[int, dict[str, Any]]) -> list[int]:
+        """Walk the file in line order: skip duplicates (of a live record or an earlier line), update
+        records named by id, and return the positions (in ``fresh``) of the records to create, whose
+        ids are set in ``cols["id"]``."""
+        specs = self._key_specs()
+        count = len(fresh)
+        # the key columns of the new rows: a tuple per key for two-column keys, the value otherwise
+        key_cols = []
+        for space, names, field_name in specs:
+            if len(names) == 1:
+                column = cols.get(names[0]) or [None] * count
+            else:
+                a, b = (cols.get(n) or [None] * count for n in names)
+                column = [(x, y) if x and y else None for x, y in zip(a, b)]
+            key_cols.append((space, column, cols.get(field_name) if field_name else None))
+        # the first line of every key in the file (rows named by id count too)
+        first: dict[str, dict[Any, int]] = {space: {} for space, _, _ in specs}
+        lines = [rows[i].line for i in fresh]
+        for space, column, _ in key_cols:
+            seen = first[space]
+            for key, line in zip(column, lines):
+                if key is not None and key not in seen:
+                    seen[key] = line
+        for i, values in upd_values.items():
+            line = rows[i].line
+            for space, names, _ in specs:
+                key = tuple(values.get(n) for n in names)
+                key = key[0] if len(key) == 1 else (key if all(key) else None)
+                if key and (key not in first[space] or line < first[space][key]):
+                    first[space][key] = line
+        existing = self._existing_matches(fresh, rows, key_cols)
+        # only rows with a key met before (on an earlier line or in a live record) or with their own id
+        # need a closer look; every other new row is simply created
+        walk: set[int] = {j for j, i in enumerate(fresh) if rows[i].record_id is not None}
+        for space, column, _ in key_cols:
+            before, live = first[space].get, existing[space]
+            walk.update(j for j, (key, line) in enumerate(zip(column, lines))
+                        if key is not None and (before(key, line) < line or key in live))
+        ids = new_ids(count)
+        id_col: list[str | None] = list(ids)
+        line_at = dict(zip(lines, range(count)))
+        outcome_ids: dict[int, str] = {}  # line -> the record it updated or duplicates (walked rows)
+
+        def outcome(line: int) -> str:
+            if line in outcome_ids:
+                return outcome_ids[line]
+            j = line_at.get(line)
+            return (id_col[j] or "") if j is not None else ""
+
+        result = self._result
+        order = sorted([(lines[j], 0, j) for j in walk] + [(rows[i].line, 1, i) for i in upd_values])
+        for line, kind, j in order:  # line order: a row can only repeat an earlier one
+            if kind == 1:
+                current = updates[j]
+                self._update(rows[j], upd_values[j], current)
+                outcome_ids[line] = current["id"]
+                continue
+            record_id = rows[fresh[j]].record_id
+            if record_id is None:
+                found = None
+                for space, column, shown in key_cols:
+                    key = column[j]
+                    if key is None:
+                        continue
+                    hit = existing[space].get(key)
+                    meaning = self._meaning(space, None, shown[j] if shown else None)
+                    if hit is not None:
+                        ident, name = hit
+                        found = ident, f"duplicate of existing {self.entity} {name!r} ({ident}): {meaning}"
+                        break
+                    earlier = first[space].get(key, line)
+                    if earlier < line:
+                        found = outcome(earlier), f"duplicate of line {earlier} of this file ({meaning})"
+                        break
+                if found is not None:
+                    outcome_ids[line] = found[0]
+                    id_col[j] = None
+                    result(LineResult(line, "skipped", found[0], found[1]))
+                continue
+            if record_id in self._deleted_ids:
+                result(LineResult(line, "skipped", record_id,
+                                  f"{self.entity} {record_id} was deleted in this database; "
+                                  "it is not brought back by an import"))
+                outcome_ids[line] = record_id
+                id_col[j] = None
+                continue
+            # an id this database has not seen: create the record under it (client-made ids)
+            id_col[j] = record_id
+        cols["id"] = id_col
+        return [j for j, ident in enumerate(id_col) if ident is not None]
+
+    def _existing_matches(self, fresh: list[int], rows: list[_Row], key_cols) -> dict[str, dict[Any, tuple]]:
+        """Per key space: key -> (id, name) of the oldest live record with that key, for the keys of
+        new rows without an id, by joins over a temporary key table (skipped when the table has no
+        live record at all, as on a first import)."""
+        found: dict[str, dict[Any, tuple]] = {space: {} for space, _, _ in key_cols}
         db = self.dbapi
-        db.execute("CREATE TEMP TABLE import_keys (line INTEGER PRIMARY KEY, checked INTEGER, email_key TEXT, "
+        t = self.table
+        if db.execute(f"SELECT 1 FROM {t} WHERE deleted_at IS NULL LIMIT 1").fetchone() is None:
+            return found
+        checked = [j for j, i in enumerate(fresh) if rows[i].record_id is None]
+        if not checked:
+            return found
+        db.execute("CREATE TEMP TABLE import_keys (line INTEGER PRIMARY KEY, email_key TEXT, "
                    "phone_key TEXT, mobile_key TEXT, name_key TEXT, company_id TEXT)")
         if self.entity == "company":
-            db.executemany("INSERT INTO temp.import_keys (line, checked, name_key) VALUES (?, ?, ?)",
-                           [(row.line, "id" not in row.fields, v.get("name_key")) for row, v, _ in valid])
+            [(_, names, _)] = key_cols
+            db.executemany("INSERT INTO temp.import_keys (line, name_key) VALUES (?, ?)",
+                           [(j, names[j]) for j in checked])
+            sql = [("name", "SELECT c.id, c.name, c.name_key, NULL FROM temp.import_keys k JOIN companies c "
+                            "ON c.name_key = k.name_key AND c.deleted_at IS NULL ORDER BY c.created_at, c.id")]
         else:
-            db.executemany("INSERT INTO temp.import_keys VALUES (?, ?, ?, ?, ?, ?, ?)",
-                           [(row.line, "id" not in row.fields, v.get("email_key"), v.get("phone_key"),
-                             v.get("mobile_key"), v.get("name_key"), v.get("company_id"))
-                            for row, v, _ in valid])
-        t = self.table
-        found: dict[tuple, dict] = {}
-
-        def note(space: str, key: tuple, existing=None, line=None):
-            entry = found.setdefault((space, key), {"existing": None, "lines": []})
-            if existing is not None and entry["existing"] is None:
-                entry["existing"] = existing
-            if line is not None:
-                entry["lines"].append(line)
-
-        # keys of rows that match live records (only rows without an id are checked)
-        if self.entity == "company":
-            existing_sql = [("name", "SELECT c.id, c.name, c.name_key, NULL FROM temp.import_keys k JOIN companies c "
-                                     "ON c.name_key = k.name_key AND c.deleted_at IS NULL WHERE k.checked "
-                                     "ORDER BY c.created_at, c.id")]
-            spaces = [("name", "name_key, NULL", "name_key IS NOT NULL")]
-        else:
+            email, phone, mobile, name = (column for _, column, _ in key_cols)
+            db.executemany("INSERT INTO temp.import_keys VALUES (?, ?, ?, ?, ?, ?)",
+                           [(j, email[j], phone[j], mobile[j], *(name[j] or (None, None))) for j in checked])
             label = "trim(coalesce(c.first_name,'') || ' ' || coalesce(c.last_name,''))"
-            existing_sql = [("email", f"SELECT c.id, {label}, c.email_key, NULL FROM temp.import_keys k JOIN {t} c "
-                                      "ON c.email_key = k.email_key AND c.deleted_at IS NULL WHERE k.checked")]
+            order = " ORDER BY c.created_at, c.id"
+            sql = [("email", f"SELECT c.id, {label}, c.email_key, NULL FROM temp.import_keys k JOIN {t} c "
+                             f"ON c.email_key = k.email_key AND c.deleted_at IS NULL{order}")]
             for mine in ("phone_key", "mobile_key"):
                 for theirs in ("phone_key", "mobile_key"):
-                    existing_sql.append(("phone", f"SELECT c.id, {label}, c.{theirs}, NULL FROM temp.import_keys k "
-                                                  f"JOIN {t} c ON c.{theirs} = k.{mine} AND c.deleted_at IS NULL "
-                                                  "WHERE k.checked"))
-            existing_sql.append(("name", f"SELECT c.id, {label}, c.name_key, c.company_id FROM temp.import_keys k "
-                                         f"JOIN {t} c ON c.company_id = k.company_id AND c.name_key = k.name_key "
-                                         "AND c.deleted_at IS NULL WHERE k.checked"))
-            spaces = [("email", "email_key, NULL", "email_key IS NOT NULL"),
-                      ("phone", "phone_key, NULL", "phone_key IS NOT NULL"),
-                      ("phone", "mobile_key, NULL", "mobile_key IS NOT NULL"),
-                      ("name", "name_key, company_id", "name_key IS NOT NULL AND company_id IS NOT NULL")]
-        for space, sql in existing_sql:
-            order = "" if "ORDER BY" in sql else " ORDER BY c.created_at, c.id"
-            for ident, name, key, extra in db.execute(sql + order):
-                note(space, (key,) if extra is None else (key, extra), existing=(ident, name))
-        # keys that several rows of the file share: their lines, in order
-        union = " UNION ALL ".join(f"SELECT '{space}' AS space, line, {cols} FROM temp.import_keys WHERE {where}"
-                               .replace(", NULL", " AS a, NULL AS b").replace(", company_id", " AS a, company_id AS b")
-                               for space, cols, where in spaces)
-        sql = (f"WITH k AS ({union}), shared AS (SELECT space, a, b FROM k GROUP BY space, a, b "
-               "HAVING count(DISTINCT line) > 1) "
-               "SELECT k.space, k.a, k.b, k.line FROM k JOIN shared s ON s.space = k.space AND s.a = k.a "
-               "AND s.b IS k.b ORDER BY k.line")
-        for space, a, b, line in db.execute(sql):
-            note(space, (a,) if b is None else (a, b), line=line)
+                    sql.append(("phone", f"SELECT c.id, {label}, c.{theirs}, NULL FROM temp.import_keys k "
+                                         f"JOIN {t} c ON c.{theirs} = k.{mine} AND c.deleted_at IS NULL{order}"))
+            sql.append(("name", f"SELECT c.id, {label}, c.name_key, c.company_id FROM temp.import_keys k "
+                                f"JOIN {t} c ON c.company_id = k.company_id AND c.name_key = k.name_key "
+                                f"AND c.deleted_at IS NULL{order}"))
+        for space, statement in sql:
+            bucket = found[space]
+            for ident, label_, key, extra in db.execute(statement):
+                bucket.setdefault(key if extra is None else (key, extra), (ident, label_))
         return found
-
-    def _duplicate_of(self, line: int, values: dict[str, Any], dupes: dict[tuple, dict],
-                      outcome_ids: dict[int, str]) -> tuple[str, str] | None:
-        """(record id, reason) when this row repeats a live record or an earlier line, else None."""
-        for space, key, meaning in self._keys(values):
-            entry = dupes.get((space, key))
-            if entry is None:
-                continue
-            if entry["existing"] is not None:
-                ident, name = entry["existing"]
-                return ident, f"duplicate of existing {self.entity} {name!r} ({ident}): {meaning}"
-            earlier = entry["lines"][0] if entry["lines"] else line
-            if earlier < line:
-                return outcome_ids.get(earlier, ""), f"duplicate of line {earlier} of this file ({meaning})"
-        return None
 
     # -- writing ----------------------------------------------------------------------
 
     def _existing_by_id(self, ids: list[str]) -> dict[str, dict[str, Any]]:
+        self._deleted_ids: set[str] = set()
         if not ids:
             return {}
         columns = ["id", "deleted_at", *_TEXT_FIELDS[self.entity]]
@@ -614,6 +752,8 @@ class _Run:
                 record = dict(zip(columns, row[:-1]))
                 record["tags"] = sorted(row[-1].split("\x1f"), key=str.casefold) if row[-1] else []
                 out[record["id"]] = record
+                if record["deleted_at"] is not None:
+                    self._deleted_ids.add(record["id"])
         return out
 
     def _update(self, row: _Row, values: dict[str, Any], current: dict[str, Any]) -> None:
@@ -628,7 +768,6 @@ class _Run:
                     changes[name] = value
             elif old != value:
                 changes[name] = value
-        values["id"] = current["id"]
         if not changes:
             self._result(LineResult(row.line, "unchanged", current["id"]))
             return
@@ -642,44 +781,59 @@ class _Run:
         outcome = "updated" if len(self.uow.changes) > before else "unchanged"
         self._result(LineResult(row.line, outcome, current["id"]))
 
-    def _insert(self, creates: list[tuple[_Row, dict[str, Any]]], progress_base: int) -> None:
-        rows = []
-        tag_links: list[tuple[str, list[str]]] = []
-        for _row, values in creates:
-            tags = values.pop("tags", None)
-            if tags:
-                tag_links.append((values["id"], tags))
-            rows.append(values)
+    def _insert(self, rows: list[_Row], fresh: list[int], creates: list[int], cols: dict[str, list[Any]],
+                progress_base: int) -> None:
+        """Create the new records: the chosen positions of every column, in file order."""
+        if not creates:
+            return
+        tags = cols.pop("tags", None)
+        names = ["id", *(n for n in cols if n != "id" and not n.startswith("\0")
+                         and not (n in ("owner_id", "team_id") and not any(cols[n])))]
+        params = list(zip(*[cols[n] for n in names]))  # one tuple per row, made in C
+        if len(creates) != len(params):
+            params = [params[j] for j in creates]
+        ids = [p[0] for p in params]
+        tag_links = [(ids[k], tags[j]) for k, j in enumerate(creates) if tags[j]] if tags is not None else []
 
         def tick(done: int) -> None:
-            self._tick(progress_base + done * (self.total - progress_base) // max(1, len(rows)), force=True)
+            self._tick(progress_base + done * (self.total - progress_base) // max(1, len(params)), force=True)
 
-        self._bulk_insert(self.entity, self.service.model, rows, tag_links, tick)
-        for row, values in creates:
-            self._result(LineResult(row.line, "created", values["id"]))
+        self._bulk_insert_columns(self.entity, self.service.model, names, params, tag_links, tick)
+        self.summary.lines.extend([LineResult(rows[fresh[j]].line, "created", ident) for ident, j in zip(ids, creates)])
+        self.summary.created += len(creates)
 
-    def _bulk_insert(self, entity: str, model, rows: list[dict[str, Any]],
-                     tag_links: list[tuple[str, list[str]]] = (), tick: Callable[[int], None] | None = None) -> None:
-        """Insert rows (column values with ``id``) with their sync columns, tags, search index,
-        audit entries and changes. Storage stamps the sync columns and records the changes
-        (``storage.changes.insert_synced_rows``), one batch per chunk."""
+    def _bulk_insert(self, entity: str, model, rows: list[dict[str, Any]]) -> None:
+        """Insert rows (column values with ``id``) as :meth:`_bulk_insert_columns` does."""
         if not rows:
+            return
+        names = list(dict.fromkeys(n for values in rows for n in values if not n.startswith("\0")))
+        self._bulk_insert_columns(entity, model, names, [tuple(v.get(n) for n in names) for v in rows])
+
+    def _bulk_insert_columns(self, entity: str, model, names: list[str], params: list[tuple],
+                             tag_links: list[tuple[str, list[str]]] = (),
+                             tick: Callable[[int], None] | None = None) -> None:
+        """Insert rows with their sync columns, tags, search index, audit entries and changes.
+        Storage stamps the sync columns and records the changes
+        (``storage.changes.insert_synced_columns``), one batch per chunk."""
+        if not params:
             return
         table = model.__table__.name
         index = DeferredIndex(self.dbapi, table)  # one set-based fill of the search index instead of a trigger per row
         tag_names = dict(tag_links)
-        for start in range(0, len(rows), CHUNK):
-            part = rows[start:start + CHUNK]
-            insert_synced_rows(self.uow.transaction, model, part, audit_action="import",
-                               change_extras={v["id"]: {"tags": (None, tag_names[v["id"]])}
-                                              for v in part if v["id"] in tag_names})
-            if tick is not None:
-                tick(start + CHUNK)
+        with SuspendedIndexes(self.dbapi, table, len(params)):
+            for start in range(0, len(params), CHUNK):
+                part = params[start:start + CHUNK]
+                extras = ({p[0]: {"tags": (None, tag_names[p[0]])} for p in part if p[0] in tag_names}
+                          if tag_names else None)
+                insert_synced_columns(self.uow.transaction, model, names, part, audit_action="import",
+                                      change_extras=extras)
+                if tick is not None:
+                    tick(start + CHUNK)
         if tag_links:
-            ids = self._tag_ids({n for _, names in tag_links for n in names})
+            ids = self._tag_ids({n for _, names_ in tag_links for n in names_})
             link = models.contact_tags if entity == "contact" else models.company_tags
             fk = f"{entity}_id"
-            links = {(rid, ids[n]) for rid, names in tag_links for n in names}
+            links = {(rid, ids[n]) for rid, names_ in tag_links for n in names_}
             self.dbapi.executemany(f"INSERT INTO {link.name} ({fk}, tag_id) VALUES (?, ?)", sorted(links))
         index.close()
 
@@ -689,3 +843,8 @@ class _Run:
             self.session.flush()
             by_key[tag.name_key] = tag.id
         return {n: by_key[normalize_name(n)] for n in names}
+
+
+def _tags(text: str) -> list[str]:
+    # "* myContacts", "* starred": Google's own system labels, not the user's
+    return sorted({t for t in TAG_SEPARATOR.split(text.strip()) if t and not t.startswith("*")}, key=str.casefold)

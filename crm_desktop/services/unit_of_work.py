@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 from crm_desktop.domain.actor import Actor
 from crm_desktop.services.events import Event, EventBus
 from crm_desktop.storage.base import utcnow
-from crm_desktop.storage.changes import Change, RecordedChange
+from crm_desktop.storage.changes import BulkChanges, Change, RecordedBatch
 from crm_desktop.storage.engine import Database
 from crm_desktop.storage.transaction import Scope
 
@@ -57,40 +57,66 @@ def _plain_fast(value: Any) -> Any:
 
 
 class AuditWriter:
-    """A change sink: one audit entry per change (one per database, whatever the services)."""
+    """A change sink: one audit entry per change (one per database, whatever the services).
 
-    def __call__(self, session: Session, batch: Sequence[RecordedChange]) -> None:
-        # plain DBAPI executemany: per-row ORM work would dominate a bulk import
+    A bulk insert's batch (:class:`~crm_desktop.storage.changes.BulkChanges`) is written by one
+    ``INSERT ... SELECT`` that storage builds (JSON made by SQLite from the stored rows); every
+    other change is dumped here and written with one ``executemany``.
+    """
+
+    def __call__(self, session: Session, batches: Sequence[RecordedBatch]) -> None:
         at = utcnow().replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f")  # as UTCDateTime stores it
+        conn = session.connection().connection.driver_connection
         rows = []
-        for item in batch:
-            change, actor = item.change, item.actor
-            rows.append((at, actor.kind.value if actor else "system", actor.name if actor else "crm-desktop",
-                         item.audit_action or change.op, change.entity, change.record_id,
-                         json.dumps({k: [_plain_fast(o), _plain_fast(n)] for k, (o, n) in change.fields.items()},
-                                    ensure_ascii=False)))
-        session.connection().connection.driver_connection.executemany(
-            "INSERT INTO audit_entries (at, actor_kind, actor_name, action, entity, record_id, changes) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+        for batch in batches:
+            actor = batch.actor
+            kind, name = (actor.kind.value, actor.name) if actor else ("system", "crm-desktop")
+            changes = batch.changes
+            if isinstance(changes, BulkChanges) and changes.audit_rows_in_place(conn):
+                self._flush(conn, rows)
+                changes.write_audit(conn, at, kind, name, batch.audit_action or "create")
+                continue
+            # plain DBAPI executemany: per-row ORM work would dominate a bulk write
+            for change in changes:
+                rows.append((at, kind, name, batch.audit_action or change.op, change.entity, change.record_id,
+                             json.dumps({k: [_plain_fast(o), _plain_fast(n)] for k, (o, n) in change.fields.items()},
+                                        ensure_ascii=False)))
+        self._flush(conn, rows)
+
+    @staticmethod
+    def _flush(conn, rows: list[tuple]) -> None:
+        if rows:
+            conn.executemany("INSERT INTO audit_entries (at, actor_kind, actor_name, action, entity, record_id, "
+                             "changes) VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+            rows.clear()
 
 
 class ChangeDelivery:
-    """A change sink: each change listener once per batch (split where the actor changes)."""
+    """A change sink: each change listener once per batch (consecutive batches of one actor joined).
+
+    A bulk insert's changes reach the listeners as the lazy sequence storage made; a listener that
+    iterates it gets ordinary :class:`Change` objects.
+    """
 
     def __init__(self, listeners: list[ChangeListener]):
         self.listeners = listeners
 
-    def __call__(self, session: Session, batch: Sequence[RecordedChange]) -> None:
+    def __call__(self, session: Session, batches: Sequence[RecordedBatch]) -> None:
         if not self.listeners:
             return
         start = 0
-        while start < len(batch):
-            actor = batch[start].actor
+        while start < len(batches):
+            actor = batches[start].actor
             end = start
-            while end < len(batch) and batch[end].actor == actor:
+            while end < len(batches) and batches[end].actor == actor:
                 end += 1
-            changes = [item.change for item in batch[start:end] if item.replicate]
-            if changes:
+            # writes that mirror the server (replicate=False) are audited but never reach the outbox
+            group = [b for b in batches[start:end] if b.replicate]
+            if len(group) == 1:
+                changes: Sequence[Change] = group[0].changes
+            else:
+                changes = [c for b in group for c in b.changes]
+            if len(changes):
                 for listener in list(self.listeners):
                     listener(session, changes, actor)
             start = end

@@ -22,6 +22,7 @@ changes it; ``revision`` counts local writes (docs/architecture.md, "Sync column
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
@@ -29,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 from sqlalchemy import event, inspect
 from sqlalchemy.orm import Session
 
-from crm_desktop.domain.ids import uuid7
+from crm_desktop.domain.ids import uuid7, uuid7_many
 from crm_desktop.storage.base import SyncColumns, utcnow
 
 if TYPE_CHECKING:
@@ -53,10 +54,14 @@ class Change:
 
 
 @dataclass(frozen=True)
-class RecordedChange:
-    """A change with who made it and the audit action it is logged under (None: its ``op``)."""
+class RecordedBatch:
+    """Changes one actor made, with the audit action they are logged under (None: each one's ``op``).
 
-    change: Change
+    ``changes`` may be a :class:`BulkChanges` (one bulk insert): a sink that can, handles it
+    set-based; iterating it gives the same :class:`Change` objects as any other batch.
+    """
+
+    changes: Sequence[Change]
     actor: "Actor | None"
     audit_action: str | None = None
     #: False for a write that mirrors the server (sync's pull): audited, but no change listener
@@ -206,42 +211,221 @@ class BulkStamp:
 
 def insert_synced_rows(tx: "WriteTransaction", model: Any, rows: Sequence[dict[str, Any]], *,
                        audit_action: str | None = None,
-                       change_extras: Mapping[str, Mapping[str, tuple[Any, Any]]] | None = None) -> list[Change]:
-    """Insert ``rows`` (column -> value dicts; ``id`` optional) of ``model`` with one ``executemany``
-    in ``tx``, stamped like the ORM path; record one create :class:`Change` per row and hand them to
-    the change sinks as one batch. ``change_extras`` adds fields (e.g. ``tags``) to a row's change.
-    Values go to the driver as they are (text, numbers): the bulk paths write DB text already.
-    """
+                       change_extras: Mapping[str, Mapping[str, tuple[Any, Any]]] | None = None) -> "BulkChanges":
+    """Insert ``rows`` (column -> value dicts; ``id`` optional, filled in here) of ``model``: the
+    dict form of :func:`insert_synced_columns`, which see."""
     if not rows:
-        return []
-    stamp = BulkStamp(tx.scope.actor)
+        return BulkChanges.empty(entity_of(model))
     columns: list[str] = []
     for values in rows:
         for name in values:
-            if name not in columns and name not in STAMP_COLUMNS and not name.startswith("\0"):
+            if name not in columns and not name.startswith("\0"):
                 columns.append(name)
     if "id" not in columns:
         columns.insert(0, "id")
-    names = [*columns, *STAMP_COLUMNS]
-    entity = entity_of(model)
-    extras = change_extras or {}
-    params = []
-    changes = []
+    ids = new_ids(sum(1 for values in rows if values.get("id") is None))
+    taken = 0
     for values in rows:
         if values.get("id") is None:
-            values["id"] = uuid7()
-        stamps = stamp.values(None, values.get("owner_id"), values.get("team_id"))
-        params.append((*(values.get(c) for c in columns), *stamps))
-        fields = {k: (None, v) for k, v in values.items()
-                  if v is not None and k not in STAMPED and not _derived(k) and not k.startswith("\0")}
-        for name, value in zip(STAMP_COLUMNS[4:], stamps[4:]):
-            if value is not None:
-                fields[name] = (None, value)
-        fields.update(extras.get(values["id"], {}))
-        changes.append(Change(entity, values["id"], "create", fields))
-    tx.dbapi_connection.executemany(
-        f"INSERT INTO {model.__table__.name} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})",
-        params)
+            values["id"] = ids[taken]
+            taken += 1
+    params = [tuple(values.get(c) for c in columns) for values in rows]
+    return insert_synced_columns(tx, model, columns, params, audit_action=audit_action, change_extras=change_extras)
+
+
+def new_ids(count: int) -> list[str]:
+    """``count`` new UUIDv7 ids in creation order (for bulk writers that stamp ids themselves)."""
+    return uuid7_many(count)
+
+
+def _literal(value: Any) -> str:
+    """A constant as SQL text (stamps: text, integers or NULL), so executemany binds only row values."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, int):
+        return str(int(value))
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def insert_synced_columns(tx: "WriteTransaction", model: Any, columns: Sequence[str], params: Sequence[tuple], *,
+                          audit_action: str | None = None,
+                          change_extras: Mapping[str, Mapping[str, tuple[Any, Any]]] | None = None) -> "BulkChanges":
+    """Insert rows of ``model`` (``params``: one tuple per row, in the order of ``columns``, which
+    must include ``id``) with one ``executemany`` in ``tx``, stamped like the ORM path, and record
+    one create :class:`Change` per row as one batch for the change sinks (audit log, listeners).
+
+    The stamps are the same for every row of a batch, so they are written as SQL constants and
+    the driver binds only the row's own values. ``owner_id``/``team_id`` given as columns win over
+    the actor's where they are not NULL. ``change_extras`` adds fields (e.g. ``tags``) to a row's
+    change. The changes are a :class:`BulkChanges`: built one by one only if someone reads them
+    (a change listener); the audit sink writes their entries with one ``INSERT ... SELECT``.
+    Values go to the driver as they are (text, numbers): the bulk paths write DB text already.
+    """
+    entity = entity_of(model)
+    table = model.__table__.name
+    if not params:
+        return BulkChanges.empty(entity)
+    columns = list(columns)
+    stamp = BulkStamp(tx.scope.actor)
+    stamped = dict(zip(STAMP_COLUMNS, stamp.values()))
+    names = list(columns)
+    exprs = ["?"] * len(columns)
+    for name, value in stamped.items():
+        if name in columns:
+            if name in ("owner_id", "team_id") and value is not None:
+                exprs[columns.index(name)] = f"coalesce(?, {_literal(value)})"
+            continue
+        names.append(name)
+        exprs.append(_literal(value))
+    conn = tx.dbapi_connection
+    before = conn.execute(f"SELECT coalesce(max(rowid), 0) FROM {table}").fetchone()[0]
+    conn.executemany(f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join(exprs)})", params)
+    changes = BulkChanges(entity, table, columns, params, stamped, change_extras or {}, before)
     tx.record(changes, audit_action=audit_action, deliver=True)
     return changes
 
+
+class BulkChanges(Sequence[Change]):
+    """The create :class:`Change` of every row of one bulk insert, made on demand.
+
+    A bulk insert of 200k rows would spend seconds building change objects that only the
+    audit sink reads; the audit sink writes them with SQL instead (:meth:`audit_sql`), and a
+    change listener that iterates gets each :class:`Change` exactly as the row-by-row path
+    would have made it.
+    """
+
+    def __init__(self, entity: str, table: str, columns: Sequence[str], params: Sequence[tuple],
+                 stamped: Mapping[str, Any], extras: Mapping[str, Mapping[str, tuple[Any, Any]]],
+                 rowid_before: int | None):
+        self.entity = entity
+        self.table = table
+        self.columns = tuple(columns)
+        self.params = params
+        self.stamped = stamped
+        self.extras = extras
+        self.rowid_before = rowid_before
+        self._id_at = self.columns.index("id") if "id" in self.columns else None
+        # the fields a change shows: no stamps, no derived keys (owner/team come from the stamps)
+        self._fields = [(i, c) for i, c in enumerate(self.columns)
+                        if c not in STAMPED and not _derived(c) and c not in ("owner_id", "team_id")]
+
+    @classmethod
+    def empty(cls, entity: str) -> "BulkChanges":
+        return cls(entity, "", ("id",), (), {}, {}, None)
+
+    def __len__(self) -> int:
+        return len(self.params)
+
+    def __getitem__(self, index):  # type: ignore[override]
+        if isinstance(index, slice):
+            return [self._change(row) for row in self.params[index]]
+        return self._change(self.params[index])
+
+    def __iter__(self):
+        change = self._change
+        for row in self.params:
+            yield change(row)
+
+    def _owner(self, row: tuple, name: str) -> Any:
+        if name in self.columns:
+            value = row[self.columns.index(name)]
+            if value is not None:
+                return value
+        return self.stamped.get(name)
+
+    def _change(self, row: tuple) -> Change:
+        record_id = row[self._id_at]
+        fields = {c: (None, row[i]) for i, c in self._fields if row[i] is not None}
+        for name in ("owner_id", "team_id"):
+            value = self._owner(row, name)
+            if value is not None:
+                fields[name] = (None, value)
+        extra = self.extras.get(record_id)
+        if extra:
+            fields.update(extra)
+        return Change(self.entity, record_id, "create", fields)
+
+    # -- the audit entries, set-based ---------------------------------------------------------
+
+    def audit_rows_in_place(self, conn: Any) -> bool:
+        """True if the inserted rows are exactly the table's rows after ``rowid_before``, so the
+        audit entries can be made from them in SQL (always, unless the table has no rowid)."""
+        if self.rowid_before is None or not self.params:
+            return False
+        top = conn.execute(f"SELECT coalesce(max(rowid), 0) FROM {self.table}").fetchone()[0]
+        return top - self.rowid_before == len(self.params)
+
+    def write_audit(self, conn: Any, at: str, actor_kind: str, actor_name: str, action: str) -> None:
+        """One audit entry per inserted row, in row order, with one ``INSERT ... SELECT``: the same
+        ``{"field": [null, new]}`` JSON the row-by-row path writes (fields that are NULL left out,
+        ``tags`` and other extras merged in), built by SQLite's JSON functions from the stored row."""
+        # '{' + ',"field":[null,<value>]' for each field that is not NULL + '}', by string concatenation:
+        # the same text json.dumps would make (compact), faster than json_object + json_patch
+        parts = [f"""iif(r.{c} IS NULL, '', ',"{c}":[null,' || json_quote(r.{c}) || ']')""" for _, c in self._fields]
+        for name in ("owner_id", "team_id"):
+            if name in self.columns:
+                parts.append(f"""iif(r.{name} IS NULL, '', ',"{name}":[null,' || json_quote(r.{name}) || ']')""")
+            elif self.stamped.get(name) is not None:
+                parts.append(f"""',"{name}":[null,' || json_quote({_literal(self.stamped[name])}) || ']'""")
+        joined = " || ".join(parts) if parts else "''"
+        body = "('{' || substr(" + joined + ", 2) || '}')"
+        extra_join = ""
+        if self.extras:
+            conn.execute("CREATE TEMP TABLE IF NOT EXISTS bulk_audit_extras (record_id TEXT PRIMARY KEY, patch TEXT)")
+            conn.execute("DELETE FROM temp.bulk_audit_extras")
+            conn.executemany("INSERT INTO temp.bulk_audit_extras VALUES (?, ?)",
+                             [(rid, json.dumps({k: [_plain(o), _plain(n)] for k, (o, n) in extra.items()},
+                                               ensure_ascii=False)) for rid, extra in self.extras.items()])
+            body = f"iif(e.patch IS NULL, {body}, json_patch({body}, e.patch))"
+            extra_join = "LEFT JOIN temp.bulk_audit_extras e ON e.record_id = r.id"
+        conn.execute(
+            "INSERT INTO audit_entries (at, actor_kind, actor_name, action, entity, record_id, changes) "
+            f"SELECT ?, ?, ?, ?, ?, r.id, {body} FROM {self.table} r {extra_join} "
+            "WHERE r.rowid > ? AND r.rowid <= ? ORDER BY r.rowid",
+            (at, actor_kind, actor_name, action, self.entity, self.rowid_before, self.rowid_before + len(self.params)))
+        if self.extras:
+            conn.execute("DELETE FROM temp.bulk_audit_extras")
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
+
+
+class ChangeLog(Sequence[Change]):
+    """The changes of a scope: batches kept as they came (a :class:`BulkChanges` stays unbuilt)."""
+
+    def __init__(self) -> None:
+        self._batches: list[Sequence[Change]] = []
+        self._len = 0
+
+    def extend(self, changes: Sequence[Change]) -> None:
+        if len(changes):
+            self._batches.append(changes)
+            self._len += len(changes)
+
+    def append(self, change: Change) -> None:
+        self.extend([change])
+
+    def __len__(self) -> int:
+        return self._len
+
+    def __iter__(self):
+        for batch in self._batches:
+            yield from batch
+
+    def __getitem__(self, index):  # type: ignore[override]
+        if isinstance(index, slice):
+            return list(self)[index]
+        if index < 0:
+            index += self._len
+        if not 0 <= index < self._len:
+            raise IndexError(index)
+        for batch in self._batches:
+            if index < len(batch):
+                return batch[index]
+            index -= len(batch)
+        raise IndexError(index)

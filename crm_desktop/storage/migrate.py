@@ -23,11 +23,18 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
-from alembic.config import Config
-from alembic.script import ScriptDirectory
-from alembic import command
+import re
+from typing import TYPE_CHECKING
 
 from crm_desktop.errors import DatabaseError
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+# alembic (and the mako templates it pulls in) takes a third of a second to import: a command
+# such as ``import`` on a database that is current only needs the head revision, read below
+_REVISION = re.compile(r"^revision\s*(?::\s*str\s*)?=\s*['\"]([^'\"]+)['\"]", re.M)
+_DOWN = re.compile(r"^down_revision\s*(?::[^=]*)?=\s*(None|['\"]([^'\"]+)['\"])\s*$", re.M)
 from crm_desktop.storage import fts
 
 log = logging.getLogger(__name__)
@@ -46,7 +53,9 @@ def core_script_location() -> Path:
     return folder
 
 
-def alembic_config(script_location: Path, version_table: str = CORE_VERSION_TABLE) -> Config:
+def alembic_config(script_location: Path, version_table: str = CORE_VERSION_TABLE) -> "Config":
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(script_location))
     config.attributes["version_table"] = version_table
@@ -142,10 +151,15 @@ def upgrade(
     Raises :class:`DatabaseError` naming the problem; the database is then as it was.
     """
     script_location = script_location or core_script_location()
+    current = current_revision(db_path, version_table)
+    if current is not None and current == simple_head(script_location):
+        return None
+    from alembic.script import ScriptDirectory
+    from alembic import command
+
     config = alembic_config(script_location, version_table)
     script = ScriptDirectory.from_config(config)
     head = script.get_current_head()
-    current = current_revision(db_path, version_table)
     if current is not None:
         try:
             script.get_revision(current)
@@ -206,6 +220,9 @@ def upgrade_in_one_transaction(
     the version table, whatever ``check`` refused) and :class:`DatabaseError` is raised; the rest
     of the database, including edits committed by the running app meanwhile, is untouched.
     """
+    from alembic.script import ScriptDirectory
+    from alembic import command
+
     config = alembic_config(script_location, version_table)
     script = ScriptDirectory.from_config(config)
     head = script.get_current_head()
@@ -244,5 +261,28 @@ def upgrade_in_one_transaction(
 
 def is_current(db_path: Path, script_location: Path | None = None,
                version_table: str = CORE_VERSION_TABLE) -> bool:
-    config = alembic_config(script_location or core_script_location(), version_table)
-    return current_revision(db_path, version_table) == ScriptDirectory.from_config(config).get_current_head()
+    script_location = script_location or core_script_location()
+    current = current_revision(db_path, version_table)
+    if current is not None and current == simple_head(script_location):
+        return True
+    from alembic.script import ScriptDirectory
+
+    config = alembic_config(script_location, version_table)
+    return current == ScriptDirectory.from_config(config).get_current_head()
+
+
+def simple_head(script_location: Path) -> str | None:
+    """The head revision of a plain linear script folder, read from its files without alembic; None
+    when the folder is not that simple (branches, merges, unusual files): then ask alembic."""
+    revisions: dict[str, str | None] = {}
+    try:
+        for path in (script_location / "versions").glob("*.py"):
+            text = path.read_text(encoding="utf-8")
+            rev, down = _REVISION.search(text), _DOWN.search(text)
+            if rev is None or down is None or rev.group(1) in revisions:
+                return None
+            revisions[rev.group(1)] = down.group(2)
+    except OSError:
+        return None
+    heads = set(revisions) - set(revisions.values())
+    return next(iter(heads)) if len(heads) == 1 else None

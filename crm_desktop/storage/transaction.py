@@ -28,7 +28,7 @@ from contextlib import contextmanager
 from sqlalchemy import Connection
 from sqlalchemy.orm import SessionTransaction
 
-from crm_desktop.storage.changes import Change, RecordedChange, WriteSession
+from crm_desktop.storage.changes import Change, ChangeLog, RecordedBatch, WriteSession
 
 if TYPE_CHECKING:
     from crm_desktop.domain.actor import Actor
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 #: called inside the transaction with a batch of changes: the audit log, the sync outbox
-ChangeSink = Callable[[WriteSession, Sequence[RecordedChange]], None]
+ChangeSink = Callable[[WriteSession, Sequence[RecordedBatch]], None]
 Authorizer = Callable[..., int]
 
 
@@ -54,8 +54,8 @@ class Scope:
         #: listeners; an inner scope may not turn it back on (see :meth:`Database.transaction`)
         self.replicate = replicate and (parent.replicate if parent else True)
         #: every change made in this scope (and in the inner scopes it kept), in order
-        self.changes: list[Change] = []
-        self._undelivered: list[RecordedChange] = []
+        self.changes: ChangeLog = ChangeLog()
+        self._undelivered: list[RecordedBatch] = []
         self._after_commit: list[Callable[[], None]] = []
         self._savepoint: SessionTransaction | None = None
 
@@ -112,12 +112,12 @@ class WriteTransaction:
         scope = self.scope
         action = audit_action or scope.audit_action
         scope.changes.extend(changes)
-        scope._undelivered.extend(RecordedChange(c, scope.actor, action, scope.replicate) for c in changes)
+        scope._undelivered.append(RecordedBatch(changes, scope.actor, action, scope.replicate))
         if deliver:
             self.deliver()
 
     def deliver(self) -> None:
-        """Flush, then hand the innermost scope's undelivered changes to the sinks (in this transaction)."""
+        """Flush, then hand the innermost scope's undelivered batches to the sinks (in this transaction)."""
         scope = self.scope
         with self.guarded(None):
             for _ in range(10):  # a sink may add rows; their flush may record more (not for audit/outbox)

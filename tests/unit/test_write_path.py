@@ -138,3 +138,24 @@ def test_a_bulk_insert_stamps_rows_and_hands_its_changes_over_in_one_batch(servi
         row = session.get(models.Company, rows[0]["id"])
         assert row.created_at == row.updated_at and (row.version, row.revision) == (0, 1)
     assert len(services.audit.recent(limit=1000, action="import")) == 500
+
+
+def test_a_bulk_insert_audits_each_row_as_the_row_by_row_path_would(services):
+    """The bulk audit is one INSERT ... SELECT built in SQL; each entry must say what the change says."""
+    from crm_desktop.storage.changes import insert_synced_rows
+
+    calls = []
+    services.change_listeners.append(lambda session, changes, actor: calls.append(list(changes)))
+    rows = [{"id": "01900000-0000-7000-8000-0000000000c1", "name": "Ünïcode \"quoted\" GmbH", "name_key": "x1", "city": "Köln", "notes": "line\nbreak"},
+            {"name": "Plain", "name_key": "x2", "website": None, "owner_id": "01900000-0000-7000-8000-00000000000a"}]
+    with services.unit_of_work() as uow:
+        changes = insert_synced_rows(uow.transaction, models.Company, rows, audit_action="import",
+                                     change_extras={rows[0]["id"]: {"tags": (None, ["a", "b"])}})
+    [delivered] = calls
+    assert [c.fields for c in delivered] == [c.fields for c in changes]
+    for change in delivered:
+        [entry] = services.audit.for_record("company", change.record_id)
+        assert entry.action == "import"
+        assert entry.changes == {k: [old, new] for k, (old, new) in change.fields.items()}
+    assert delivered[0].fields["tags"] == (None, ["a", "b"]) and "website" not in delivered[1].fields
+    assert delivered[1].fields["owner_id"] == (None, "01900000-0000-7000-8000-00000000000a")

@@ -1,0 +1,70 @@
+"""The import's fast path keeps the rules of the slow one (issue 8, "the bulk path is the fast path")."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from crm_desktop.errors import FileFormatError, ValidationError
+from crm_desktop.services.importer import import_file
+from crm_desktop.storage import bulk_indexes
+
+
+def _write(path, lines):
+    path.write_text("First Name;Last Name;E-mail;Phone;Mobile;Job Title;City\n" + "\n".join(lines) + "\n",
+                    encoding="utf-8", newline="")
+    return path
+
+
+BAD = [
+    "Ann;Lee;ann@example.com;+49 30 1234567;;Buyer;Berlin",   # fine
+    ";;nobody@example.com;;;;",                               # no name
+    "Bo;Li;not-an-address;;;;",                               # e-mail
+    "Cy;Ng;cy@example.com;12;;;",                             # phone: too few digits
+    "Di;Ox;di@example.com;;call me;;",                        # mobile: not a number
+    "Ed;Po;ed@example.com;;;" + "x" * 151 + ";",              # job title too long
+    "Fay;Qu;f@localhost;;;;",                                 # special-use domain
+]
+
+
+def test_column_wise_validation_refuses_each_row_with_the_message_clean_gives(services, tmp_path):
+    summary = import_file(services, "contacts", _write(tmp_path / "bad.csv", BAD), skip_invalid=True)
+    assert summary.created == 1
+    refused = {r.line: r.reason for r in summary.refused_lines}
+    headers = ["first_name", "last_name", "email", "phone", "mobile", "job_title", "city"]
+    for line, text in enumerate(BAD[1:], start=3):
+        fields = {h: v for h, v in zip(headers, text.split(";"))}
+        with services.db.read_session() as session, pytest.raises(ValidationError) as exc:
+            services.contacts.clean(session, fields, None)
+        assert refused[line] == str(exc.value), line
+
+
+def test_all_or_nothing_names_the_first_bad_line(services, tmp_path):
+    with pytest.raises(FileFormatError, match=r"bad.csv, line 3: .*first or last name is required"):
+        import_file(services, "contacts", _write(tmp_path / "bad.csv", BAD))
+    assert services.contacts.count() == 0
+
+
+def _indexes(db_path):
+    conn = sqlite3.connect(db_path)
+    try:
+        return sorted(conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'index' "
+                                   "AND tbl_name = 'contacts'").fetchall(), key=str)
+    finally:
+        conn.close()
+
+
+def test_a_large_import_rebuilds_the_indexes_it_suspended_and_a_cancel_restores_them(services, home, tmp_path,
+                                                                                       monkeypatch):
+    monkeypatch.setattr(bulk_indexes, "MIN_ROWS", 10)
+    before = _indexes(home.db_path)
+    rows = [f"P{i};Q{i};p{i}@example.com;+49 30 {1000000 + i};;;" for i in range(50)]
+    summary = import_file(services, "contacts", _write(tmp_path / "many.csv", rows))
+    assert summary.created == 50 and _indexes(home.db_path) == before
+    assert services.contacts.search("p7@example.com")[0].last_name == "Q7"
+    more = [f"R{i};S{i};r{i}@example.com;;;;" for i in range(60)]
+    cancelled = import_file(services, "contacts", _write(tmp_path / "more.csv", more),
+                            progress=lambda done, total: done < total)  # cancels after the rows went in
+    assert cancelled.cancelled and services.contacts.count() == 50
+    assert _indexes(home.db_path) == before
