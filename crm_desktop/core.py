@@ -25,13 +25,25 @@ class Core:
     events: EventBus = field(default_factory=EventBus)
 
     @classmethod
-    def open(cls, home: Home, *, upgrade: bool = True) -> "Core":
+    def open(cls, home: Home, *, upgrade: bool = True, write: bool = True) -> "Core":
         """Open (creating and migrating as needed) the database in ``home``.
 
-        Raises :class:`~crm_desktop.errors.DatabaseError` with a clear message when
-        the database is newer than this app, or a migration failed (and was undone).
+        ``write=False`` is for commands that only read (search, export, ...): when the
+        database is current they never take the write lock (no first-start defaults, no
+        migration), so they work while another crm-desktop process writes.
+
+        Raises :class:`~crm_desktop.errors.DatabaseError` with a clear message when the file
+        is not a crm-desktop database, is damaged, is newer than this app, or a migration
+        failed (and was undone); nothing is written then.
         """
+        from crm_desktop.storage.health import check_database_file
+
         home.ensure()
+        check_database_file(home.db_path)
+        if not write and home.db_path.exists() and migrate.is_current(home.db_path):
+            db = Database(home.db_path)
+            events = EventBus()
+            return cls(home=home, db=db, services=CrmServices(db, events=events), events=events)
         if upgrade:
             migrate.upgrade(home.db_path, home.backups_dir)
         elif not migrate.is_current(home.db_path):
@@ -41,7 +53,11 @@ class Core:
         db = Database(home.db_path)
         events = EventBus()
         services = CrmServices(db, events=events)
-        services.pipelines.ensure_default()
+        try:
+            services.pipelines.ensure_default()
+        except BaseException:
+            db.dispose()
+            raise
         return cls(home=home, db=db, services=services, events=events)
 
     def close(self) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from crm_desktop.cli.common import home_of
 from crm_desktop.errors import DatabaseError
+from crm_desktop.files import atomic_output
 from crm_desktop.storage import migrate
 
 
@@ -15,7 +16,8 @@ def register(registry) -> None:
     db.command("upgrade", "back up and migrate the database to this version", _upgrade)
     db.command("check", "check the database's integrity and schema version", _check)
     backup = db.command("backup", "write a consistent copy of the database", _backup)
-    backup.add_argument("path", help="file to write (must not exist)")
+    backup.add_argument("path", help="file to write (must not exist, unless --force)")
+    backup.add_argument("--force", action="store_true", help="replace PATH if it exists")
 
 
 def _upgrade(args: argparse.Namespace) -> int:
@@ -45,10 +47,7 @@ def _backup(args: argparse.Namespace) -> int:
     target = Path(args.path)
     if not home.db_path.exists():
         raise DatabaseError(f"no database at {home.db_path}")
-    if target.exists():
-        raise DatabaseError(f"{target} exists already; choose a new file name")
-    if not target.parent.exists():
-        raise DatabaseError(f"folder {target.parent} does not exist")
-    migrate.backup_database(home.db_path, target)
+    with atomic_output(target, force=args.force, protected=home.owned_paths(), open_file=False) as tmp:
+        migrate.copy_database(home.db_path, tmp)
     print(f"backed up {home.db_path} to {target}")
     return 0

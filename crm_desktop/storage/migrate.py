@@ -70,15 +70,26 @@ def backup_database(db_path: Path, target: Path) -> Path:
     """Copy a live database with the SQLite online backup API (consistent under WAL)."""
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(target.name + ".partial")
-    src = sqlite3.connect(db_path)
-    dst = sqlite3.connect(tmp)
     try:
-        src.backup(dst)
-    finally:
-        dst.close()
-        src.close()
-    tmp.replace(target)
+        copy_database(db_path, tmp)
+        tmp.replace(target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # never leave half a backup behind
+        raise
     return target
+
+
+def copy_database(db_path: Path, target: Path) -> None:
+    """Copy ``db_path`` into the (new or empty) file ``target`` with the SQLite backup API."""
+    src = sqlite3.connect(Path(db_path).resolve().as_uri() + "?mode=ro", uri=True)
+    try:
+        dst = sqlite3.connect(target)
+        try:
+            src.backup(dst)
+        finally:
+            dst.close()
+    finally:
+        src.close()
 
 
 def restore_database(backup: Path, db_path: Path) -> None:
@@ -135,6 +146,10 @@ def upgrade(
     Returns the backup written (None when nothing was due or the file was new).
     Raises :class:`DatabaseError` naming the problem; the database is then as it was.
     """
+    if version_table == CORE_VERSION_TABLE:
+        from crm_desktop.storage.health import check_database_file
+
+        check_database_file(db_path)  # never migrate another program's file or a damaged one
     script_location = script_location or core_script_location()
     config = alembic_config(script_location, version_table)
     script = ScriptDirectory.from_config(config)
