@@ -60,6 +60,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 from packaging.version import InvalidVersion, Version
 
+from crm_desktop.plugin_host.json_files import loads_bounded
 from crm_desktop.errors import CrmError
 from crm_desktop.plugin_host import static_checks
 from crm_desktop.plugin_host.policy import Policy
@@ -233,10 +234,10 @@ class PackResult:
 
 def _read_manifest_file(path: Path) -> dict[str, Any]:
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
+        doc = loads_bounded(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise BundleError(f"{path.parent}: no {MANIFEST_NAME}; is this a plugin folder?") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise BundleError(f"{path}: cannot read the manifest: {exc}") from None
     if not isinstance(doc, dict):
         raise BundleError(f"{path}: the manifest must be a JSON object")
@@ -535,8 +536,8 @@ class BundleVerifier:
         except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as exc:
             raise self._fail(f"cannot be read (corrupt: {exc})", name) from None
         try:
-            return json.loads(bytes(data).decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            return loads_bounded(bytes(data).decode("utf-8"))
+        except (UnicodeDecodeError, ValueError) as exc:
             raise self._fail(f"invalid JSON: {exc}", name) from None
 
     # -- step 4: extraction
@@ -625,7 +626,7 @@ def installed_version(plugins_dir: Path, name: str) -> str | None:
     if not path.exists():
         return None
     try:
-        version = json.loads(path.read_text(encoding="utf-8")).get("version")
+        version = loads_bounded(path.read_text(encoding="utf-8")).get("version")
     except (OSError, ValueError, AttributeError):
         return None
     return version if isinstance(version, str) else None
