@@ -317,10 +317,16 @@ def _config(args: argparse.Namespace) -> int:
     # settings need the manifest only: no plugin code runs and the database is not opened
     with _catalog(args) as host:
         host.record(args.name)
-        for key, value in pairs:  # validate all before storing any: a bad line changes nothing
-            from crm_desktop.plugin_host.settings_store import coerce
+        from crm_desktop.plugin_host.settings_store import SecretStorageError, coerce, secret_storage_problem
 
-            coerce(host.records[args.name].manifest, key, value, from_text=True)
+        manifest = host._manifest(args.name)  # one line if its plugin.json is invalid
+        for key, value in pairs:  # validate all before storing any: a bad line changes nothing
+            coerce(manifest, key, value, from_text=True)
+        secrets = [k for k, v in pairs if v != "" and manifest.settings.schema_[k].secret]
+        problem = secret_storage_problem() if secrets else None
+        if problem:
+            raise SecretStorageError(f"plugin {args.name} setting {secrets[0]}: cannot store the secret: "
+                                     f"{problem}; nothing was stored")
         for key, value in pairs:
             host.set_setting(args.name, key, value, from_text=True)
         fields = {f.name: f for f in host.settings_schema(args.name)}
