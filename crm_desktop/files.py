@@ -157,5 +157,6 @@ def atomic_output(path: os.PathLike[str] | str, *, force: bool = False,
         if stream is not None and not stream.closed:
             with contextlib.suppress(OSError):
                 stream.close()
-        with contextlib.suppress(OSError):
-            tmp.unlink()
+        for leftover in (tmp, *(Path(str(tmp) + s) for s in ("-journal", "-wal", "-shm"))):
+            with contextlib.suppress(OSError):
+                leftover.unlink()  # (the SQLite side files appear when a database is written there)

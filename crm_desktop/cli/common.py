@@ -12,7 +12,7 @@ from crm_desktop.paths import Home
 
 
 def home_of(args: argparse.Namespace) -> Home:
-    return Home.resolve(getattr(args, "home", None))
+    return Home.resolve(getattr(args, "home", None)).check()
 
 
 def open_core(args: argparse.Namespace, *, write: bool = True) -> Core:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import sqlite3
 from pathlib import Path
 
 from crm_desktop.cli.common import home_of
 from crm_desktop.errors import DatabaseError
-from crm_desktop.files import atomic_output
+from crm_desktop.files import OutputError, atomic_output
 from crm_desktop.storage import migrate
 
 
@@ -63,7 +64,15 @@ def _backup(args: argparse.Namespace) -> int:
     protected = [p for p in home.owned_paths() if p != home.backups_dir]
     protected += sorted(home.backups_dir.glob("*")) if home.backups_dir.is_dir() else []
     with atomic_output(target, force=args.force, protected=protected, open_file=False) as tmp:
-        migrate.copy_database(home.db_path, tmp)
+        try:
+            migrate.copy_database(home.db_path, tmp)
+        except sqlite3.Error as exc:
+            from crm_desktop.storage.health import error_kind
+
+            if error_kind(exc) == "locked":
+                raise
+            raise OutputError(target, f"writing failed ({exc}: disk full, file size limit or no "
+                                      f"permission); nothing was written") from None
     print(f"backed up {home.db_path} to {target}")
     return 0
 

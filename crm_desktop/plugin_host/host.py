@@ -272,6 +272,8 @@ class PluginHost:
             candidates = discovery.discover(self._roots(), [("user", p) for p in self._extra])
             for candidate in candidates:
                 self._records[candidate.name] = self._new_record(candidate)
+                if candidate.error and load:
+                    log.error("plugin folder %s cannot be loaded: %s", candidate.path, candidate.error)
             for name in list(self._records):
                 self._notify(name, "state_changed")  # declared menus can show before any import
             # subscribe first, so events published while plugins activate reach those already active
