@@ -272,8 +272,8 @@ def _report_check(args: argparse.Namespace, data: dict) -> int:
         print(f"  panels built offscreen: {', '.join(built) if built else 'none' if built is not None else 'not built (no Qt checker)'}")
         if "reloads" in data:
             print(f"  reloads: {data['reloads']}")
-        for problem in data["problems"]:
-            print(f"  problem: {problem}")
+        for problem in data["problems"]:  # the first line says what; --json has the plugin's traceback
+            print(f"  problem: {problem.strip().splitlines()[0] if problem.strip() else problem}")
     return 0 if data["ok"] else 1
 
 
