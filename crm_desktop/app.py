@@ -223,6 +223,20 @@ def smoke_test(window, app) -> dict[str, Any]:
     return {"ok": ok, "views": results}
 
 
+class ErrorLogCounter(logging.Handler):
+    """Counts ERROR (and worse) log records: a smoke test that logged one has failed."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.ERROR)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.messages.append(f"{record.name}: {record.getMessage()}".splitlines()[0])
+        except Exception:  # a bad log call must not break the count
+            self.messages.append(record.name)
+
+
 def run_gui(args) -> int:
     """Start the app (or take a screenshot, or run the smoke test) and return the exit code."""
     from crm_desktop.core import Core
@@ -238,6 +252,9 @@ def run_gui(args) -> int:
 
         raise CrmError(f"--view: {view!r} is invalid: must be one of {', '.join(VIEWS)}")
     size = _parse_size(getattr(args, "size", "1280x800") or "1280x800")
+    errors = ErrorLogCounter()
+    if smoke:
+        logging.getLogger().addHandler(errors)
     app = _application(headless)
     if smoke:  # a temporary home unless --home / CRM_DESKTOP_HOME name one (crm_desktop.smoke_checks)
         from crm_desktop.smoke_checks import smoke_home
@@ -263,6 +280,9 @@ def run_gui(args) -> int:
             from crm_desktop.smoke_checks import add_environment_checks, text_lines
 
             add_environment_checks(report, core.home, host, getattr(window, "_plugin_adapter", None))
+            if errors.messages:  # e.g. a plugin that failed or hung: the app carried on, the test fails
+                report["ok"] = False
+                report["errors"] = errors.messages
             if getattr(args, "json", False):
                 print(json.dumps(report, indent=2))
             else:
@@ -271,6 +291,8 @@ def run_gui(args) -> int:
                     print(f"{'ok ' if entry['ok'] else 'FAIL'} {name:<11} {extra}")
                 for line in text_lines(report):
                     print(line)
+                for message in report.get("errors", [])[:5]:
+                    print(f"FAIL logged error: {message}")
                 print("smoke test passed" if report["ok"] else "smoke test FAILED")
             return 0 if report["ok"] else 1
         follow_system(app, window.theme_mode)

@@ -95,8 +95,39 @@ class Home:
     def log_dir(self) -> Path:
         return self.root / "logs"
 
+    def owned_paths(self) -> list[Path]:
+        """Files and folders only crm-desktop writes: no command may write a user file over them
+        (see :func:`crm_desktop.files.atomic_output`)."""
+        db = str(self.db_path)
+        return [self.db_path, *(Path(db + s) for s in ("-wal", "-shm", "-journal")), self.backups_dir,
+                self.plugins_dir, self.plugin_data_dir, self.root / "plugin-settings", self.log_dir,
+                self.settings_path, self.policy_path, self.root / "plugins-state.json", self.root / "ui.ini"]
+
+    def check(self) -> "Home":
+        """Raise a one-line :class:`~crm_desktop.errors.CrmError` if the home cannot be a folder."""
+        from crm_desktop.errors import CrmError
+
+        for folder in (self.root, *self.root.parents):
+            if folder.exists() or folder.is_symlink():
+                if not folder.is_dir():
+                    raise CrmError(f"home {self.root}: {folder} is a file, not a folder "
+                                   f"(check --home / {HOME_ENV})")
+                break
+        return self
+
     def ensure(self) -> "Home":
-        """Create the folder layout (idempotent)."""
+        """Create the folder layout (idempotent); a one-line error if it cannot be made."""
+        from crm_desktop.errors import CrmError
+
+        self.check()
         for folder in (self.root, self.plugins_dir, self.plugin_data_dir, self.backups_dir, self.log_dir):
-            folder.mkdir(parents=True, exist_ok=True)
+            if folder.is_dir():
+                continue
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                from crm_desktop.files import describe_os_error
+
+                raise CrmError(f"home {self.root}: cannot create {folder}: {describe_os_error(exc)} "
+                               f"(check --home / {HOME_ENV})") from None
         return self

@@ -95,8 +95,83 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def _db_path_from(argv: Sequence[str]) -> str:
+    """The database the command line is about (for error messages only; never raises)."""
+    try:
+        from crm_desktop.paths import Home
+
+        home = None
+        for i, token in enumerate(argv):
+            if token == "--home" and i + 1 < len(argv):
+                home = argv[i + 1]
+            elif token.startswith("--home="):
+                home = token.split("=", 1)[1]
+        return str(Home.resolve(home).db_path)
+    except Exception:
+        return "the database"
+
+
+def translate_error(exc: BaseException, argv: Sequence[str] = ()) -> str | None:
+    """One line for an expected failure of the environment (files, disk, database), else None.
+
+    The commands raise :class:`CrmError` for what they foresee; this catches the rest of the
+    ordinary faults (a full disk, a folder where a file should be, no permission, a locked or
+    damaged database) so that none of them reaches the user as a traceback."""
+    from crm_desktop.files import describe_os_error
+    from crm_desktop.storage.health import explain
+
+    if isinstance(exc, OSError):
+        where = exc.filename if exc.filename is not None else ""
+        target = f" -> {exc.filename2}" if getattr(exc, "filename2", None) else ""
+        return f"{where}{target}: {describe_os_error(exc)}" if where else describe_os_error(exc)
+    db_error = explain(exc, _db_path_from(argv))
+    if db_error is not None:
+        return str(db_error)
+    try:
+        import keyring.errors
+
+        if isinstance(exc, keyring.errors.KeyringError):
+            return (f"the system keyring failed: {exc or type(exc).__name__} "
+                    f"(set PYTHON_KEYRING_BACKEND or configure a keyring; see docs/reliability.md)")
+    except ImportError:  # pragma: no cover
+        pass
+    if isinstance(exc, RecursionError):
+        return "input nested too deeply to process"
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+    """Run one command; returns the exit code. With ``argv`` None (a real process) it also
+    makes sure leftover plugin threads cannot keep the process alive (see :func:`_finish`)."""
+    if argv is None:
+        _finish(_main(list(sys.argv[1:])))
+    return _main(list(argv))
+
+
+def _finish(code: int) -> None:
+    """End the process with ``code``. Non-daemon threads a plugin started would make Python
+    wait for them forever; after the command is done they are not waited for."""
+    import threading
+
+    lingering = [t for t in threading.enumerate()
+                 if t is not threading.main_thread() and t.is_alive() and not t.daemon]
+    if not lingering:
+        sys.exit(code)
+    log.warning("not waiting for %d leftover thread(s) (%s) at exit", len(lingering),
+                ", ".join(t.name for t in lingering[:3]))
+    import atexit
+    import os
+
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:
+            pass
+    os._exit(code)
+
+
+def _main(argv: list[str]) -> int:
     try:
         args = build_parser(argv).parse_args(argv)
         logging.basicConfig(
@@ -110,11 +185,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_gui(args)
         return int(handler(args) or 0)
     except CrmError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {_one_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:
+        message = translate_error(exc, argv)
+        if message is None:
+            raise
+        log.debug("translated error", exc_info=True)
+        print(f"error: {_one_line(message)}", file=sys.stderr)
+        return 2
+
+
+def _one_line(message: object) -> str:
+    return " ".join(str(message).split()) or "failed"
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -49,7 +49,7 @@ def register(registry) -> None:
 def _keys_generate(args: argparse.Namespace) -> int:
     from crm_desktop.plugin_host import signing
 
-    key_path, pub_path = signing.generate_keypair(args.out)
+    key_path, pub_path = signing.generate_keypair(args.out, protected=home_of(args).owned_paths())
     public = signing.load_public_key(pub_path)
     print(f"wrote {key_path} (private, mode 0600; keep it secret) and {pub_path}")
     print(f"key id {signing.key_id(public)}; add this line to the policy's trustedKeys:")
@@ -60,7 +60,7 @@ def _keys_generate(args: argparse.Namespace) -> int:
 def _pack(args: argparse.Namespace) -> int:
     from crm_desktop.plugin_host import bundle
 
-    result = bundle.pack_plugin(args.dir, args.out, overwrite=args.force)
+    result = bundle.pack_plugin(args.dir, args.out, overwrite=args.force, protected=home_of(args).owned_paths())
     print(f"packed {result.name} {result.version}: {result.files} files, {result.total_bytes} bytes -> {result.path}")
     return 0
 
@@ -68,9 +68,13 @@ def _pack(args: argparse.Namespace) -> int:
 def _sign(args: argparse.Namespace) -> int:
     from crm_desktop.plugin_host import bundle, signing
 
+    from crm_desktop.files import check_output
+
+    protected = home_of(args).owned_paths()
     key = signing.load_private_key(args.key)  # first: a bad key must not cost a bundle read
+    check_output(signing.sig_path_for(Path(args.bundle)), force=True, protected=protected)
     name, version = bundle.read_bundle_identity(args.bundle)
-    sig = signing.sign_bundle(args.bundle, key, name, version)
+    sig = signing.sign_bundle(args.bundle, key, name, version, protected=protected)
     public = signing.public_key_text(key.public_key())
     print(f"signed {name} {version} with key {signing.key_id(public)} -> {sig}")
     return 0

@@ -12,12 +12,13 @@ from crm_desktop.paths import Home
 
 
 def home_of(args: argparse.Namespace) -> Home:
-    return Home.resolve(getattr(args, "home", None))
+    return Home.resolve(getattr(args, "home", None)).check()
 
 
-def open_core(args: argparse.Namespace) -> Core:
-    """The migrated database of the home the command line names."""
-    return Core.open(home_of(args))
+def open_core(args: argparse.Namespace, *, write: bool = True) -> Core:
+    """The migrated database of the home the command line names (``write=False``: a reader,
+    which never takes the write lock; see :meth:`Core.open`)."""
+    return Core.open(home_of(args), write=write)
 
 
 def print_json(data: Any) -> None:

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from crm_desktop.cli.common import open_core, print_json
+from crm_desktop.cli.common import home_of, open_core, print_json
 from crm_desktop.errors import FileFormatError, ValidationError
 
 
@@ -30,7 +30,8 @@ def register(registry) -> None:
 
     exp = registry.command("export", "export contacts or companies to a CSV or vCard file", _export)
     exp.add_argument("entity", choices=("contacts", "companies"))
-    exp.add_argument("file", help="the file to write (replaced when the export is complete)")
+    exp.add_argument("file", help="the file to write (written in full, then renamed into place)")
+    exp.add_argument("--force", action="store_true", help="replace FILE if it exists")
     exp.add_argument("--format", choices=("csv", "vcard"), help="default: vcard for .vcf/.vcard, else csv")
 
     demo = registry.command("demo-data", "fill the database with realistic, deterministic demo data", _demo_data)
@@ -39,7 +40,7 @@ def register(registry) -> None:
 
 
 def _search(args: argparse.Namespace) -> int:
-    with open_core(args) as core:
+    with open_core(args, write=False) as core:
         hits = core.services.search.search(args.text, limit=args.limit)
     if args.json:
         print_json([{"entity": h.entity, "id": h.id, "title": h.title, "subtitle": h.subtitle} for h in hits])
@@ -99,11 +100,13 @@ def _export(args: argparse.Namespace) -> int:
     from crm_desktop.services.exporter import export_file
 
     path = Path(args.file)
+    from crm_desktop.files import check_output
+
     fmt = args.format or ("vcard" if path.suffix.lower() in (".vcf", ".vcard") else "csv")
-    if not path.parent.is_dir():
-        raise FileFormatError(str(path), None, f"folder {path.parent} does not exist")
-    with open_core(args) as core:
-        count = export_file(core.services, args.entity, path, fmt=fmt)
+    home = home_of(args)
+    check_output(path, force=args.force, protected=home.owned_paths())  # before opening the database
+    with open_core(args, write=False) as core:
+        count = export_file(core.services, args.entity, path, fmt=fmt, force=args.force)
     print(f"exported {count} {args.entity} to {path}")
     return 0
 

@@ -25,7 +25,8 @@ _VALUE_OPTIONS = {"--home", "--screenshot", "--view", "--size"}
 
 def register(registry) -> None:
     group = registry.group("plugin", "manage and develop plugins")
-    p = group.command("list", "list plugins as the app finds them at start", _list)
+    p = group.command("list", "list plugins and whether they load at start (no plugin code runs; "
+                              "`plugin check NAME` loads one)", _list)
     p.add_argument("--json", action="store_true", help="print JSON")
     p = group.command("new", "create a plugin from the template", _new)
     p.add_argument("name")
@@ -33,9 +34,11 @@ def register(registry) -> None:
     p = group.command("validate", "validate a plugin's plugin.json and run the static checks (no code runs)",
                       _validate)
     p.add_argument("target", metavar="NAME|PATH", help="an installed plugin's name, or a plugin folder")
-    p = group.command("check", "load a plugin headless, build its panels, reload it and look for leaks", _check)
+    p = group.command("check", "load a plugin headless in a child process, build its panels, reload it and "
+                               "look for leaks", _check)
     p.add_argument("target", metavar="NAME|PATH")
     p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--in-process", action="store_true", help=argparse.SUPPRESS)  # the child's side
     for name, helptext, handler in (("enable", "enable a plugin", _enable), ("disable", "disable a plugin", _disable),
                                     ("reload", "reload a plugin from its folder", _reload)):
         group.command(name, helptext, handler).add_argument("name")
@@ -49,6 +52,7 @@ def register(registry) -> None:
 
 @contextmanager
 def _host(args: argparse.Namespace, **kwargs) -> Iterator:
+    """A started host that loads plugins (their code runs, each import/activate under the watchdog)."""
     from crm_desktop.core import Core
     from crm_desktop.plugin_host.host import PluginHost
 
@@ -62,13 +66,36 @@ def _host(args: argparse.Namespace, **kwargs) -> Iterator:
             host.stop()
 
 
+@contextmanager
+def _catalog(args: argparse.Namespace, *, database: bool = False) -> Iterator:
+    """A host that only reads plugin folders, the policy and the state file: no plugin code runs
+    and (unless ``database``) the database is not opened, so a hanging or crashing plugin, or
+    another process writing, cannot stop ``list``, ``enable``, ``disable``, ``uninstall``, ``config``."""
+    from types import SimpleNamespace
+
+    from crm_desktop.core import Core
+    from crm_desktop.plugin_host.host import PluginHost
+    from crm_desktop.services.events import EventBus
+
+    home = home_of(args).ensure()
+    if database:
+        with Core.open(home) as core:
+            host = PluginHost(core, home, tripwire=False)
+            host.start(load=False)
+            yield host
+        return
+    host = PluginHost(SimpleNamespace(events=EventBus(), services=None, home=home), home, tripwire=False)
+    host.start(load=False)
+    yield host
+
+
 def _summary(record) -> str:
     error = f" — {record.error.strip().splitlines()[0]}" if record.error else ""
     return f"{record.name} {record.version}: {record.state.value}{error}"
 
 
 def _list(args: argparse.Namespace) -> int:
-    with _host(args) as host:
+    with _catalog(args) as host:
         records = list(host.records.values())
         if args.json:
             print_json([r.to_json() for r in records])
@@ -163,6 +190,8 @@ def _plugin_folder(args: argparse.Namespace, target: str, command: str) -> Path:
 
 
 def _check(args: argparse.Namespace) -> int:
+    if not args.in_process:
+        return _check_in_child(args)
     from crm_desktop.plugin_host.discovery import inspect_folder
     from crm_desktop.plugin_host.lifecycle import check_plugin
 
@@ -179,6 +208,58 @@ def _check(args: argparse.Namespace) -> int:
     return _report_check(args, report.to_json())
 
 
+def _check_name(args: argparse.Namespace) -> str:
+    from crm_desktop.plugin_host.discovery import inspect_folder
+
+    target = Path(args.target)
+    return inspect_folder(target.resolve(), "user").name if target.is_dir() else args.target
+
+
+def _check_in_child(args: argparse.Namespace) -> int:
+    """Run the check in a child process: whatever the plugin's code does (hang, end the process,
+    start threads that never end), this process survives to report it and to record it."""
+    import subprocess
+
+    from crm_desktop.plugin_host.lifecycle import StateFile, leftover_markers, marker_path
+    from crm_desktop.plugin_host.watchdog import plugin_timeout
+
+    home = home_of(args).ensure()
+    name = _check_name(args)
+    # each of import, activate and every reload has the watchdog's limit; this bounds the whole check
+    limit = plugin_timeout() * 8 + 60
+    command = [sys.executable, "-m", "crm_desktop", "--home", str(home.root), "plugin", "check",
+               str(Path(args.target).resolve()) if Path(args.target).is_dir() else args.target,
+               "--json", "--in-process"]
+    problem = None
+    try:
+        child = subprocess.run(command, capture_output=True, text=True, timeout=limit,
+                               stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        problem = f"hung: the check did not finish within {limit:g} s and was stopped"
+        child = None
+    data = None
+    if child is not None:
+        try:
+            data = json.loads(child.stdout) if child.stdout.strip() else None
+        except ValueError:
+            data = None
+        if data is None:
+            last = (child.stderr.strip().splitlines() or [""])[-1]
+            how = f"killed by signal {-child.returncode}" if child.returncode < 0 else f"exit code {child.returncode}"
+            problem = f"the plugin's code ended the process ({how}) without a report" + (f": {last}" if last else "")
+    if data is None:
+        # the plugin took the child down while loading: record it so the app keeps it disabled
+        state = StateFile(home.root)
+        markers = leftover_markers(home.plugin_data_dir)
+        for stuck in markers or [name]:
+            state.set_disabled(stuck, f"{problem} during `crm-desktop plugin check`; disabled; fix or update it, "
+                                      f"then `crm-desktop plugin enable {stuck}`")
+            marker_path(home.plugin_data_dir, stuck).unlink(missing_ok=True)
+        data = {"name": name, "state": "failed", "ok": False, "problems": [f"{name}: {problem}; it is disabled"],
+                "contributions": {}, "panels_built": None, "reloads": 0}
+    return _report_check(args, data)
+
+
 def _report_check(args: argparse.Namespace, data: dict) -> int:
     if args.json:
         print_json(data)
@@ -191,17 +272,24 @@ def _report_check(args: argparse.Namespace, data: dict) -> int:
         print(f"  panels built offscreen: {', '.join(built) if built else 'none' if built is not None else 'not built (no Qt checker)'}")
         if "reloads" in data:
             print(f"  reloads: {data['reloads']}")
-        for problem in data["problems"]:
-            print(f"  problem: {problem}")
+        for problem in data["problems"]:  # the first line says what; --json has the plugin's traceback
+            print(f"  problem: {problem.strip().splitlines()[0] if problem.strip() else problem}")
     return 0 if data["ok"] else 1
 
 
 def _lifecycle(args: argparse.Namespace, action: str) -> int:
-    with _host(args) as host:
+    if action == "reload":  # runs the plugin's code: a full host, under the watchdog
+        with _host(args) as host:
+            host.record(args.name)
+            record = host.reload(args.name)
+            print(_summary(record))
+            return 0 if record.state.value == "active" else 1
+    with _catalog(args) as host:  # enable/disable only change the saved choice: no plugin code runs
         host.record(args.name)
         record = getattr(host, action)(args.name)
-        print(_summary(record))
-        return 0 if action == "disable" or record.state.value == "active" else 1
+        print(_summary(record) + ("; it loads when the app starts (try it: crm-desktop plugin check "
+                                  f"{args.name})" if record.state.value == "enabled" else ""))
+        return 0 if action == "disable" or record.state.value == "enabled" else 1
 
 
 def _enable(args): return _lifecycle(args, "enable")
@@ -210,7 +298,7 @@ def _reload(args): return _lifecycle(args, "reload")
 
 
 def _uninstall(args: argparse.Namespace) -> int:
-    with _host(args) as host:
+    with _catalog(args, database=args.drop_data) as host:
         host.uninstall(args.name, drop_data=args.drop_data)
     print(f"uninstalled {args.name}" + (" and dropped its data (backup in the backups folder)" if args.drop_data
                                          else "; its data is kept"))
@@ -219,8 +307,6 @@ def _uninstall(args: argparse.Namespace) -> int:
 
 def _config(args: argparse.Namespace) -> int:
     from crm_desktop.cli import CliError
-    from crm_desktop.core import Core
-    from crm_desktop.plugin_host.host import PluginHost
 
     pairs = []
     for item in args.assignments:
@@ -228,20 +314,19 @@ def _config(args: argparse.Namespace) -> int:
         if not sep or not key:
             raise CliError(f"plugin config: {item!r} must look like key=value")
         pairs.append((key.strip(), value))
-    home = home_of(args)
-    with Core.open(home) as core:
-        # settings need the manifest only: no plugin code runs for `config`
-        host = PluginHost(core, home)
-        from crm_desktop.plugin_host import discovery
-
-        for c in discovery.discover(host._roots()):
-            if c.name == args.name and c.manifest is not None:
-                host.records[c.name] = host._new_record(c)
+    # settings need the manifest only: no plugin code runs and the database is not opened
+    with _catalog(args) as host:
         host.record(args.name)
-        for key, value in pairs:  # validate all before storing any: a bad line changes nothing
-            from crm_desktop.plugin_host.settings_store import coerce
+        from crm_desktop.plugin_host.settings_store import SecretStorageError, coerce, secret_storage_problem
 
-            coerce(host.records[args.name].manifest, key, value, from_text=True)
+        manifest = host._manifest(args.name)  # one line if its plugin.json is invalid
+        for key, value in pairs:  # validate all before storing any: a bad line changes nothing
+            coerce(manifest, key, value, from_text=True)
+        secrets = [k for k, v in pairs if v != "" and manifest.settings.schema_[k].secret]
+        problem = secret_storage_problem() if secrets else None
+        if problem:
+            raise SecretStorageError(f"plugin {args.name} setting {secrets[0]}: cannot store the secret: "
+                                     f"{problem}; nothing was stored")
         for key, value in pairs:
             host.set_setting(args.name, key, value, from_text=True)
         fields = {f.name: f for f in host.settings_schema(args.name)}

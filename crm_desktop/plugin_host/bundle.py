@@ -60,6 +60,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 from packaging.version import InvalidVersion, Version
 
+from crm_desktop.plugin_host.json_files import loads_bounded
 from crm_desktop.errors import CrmError
 from crm_desktop.plugin_host import static_checks
 from crm_desktop.plugin_host.policy import Policy
@@ -233,10 +234,10 @@ class PackResult:
 
 def _read_manifest_file(path: Path) -> dict[str, Any]:
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
+        doc = loads_bounded(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise BundleError(f"{path.parent}: no {MANIFEST_NAME}; is this a plugin folder?") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise BundleError(f"{path}: cannot read the manifest: {exc}") from None
     if not isinstance(doc, dict):
         raise BundleError(f"{path}: the manifest must be a JSON object")
@@ -250,7 +251,7 @@ def _excluded(rel_parts: tuple[str, ...]) -> bool:
 
 def pack_plugin(
     folder: str | os.PathLike[str], out_path: str | os.PathLike[str], *, overwrite: bool = False,
-    limits: BundleLimits = DEFAULT_LIMITS,
+    limits: BundleLimits = DEFAULT_LIMITS, protected: Iterable[os.PathLike[str] | str] = (),
 ) -> PackResult:
     """Zip a plugin folder with its file list into ``out_path``.
 
@@ -265,8 +266,9 @@ def pack_plugin(
         raise BundleError(f"{folder}: not a folder")
     manifest = _read_manifest_file(folder / MANIFEST_NAME)
     name, version = _identity_from_manifest(manifest, str(folder / MANIFEST_NAME))
-    if out_path.exists() and not overwrite:
-        raise BundleError(f"{out_path} exists already; remove it or pass --force")
+    from crm_desktop.files import check_output
+
+    check_output(out_path, force=overwrite, protected=protected)  # before reading any file
     out_resolved = out_path.resolve()
 
     files: list[tuple[str, Path]] = []
@@ -303,35 +305,32 @@ def pack_plugin(
 
     listed: list[dict[str, Any]] = []
     total = 0
-    tmp = out_path.with_name(out_path.name + f".tmp-{secrets.token_hex(4)}")
-    try:
-        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-            for rel, path in sorted(files):
-                info = zipfile.ZipInfo(rel, date_time=(1980, 1, 1, 0, 0, 0))
-                info.compress_type = zipfile.ZIP_DEFLATED
-                info.external_attr = (stat.S_IFREG | 0o644) << 16
-                digest = hashlib.sha256()
-                size = 0
-                with open(path, "rb") as src, zf.open(info, "w") as dst:
-                    while chunk := src.read(_CHUNK):
-                        digest.update(chunk)
-                        size += len(chunk)
-                        dst.write(chunk)
-                if size > limits.max_member_bytes:
-                    raise BundleError(f"{path}: {size} bytes; a bundle member is at most {limits.max_member_bytes}")
-                total += size
-                listed.append({"path": rel, "size": size, "sha256": digest.hexdigest()})
-            if total > limits.max_total_bytes:
-                raise BundleError(f"{folder}: {total} bytes; a bundle holds at most {limits.max_total_bytes}")
-            file_list = {"format": FILE_LIST_FORMAT, "plugin": name, "version": version, "files": listed}
-            info = zipfile.ZipInfo(FILE_LIST_NAME, date_time=(1980, 1, 1, 0, 0, 0))
+    from crm_desktop.files import atomic_output
+
+    with atomic_output(out_path, force=overwrite, protected=protected, binary=True) as stream, \
+            zipfile.ZipFile(stream, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for rel, path in sorted(files):
+            info = zipfile.ZipInfo(rel, date_time=(1980, 1, 1, 0, 0, 0))
             info.compress_type = zipfile.ZIP_DEFLATED
             info.external_attr = (stat.S_IFREG | 0o644) << 16
-            zf.writestr(info, json.dumps(file_list, indent=1, sort_keys=True))
-        os.replace(tmp, out_path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+            digest = hashlib.sha256()
+            size = 0
+            with open(path, "rb") as src, zf.open(info, "w") as dst:
+                while chunk := src.read(_CHUNK):
+                    digest.update(chunk)
+                    size += len(chunk)
+                    dst.write(chunk)
+            if size > limits.max_member_bytes:
+                raise BundleError(f"{path}: {size} bytes; a bundle member is at most {limits.max_member_bytes}")
+            total += size
+            listed.append({"path": rel, "size": size, "sha256": digest.hexdigest()})
+        if total > limits.max_total_bytes:
+            raise BundleError(f"{folder}: {total} bytes; a bundle holds at most {limits.max_total_bytes}")
+        file_list = {"format": FILE_LIST_FORMAT, "plugin": name, "version": version, "files": listed}
+        info = zipfile.ZipInfo(FILE_LIST_NAME, date_time=(1980, 1, 1, 0, 0, 0))
+        info.compress_type = zipfile.ZIP_DEFLATED
+        info.external_attr = (stat.S_IFREG | 0o644) << 16
+        zf.writestr(info, json.dumps(file_list, indent=1, sort_keys=True))
     log.info("packed %s %s into %s (%d files)", name, version, out_path, len(listed))
     return PackResult(out_path, name, version, len(listed), total)
 
@@ -537,8 +536,8 @@ class BundleVerifier:
         except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as exc:
             raise self._fail(f"cannot be read (corrupt: {exc})", name) from None
         try:
-            return json.loads(bytes(data).decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            return loads_bounded(bytes(data).decode("utf-8"))
+        except (UnicodeDecodeError, ValueError) as exc:
             raise self._fail(f"invalid JSON: {exc}", name) from None
 
     # -- step 4: extraction
@@ -627,7 +626,7 @@ def installed_version(plugins_dir: Path, name: str) -> str | None:
     if not path.exists():
         return None
     try:
-        version = json.loads(path.read_text(encoding="utf-8")).get("version")
+        version = loads_bounded(path.read_text(encoding="utf-8")).get("version")
     except (OSError, ValueError, AttributeError):
         return None
     return version if isinstance(version, str) else None

@@ -27,6 +27,7 @@ from typing import Any, Callable
 
 from packaging.version import InvalidVersion, Version
 
+from crm_desktop.plugin_host.json_files import loads_bounded
 from crm_desktop.plugin_api.errors import PluginError
 from crm_desktop.plugin_host import static_checks, trust
 from crm_desktop.plugin_host.discovery import inspect_folder
@@ -133,7 +134,7 @@ def plan_folder_install(
     if denied:
         warnings.append(f"the policy denies {', '.join(denied)}; the plugin will run without them")
     try:
-        raw = json.loads((path / MANIFEST_FILE).read_text(encoding="utf-8"))
+        raw = loads_bounded((path / MANIFEST_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         raw = {}
     return FolderInstallPlan(

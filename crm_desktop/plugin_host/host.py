@@ -48,11 +48,13 @@ from crm_desktop.plugin_host.permissions import DEFAULT_LOCAL_ROLE, PermissionGa
 from crm_desktop.plugin_host.resolver import dependents_of, resolve
 from crm_desktop.plugin_host.settings_store import SettingField, SettingsStore, schema_fields
 from crm_desktop.plugin_host.tripwire import PluginGrants, Tripwire, install_tripwire
+from crm_desktop.plugin_host.watchdog import run_watched
 
 log = logging.getLogger(__name__)
 trace_log = logging.getLogger("crm_desktop.plugin_host.trace")
 
 TRACE_ENV = "CRM_TRACE_PLUGINS"
+TIMEOUT_HINT = "CRM_DESKTOP_PLUGIN_TIMEOUT, default 10 s"
 _AUTO: Any = object()
 _FAILED: Any = object()  # a guarded call raised
 
@@ -141,6 +143,8 @@ class PluginHost:
             # The mode is process-wide: the last host asking for "log" only switches enforcement off.
             self._tripwire.mode = "log" if tripwire == "log" else "enforce"
         self.started = False
+        #: False after ``start(load=False)``: management commands never run plugin code
+        self.loads_code = True
 
     # ------------------------------------------------------------------ reading
 
@@ -244,11 +248,16 @@ class PluginHost:
         return [("bundled", self._bundled_dir), ("system", self._system_dir), ("user", Path(self.home.plugins_dir))]
 
     @_core_work
-    def start(self) -> "PluginHost":
-        """Discover, validate, resolve, migrate, import and activate every enabled plugin."""
+    def start(self, *, load: bool = True) -> "PluginHost":
+        """Discover, validate, resolve, migrate, import and activate every enabled plugin.
+
+        ``load=False`` stops before any plugin code runs (``plugin list``, ``enable``,
+        ``disable``, ``uninstall``, ``config``): plugins that would load are shown as
+        ``enabled``, and nothing of theirs is imported, migrated or called."""
         with self._lock:
             if self.started:
                 return self
+            self.loads_code = load
             self._markers_dir.mkdir(parents=True, exist_ok=True)
             try:
                 # an install the app died in the middle of: put the previous version back first
@@ -264,6 +273,8 @@ class PluginHost:
             candidates = discovery.discover(self._roots(), [("user", p) for p in self._extra])
             for candidate in candidates:
                 self._records[candidate.name] = self._new_record(candidate)
+                if candidate.error and load:
+                    log.error("plugin folder %s cannot be loaded: %s", candidate.path, candidate.error)
             for name in list(self._records):
                 self._notify(name, "state_changed")  # declared menus can show before any import
             # subscribe first, so events published while plugins activate reach those already active
@@ -330,8 +341,9 @@ class PluginHost:
 
     def _resolve_and_load(self, names: list[str]) -> None:
         """Resolve ``names`` against what is active and load them in dependency order."""
+        up = (PluginState.ACTIVE, PluginState.ENABLED)
         manifests = {n: r.manifest for n, r in self._records.items()
-                     if r.manifest is not None and (n in names or r.state is PluginState.ACTIVE)}
+                     if r.manifest is not None and (n in names or r.state in up)}
         unavailable = {n: f"it is {r.state.value}" + (f" ({r.error.splitlines()[0]})" if r.error else "")
                        for n, r in self._records.items() if n not in manifests and r.manifest is not None}
         resolution = resolve(manifests, unavailable)
@@ -343,13 +355,16 @@ class PluginHost:
                 continue
             record = self._records[name]
             blocked = [d for d in record.manifest.dependencies.plugins
-                       if self._records.get(d) is None or self._records[d].state is not PluginState.ACTIVE]
+                       if self._records.get(d) is None or self._records[d].state not in up]
             if blocked:
                 dep = blocked[0]
                 state = self._records[dep].state.value if dep in self._records else "missing"
                 self._set_state(name, PluginState.ERROR, f"needs plugin {dep!r}, which is {state}")
                 continue
-            self._load(name)
+            if self.loads_code:
+                self._load(name)
+            else:
+                self._check_without_code(name)
         self._eligible.difference_update(names)
 
     def _set_state(self, name: str, state: PluginState, error: str | None) -> None:
@@ -364,6 +379,15 @@ class PluginHost:
         return PermissionGate(manifest.name, declared, self.policy.permits, lambda: self.role)
 
     # ------------------------------------------------------------------ loading
+
+    def _check_without_code(self, name: str) -> None:
+        """``start(load=False)``: the last check before loading (installed files unchanged), then ``enabled``."""
+        record = self._records[name]
+        report = integrity.check_plugin_folder(record.path, name)
+        if not report.ok:
+            self._set_state(name, PluginState.BLOCKED, str(integrity.IntegrityError(name, report.problems)))
+            return
+        self._set_state(name, PluginState.ENABLED, None)
 
     @_core_work
     def _load(self, name: str) -> None:
@@ -393,17 +417,22 @@ class PluginHost:
         if self._tripwire is not None:
             grants = PluginGrants.from_permissions(self._gate(manifest).effective(), self.policy.grants_for(name))
             self._tripwire.register(name, record.path, data_dir, grants)
-        try:
-            module = loader.import_plugin(manifest.ident, record.path, manifest.main, fresh=self.started)
-        except (Exception, SystemExit) as exc:
-            library = missing_library(exc)
-            if library is not None:  # one line naming the library: the stack would only confuse a rep
-                log.debug("plugin %s: importing %s", name, manifest.main, exc_info=True)
-                self._mark_failed(name, f"importing {manifest.main}", None,
-                                  message=missing_library_message(name, library))
-            else:
-                self._mark_failed(name, f"importing {manifest.main}", traceback.format_exc())
+        what = f"importing {manifest.main}"
+        fresh = self.started
+        outcome = run_watched(name, what, lambda: loader.import_plugin(manifest.ident, record.path, manifest.main,
+                                                                       fresh=fresh))
+        if outcome.status == "hung":
+            self._mark_hung(name, what, outcome.seconds)
             return
+        if outcome.status == "raised":
+            library = missing_library(outcome.error) if outcome.error is not None else None
+            if library is not None:  # one line naming the library: the stack would only confuse a rep
+                log.debug("plugin %s: %s\n%s", name, what, outcome.traceback)
+                self._mark_failed(name, what, None, message=missing_library_message(name, library))
+            else:
+                self._mark_failed(name, what, outcome.traceback)
+            return
+        module = outcome.value
         try:
             unknown = sorted(a for a in dir(module) if a.startswith("crm_") and a not in self._spec_names
                              and callable(getattr(module, a)) and hasattr(getattr(module, a), hookspecs.PROJECT + "_impl"))
@@ -429,7 +458,7 @@ class PluginHost:
             api_client=self._api_client, tripwire=self._tripwire)
         self._runtime[name] = _Runtime(module=module, ctx=ctx, resources=resources, impls=impls)
         del module, ctx, resources
-        result = self._call(name, "crm_activate")
+        result = self._call(name, "crm_activate", _watched=True)
         if result is _FAILED:
             return
         record.permissions = self._runtime[name].resources.gate.effective()
@@ -466,8 +495,11 @@ class PluginHost:
 
     # ------------------------------------------------------------------ calling hooks
 
-    def _call(self, name: str, hook: str, **kwargs: Any) -> Any:
-        """Call one plugin's implementation of ``hook`` in its guard; ``_FAILED`` if it raised."""
+    def _call(self, name: str, hook: str, _watched: bool = False, **kwargs: Any) -> Any:
+        """Call one plugin's implementation of ``hook`` in its guard; ``_FAILED`` if it raised.
+
+        ``_watched``: run it on a watchdog thread (:mod:`.watchdog`); a call that does not
+        return in time marks the plugin hung (and ``_FAILED`` is returned)."""
         rt = self._runtime.get(name)
         if rt is None:
             return None
@@ -480,8 +512,17 @@ class PluginHost:
         del rt, impl
         start = time.perf_counter()
         try:
+            if _watched:
+                outcome = run_watched(name, hook, lambda: function(**args))
+                if outcome.status == "hung":
+                    self._mark_hung(name, hook, outcome.seconds)
+                    return _FAILED
+                if outcome.status == "raised":
+                    self._mark_failed(name, hook, outcome.traceback)
+                    return _FAILED
+                return outcome.value
             return function(**args)
-        except (Exception, SystemExit):
+        except (Exception, SystemExit, KeyboardInterrupt):  # plugin code: it ends only the plugin
             self._mark_failed(name, hook, traceback.format_exc())
             return _FAILED
         finally:
@@ -493,7 +534,7 @@ class PluginHost:
         start = time.perf_counter()
         try:
             return fn(*args, **kwargs)
-        except (Exception, SystemExit):
+        except (Exception, SystemExit, KeyboardInterrupt):  # plugin code: it ends only the plugin
             self._mark_failed(name, what, traceback.format_exc())
             return None
         finally:
@@ -576,6 +617,26 @@ class PluginHost:
             self._notify(name, "failed")
             self._notify(name, "state_changed")
 
+    def _mark_hung(self, name: str, what: str, seconds: float) -> None:
+        """The plugin's ``what`` did not return within ``seconds``: unload it without running any more
+        of its code, and keep it disabled at the next start (like a crash during activation)."""
+        reason = (f"hung: {what} did not return within {seconds:g} s (limit: {TIMEOUT_HINT}); disabled; "
+                  f"fix or update it, then `crm-desktop plugin enable {name}`")
+        with self._lock:
+            record = self._records.get(name)
+            if record is None:
+                return
+            log.error("plugin %s %s", name, reason)
+            try:
+                self._state.set_disabled(name, reason)
+            except OSError as exc:
+                log.error("could not record plugin %s as hung in %s: %s", name, self._state.path, exc)
+            self._teardown(name, run_deactivate=False, run_plugin_code=False)
+            record.state = PluginState.FAILED
+            record.error = reason
+            self._notify(name, "failed")
+            self._notify(name, "state_changed")
+
     def _dispose_one(self, name: str, fn: Callable[[], Any]) -> None:
         try:
             fn()
@@ -583,8 +644,10 @@ class PluginHost:
             log.exception("a disposer of plugin %s failed", name)
 
     @_core_work
-    def _teardown(self, name: str, *, run_deactivate: bool = True) -> None:
-        """Deactivate, run disposers, drop subscriptions, unregister hooks, purge modules."""
+    def _teardown(self, name: str, *, run_deactivate: bool = True, run_plugin_code: bool = True) -> None:
+        """Deactivate, run disposers, drop subscriptions, unregister hooks, purge modules.
+
+        ``run_plugin_code=False`` (a hung plugin) skips its deactivate hook and disposers."""
         rt = self._runtime.get(name)
         record = self._records.get(name)
         ident = record.manifest.ident if record is not None and record.manifest is not None else None
@@ -595,13 +658,25 @@ class PluginHost:
                 loader.purge(ident)
             return
         self._notify(name, "deactivating")
-        if run_deactivate and "crm_deactivate" in rt.impls:
-            try:
-                rt.impls["crm_deactivate"].function(**{k: rt.ctx for k in rt.impls["crm_deactivate"].argnames})
-            except Exception:
-                log.exception("plugin %s: crm_deactivate raised", name)
-        for disposer in reversed(rt.disposers):
-            self._dispose_one(name, disposer)
+        if run_deactivate and run_plugin_code and "crm_deactivate" in rt.impls:
+            impl = rt.impls["crm_deactivate"]
+            kwargs = {k: rt.ctx for k in impl.argnames}
+            outcome = run_watched(name, "crm_deactivate", lambda: impl.function(**kwargs))
+            del impl, kwargs
+            if outcome.status == "raised":
+                log.error("plugin %s: crm_deactivate raised %s", name, outcome.traceback.strip().splitlines()[-1])
+            elif outcome.status == "hung":
+                reason = (f"hung: crm_deactivate did not return within {outcome.seconds:g} s; disabled; "
+                          f"fix or update it, then `crm-desktop plugin enable {name}`")
+                log.error("plugin %s %s", name, reason)
+                run_plugin_code = False
+                try:
+                    self._state.set_disabled(name, reason)
+                except OSError:
+                    pass
+        if run_plugin_code:
+            for disposer in reversed(rt.disposers):
+                self._dispose_one(name, disposer)
         rt.disposers.clear()
         if self._tripwire is not None:
             self._tripwire.unregister(name)  # after its deactivate and disposers, which are still watched

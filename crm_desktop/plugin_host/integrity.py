@@ -24,6 +24,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from crm_desktop.plugin_host.json_files import loads_bounded
 from crm_desktop.errors import CrmError
 from crm_desktop.plugin_host.bundle import FILE_LIST_FORMAT, FILE_LIST_NAME, INSTALL_RECORD_NAME
 
@@ -76,7 +77,7 @@ def check_plugin_folder(folder: str | os.PathLike[str], plugin: str | None = Non
         return IntegrityReport(plugin, managed=False)
     report = IntegrityReport(plugin, managed=True)
     try:
-        doc = json.loads(list_path.read_text(encoding="utf-8"))
+        doc = loads_bounded(list_path.read_text(encoding="utf-8"))
         if doc.get("format") != FILE_LIST_FORMAT:
             raise ValueError(f"format is not {FILE_LIST_FORMAT!r}")
         listed = {row["path"]: (int(row["size"]), str(row["sha256"])) for row in doc["files"]}

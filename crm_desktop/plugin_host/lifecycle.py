@@ -36,7 +36,8 @@ class PluginState(StrEnum):
     """Where a plugin stands."""
 
     ACTIVE = "active"            # imported and activated
-    DISABLED = "disabled"        # turned off by the user (or after a crash during activation)
+    ENABLED = "enabled"          # would load at start; not loaded by this command (no plugin code ran)
+    DISABLED = "disabled"        # turned off by the user (or after a crash or hang during activation)
     FAILED = "failed"            # its code raised (import, a hook, a callback): see ``error``
     INCOMPATIBLE = "incompatible"  # wrong app or Python version, or a missing Python package
     BLOCKED = "blocked"          # the admin policy refuses it

@@ -10,6 +10,7 @@ example, e.g.::
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
 from pathlib import Path, PurePosixPath
@@ -327,17 +328,52 @@ def read_manifest(folder: Path) -> Manifest:
         raise ManifestError(path, [f"cannot read: {exc.strerror}"]) from None
     if len(raw) > MAX_MANIFEST_BYTES:
         raise ManifestError(path, [f"larger than {MAX_MANIFEST_BYTES} bytes"])
+    from crm_desktop.plugin_host.json_files import loads_bounded
+
     try:
-        data = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        data = loads_bounded(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
         raise ManifestError(path, [f"not valid JSON: {exc}"]) from None
     manifest = parse_manifest(data, str(path))
+    escape = paths_leaving_folder(Path(folder), manifest)
+    if escape:
+        raise ManifestError(path, [escape])
     if not (Path(folder) / manifest.main).is_file():
         raise ManifestError(path, [f"main: {manifest.main!r} is invalid: no such file in {folder}"])
     if manifest.migrations and not (Path(folder) / manifest.migrations / "env.py").is_file():
         raise ManifestError(path, [f"migrations: {manifest.migrations!r} is invalid: "
                                    f"must be an alembic script folder with env.py"])
     return manifest
+
+
+MAX_PLUGIN_ENTRIES = 20_000
+
+
+def paths_leaving_folder(folder: Path, manifest: Manifest) -> str | None:
+    """Why a path the plugin declares, or any file or folder in it, resolves outside ``folder``
+    (through a symbolic link), or None. Its code must be the code in its folder."""
+    root = Path(folder).resolve()
+    declared = [("main", manifest.main)] + [(f"models[{i}].file", m.file) for i, m in enumerate(manifest.models)]
+    if manifest.migrations:
+        declared.append(("migrations", manifest.migrations))
+    for field_name, rel in declared:
+        target = (Path(folder) / rel).resolve()
+        if target != root and root not in target.parents:
+            return f"{field_name}: {rel!r} is invalid: it leads outside the plugin folder (to {target}); " \
+                   f"links out of a plugin folder are refused"
+    count = 0
+    for dirpath, dirnames, filenames in os.walk(folder):
+        for entry in dirnames + filenames:
+            count += 1
+            if count > MAX_PLUGIN_ENTRIES:
+                return f"the plugin folder holds more than {MAX_PLUGIN_ENTRIES} files"
+            path = Path(dirpath) / entry
+            if path.is_symlink():
+                target = path.resolve()
+                if target != root and root not in target.parents:
+                    return (f"{path.relative_to(folder)} is a link to {target}, outside the plugin folder; "
+                            f"links out of a plugin folder are refused")
+    return None
 
 
 def compatibility_problems(manifest: Manifest, *, core_version: str | None = None,

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from crm_desktop.errors import ValidationError
+from crm_desktop.errors import CrmError, ValidationError
 from crm_desktop.plugin_host.manifest import Manifest
 
 log = logging.getLogger(__name__)
@@ -27,6 +27,30 @@ _FALSE = {"false", "no", "0", "off"}
 def secret_service(plugin: str) -> str:
     """The keyring service name holding ``plugin``'s secrets."""
     return f"crm-desktop.plugin.{plugin}"
+
+
+class SecretStorageError(CrmError):
+    """A secret cannot be kept: there is no usable keyring. Nothing was stored."""
+
+
+#: Keyring backends that accept a secret and keep nothing (null) or refuse everything (fail).
+_USELESS_BACKENDS = ("keyring.backends.null", "keyring.backends.fail")
+
+
+def secret_storage_problem() -> str | None:
+    """Why secrets cannot be stored now (None if a real keyring backend is configured)."""
+    import keyring
+
+    backend = keyring.get_keyring()
+    module = type(backend).__module__
+    if module.startswith(_USELESS_BACKENDS):
+        return (f"no usable system keyring (the {module}.{type(backend).__name__} backend keeps no secrets); "
+                f"install or unlock one (Secret Service, KWallet, macOS Keychain, Windows Credential Locker) "
+                f"or set PYTHON_KEYRING_BACKEND")
+    backends = getattr(backend, "backends", None)
+    if backends is not None and not [b for b in backends if not type(b).__module__.startswith(_USELESS_BACKENDS)]:
+        return "no usable system keyring backend is installed; install or unlock one, or set PYTHON_KEYRING_BACKEND"
+    return None
 
 
 @dataclass(frozen=True)
@@ -139,13 +163,23 @@ class SettingsStore:
         spec = manifest.settings.schema_[key]
         if spec.secret:
             import keyring
-            from keyring.errors import PasswordDeleteError
+            from keyring.errors import KeyringError, PasswordDeleteError
 
+            where = f"plugin {manifest.name} setting {key}: cannot store the secret"
             if value is None:
                 with contextlib.suppress(PasswordDeleteError):
                     keyring.delete_password(secret_service(manifest.name), key)
-            else:
+                return value
+            problem = secret_storage_problem()
+            if problem:
+                raise SecretStorageError(f"{where}: {problem}; nothing was stored")
+            try:
                 keyring.set_password(secret_service(manifest.name), key, str(value))
+                stored = keyring.get_password(secret_service(manifest.name), key)
+            except KeyringError as exc:
+                raise SecretStorageError(f"{where}: the keyring refused it ({exc}); nothing was stored") from None
+            if stored != str(value):  # a backend that silently drops what it is given
+                raise SecretStorageError(f"{where}: the keyring did not keep it; nothing was stored")
             return value
         plain = self._plain(manifest.name)
         if value is None:

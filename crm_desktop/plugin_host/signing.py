@@ -118,31 +118,33 @@ def _decode_public_key(text: str, where: str) -> bytes:
     return raw
 
 
-def generate_keypair(prefix: str | os.PathLike[str]) -> tuple[Path, Path]:
+def generate_keypair(prefix: str | os.PathLike[str],
+                     protected: Iterable[os.PathLike[str] | str] = ()) -> tuple[Path, Path]:
     """Write ``PREFIX.key`` (mode 0600) and ``PREFIX.pub``; refuses to overwrite either.
 
     Returns the two paths.
     """
+    from crm_desktop.files import atomic_output, check_output
+
     prefix = Path(prefix)
     key_path = prefix.with_name(prefix.name + ".key")
     pub_path = prefix.with_name(prefix.name + ".pub")
     for path in (key_path, pub_path):
         if path.exists():
             raise SignatureError(f"{path} exists already; choose another --out prefix (keys are never overwritten)")
-    if not key_path.parent.is_dir():
-        raise SignatureError(f"folder {key_path.parent} does not exist")
+        check_output(path, protected=protected)
     private = Ed25519PrivateKey.generate()
     pem = private.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-    # O_EXCL + mode 0600 at creation: the key is never readable by others, not even briefly.
-    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as fh:
+    # mode 0600 at creation: the key is never readable by others, not even briefly; both files
+    # are written in full before either gets its name, and the key goes if the public half fails.
+    with atomic_output(key_path, protected=protected, binary=True, mode=0o600) as fh:
         fh.write(pem)
-    os.chmod(key_path, 0o600)  # umask could not widen it, but be explicit on odd platforms
     try:
-        pub_path.write_text(public_key_text(private.public_key()) + "\n", encoding="ascii")
-    except OSError:
+        with atomic_output(pub_path, protected=protected) as fh:
+            fh.write(public_key_text(private.public_key()) + "\n")
+    except BaseException:
         key_path.unlink(missing_ok=True)
         raise
     log.info("generated key %s (%s)", key_path, key_id(public_key_text(private.public_key())))
@@ -200,6 +202,7 @@ def sign_bundle(
     plugin: str,
     version: str,
     out_path: str | os.PathLike[str] | None = None,
+    protected: Iterable[os.PathLike[str] | str] = (),
 ) -> Path:
     """Write the detached signature for a bundle whose plugin name and version are given.
 
@@ -221,10 +224,12 @@ def sign_bundle(
         "sha256": digest,
         "signature": base64.b64encode(signature).decode("ascii"),
     }
+    from crm_desktop.files import atomic_output
+
     target = Path(out_path) if out_path else sig_path_for(bundle_path)
-    tmp = target.with_name(target.name + ".tmp")
-    tmp.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, target)  # a half-written .sig never sits beside the bundle
+    # a half-written .sig never sits beside the bundle; re-signing replaces the old signature
+    with atomic_output(target, force=True, protected=protected) as fh:
+        fh.write(json.dumps(doc, indent=2) + "\n")
     return target
 
 

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from crm_desktop.plugin_host.json_files import loads_bounded
 from crm_desktop.plugin_host.bundle import FILE_LIST_NAME, INSTALL_RECORD_NAME
 from crm_desktop.plugin_host.policy import Policy
 from crm_desktop.plugin_host.signing import key_id as key_id_of
@@ -82,7 +83,7 @@ def _read_record(folder: Path) -> dict[str, Any] | None:
     try:
         if path.stat().st_size > _MAX_RECORD_BYTES:
             return {}
-        doc = json.loads(path.read_text(encoding="utf-8"))
+        doc = loads_bounded(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return None
     except (OSError, ValueError):

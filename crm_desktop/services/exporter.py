@@ -2,21 +2,23 @@
 
 Every exported row carries the record's ``id`` so that the file, edited in a
 spreadsheet, can be imported back as updates. Rows are read in name order in
-one read transaction (a consistent snapshot under WAL) and streamed to a
-temporary file beside the target, which replaces the target only when it is
-complete: an interrupted export never leaves half a file under the real name.
+one read transaction (a consistent snapshot under WAL) and streamed through
+:func:`crm_desktop.files.atomic_output` to a temporary file beside the target,
+which replaces the target only when it is complete: an interrupted export never
+leaves half a file under the real name, and no export ever writes over the
+database, its backups or any other file the app owns.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from sqlalchemy import text
 
 from crm_desktop.errors import FileFormatError
+from crm_desktop.files import atomic_output, check_output
 from crm_desktop.services.csv_format import FIELDS, write_csv
 from crm_desktop.services.importer import FORMATS, normalize_entity
 from crm_desktop.services.vcard_format import write_vcards
@@ -42,10 +44,21 @@ def _query(entity: str) -> str:
             f"WHERE r.deleted_at IS NULL ORDER BY r.name_key, r.id")
 
 
+def owned_paths(services) -> list[Path]:
+    """The files of the home holding ``services``' database, which no export may replace."""
+    from crm_desktop.paths import Home
+
+    return Home(Path(services.db.path).resolve().parent).owned_paths()
+
+
 def export_file(services, entity: str, path: Path, *, fmt: str = "csv",
-                progress: ExportProgress | None = None) -> int:
+                progress: ExportProgress | None = None, force: bool = True) -> int:
     """Write every live record of ``entity`` to ``path``; returns how many. ``progress`` returning
-    False cancels (the target is then left as it was)."""
+    False cancels (the target is then left as it was).
+
+    ``force=False`` refuses to replace an existing file (the command line without ``--force``);
+    the default suits a save dialog that has already asked. The database and every other file
+    the app owns are refused either way (:class:`crm_desktop.files.OutputError`)."""
     entity = normalize_entity(entity)
     path = Path(path)
     if fmt not in FORMATS:
@@ -53,7 +66,8 @@ def export_file(services, entity: str, path: Path, *, fmt: str = "csv",
     if not path.parent.is_dir():
         raise FileFormatError(str(path), None, f"folder {path.parent} does not exist")
     fields = FIELDS[entity]
-    tmp = path.with_name(f".{path.name}.partial")
+    protected = owned_paths(services)
+    check_output(path, force=force, protected=protected)
     count = 0
     try:
         with services.db.read_sessions() as session, session.begin():
@@ -74,21 +88,14 @@ def export_file(services, entity: str, path: Path, *, fmt: str = "csv",
 
             # utf-8-sig: the byte-order mark makes spreadsheet programs read UTF-8 correctly
             encoding = "utf-8-sig" if fmt == "csv" else "utf-8"
-            with open(tmp, "w", encoding=encoding, newline="") as stream:
+            with atomic_output(path, force=force, protected=protected, encoding=encoding, newline="") as stream:
                 if fmt == "csv":
                     write_csv(stream, fields, rows())
                 else:
                     write_vcards(stream, entity, rows())
-                stream.flush()
-                os.fsync(stream.fileno())
-        os.replace(tmp, path)
     except _Cancelled:
-        tmp.unlink(missing_ok=True)
         log.info("export to %s cancelled", path)
         return 0
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     if progress is not None:
         progress(count, count)
     log.info("exported %d %s records to %s", count, entity, path)

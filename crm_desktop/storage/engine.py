@@ -33,7 +33,14 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+#: How long a writer waits for another process's write lock (``CRM_DESKTOP_LOCK_WAIT`` seconds overrides).
 BUSY_TIMEOUT_MS = 10_000
+
+
+def busy_timeout_ms() -> int:
+    from crm_desktop.storage.health import lock_wait_seconds
+
+    return int(lock_wait_seconds(BUSY_TIMEOUT_MS / 1000) * 1000)
 
 
 def _configure(dbapi_connection: sqlite3.Connection) -> None:
@@ -44,7 +51,7 @@ def _configure(dbapi_connection: sqlite3.Connection) -> None:
     # FULL: an edit made offline exists nowhere else, so it must survive power loss.
     cursor.execute("PRAGMA synchronous=FULL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms()}")
     cursor.execute("PRAGMA cache_size=-32000")
     cursor.execute("PRAGMA temp_store=MEMORY")
     cursor.close()
@@ -53,7 +60,7 @@ def _configure(dbapi_connection: sqlite3.Connection) -> None:
 def make_engine(path: Path, *, immediate: bool) -> Engine:
     engine = create_engine(
         f"sqlite:///{path}",
-        connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT_MS / 1000},
+        connect_args={"check_same_thread": False, "timeout": busy_timeout_ms() / 1000},
         pool_pre_ping=False,
     )
 

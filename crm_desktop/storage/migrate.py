@@ -85,15 +85,26 @@ def backup_database(db_path: Path, target: Path) -> Path:
     """Copy a live database with the SQLite online backup API (consistent under WAL)."""
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(target.name + ".partial")
-    src = sqlite3.connect(db_path)
-    dst = sqlite3.connect(tmp)
     try:
-        src.backup(dst)
-    finally:
-        dst.close()
-        src.close()
-    tmp.replace(target)
+        copy_database(db_path, tmp)
+        tmp.replace(target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # never leave half a backup behind
+        raise
     return target
+
+
+def copy_database(db_path: Path, target: Path) -> None:
+    """Copy ``db_path`` into the (new or empty) file ``target`` with the SQLite backup API."""
+    src = sqlite3.connect(Path(db_path).resolve().as_uri() + "?mode=ro", uri=True)
+    try:
+        dst = sqlite3.connect(target)
+        try:
+            src.backup(dst)
+        finally:
+            dst.close()
+    finally:
+        src.close()
 
 
 def restore_database(backup: Path, db_path: Path) -> None:
@@ -107,10 +118,20 @@ def restore_database(backup: Path, db_path: Path) -> None:
         src.close()
 
 
-def integrity_problems(db_path: Path) -> list[str]:
-    """Everything ``PRAGMA integrity_check``, foreign keys and FTS5 find wrong; empty if sound."""
-    conn = sqlite3.connect(db_path)
+def integrity_problems(db_path: Path, notes: list[str] | None = None) -> list[str]:
+    """Everything ``PRAGMA integrity_check``, foreign keys and FTS5 find wrong; empty if sound.
+
+    Only damage counts as a problem. A database that is locked by another process or
+    cannot be opened raises :class:`~crm_desktop.storage.health.DatabaseLocked` /
+    ``DatabaseUnwritable`` instead; checks that need the write lock (the FTS5 index check)
+    are skipped when it is not available, with a line in ``notes`` saying why."""
+    from crm_desktop.storage.health import error_kind, explain
+
     problems: list[str] = []
+    try:
+        conn = sqlite3.connect(Path(db_path).resolve().as_uri() + "?mode=ro", uri=True, timeout=2)
+    except sqlite3.Error as exc:
+        raise explain(exc, db_path) or DatabaseError(f"{db_path}: cannot open: {exc}") from None
     try:
         rows = [r[0] for r in conn.execute("PRAGMA integrity_check").fetchall()]
         if rows != ["ok"]:
@@ -118,16 +139,41 @@ def integrity_problems(db_path: Path) -> list[str]:
         for table, rowid, parent, _fk in conn.execute("PRAGMA foreign_key_check").fetchall()[:20]:
             problems.append(f"{table} row {rowid} points to a missing {parent}")
         existing = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        for spec in fts.V1:
-            if spec.fts_table in existing:
-                try:
-                    conn.execute(f"INSERT INTO {spec.fts_table}({spec.fts_table}) VALUES('integrity-check')")
-                except sqlite3.DatabaseError as exc:
-                    problems.append(f"search index {spec.fts_table}: {exc}")
-    except sqlite3.DatabaseError as exc:
-        problems.append(str(exc))
+    except sqlite3.Error as exc:
+        if error_kind(exc) != "damaged":
+            raise explain(exc, db_path) or DatabaseError(f"{db_path}: cannot check: {exc}") from None
+        return problems + [str(exc)]
     finally:
         conn.close()
+    specs = [spec for spec in fts.V1 if spec.fts_table in existing]
+    if not specs:
+        return problems
+    # 'integrity-check' is written as an INSERT: it needs a writable connection and the write lock
+    conn = sqlite3.connect(db_path, timeout=0.5, isolation_level=None)
+    try:
+        conn.execute("BEGIN")
+        for spec in specs:
+            try:
+                conn.execute(f"INSERT INTO {spec.fts_table}({spec.fts_table}) VALUES('integrity-check')")
+            except sqlite3.Error as exc:
+                kind = error_kind(exc)
+                if kind in ("locked", "unwritable", "full"):
+                    if notes is not None:
+                        why = ("another crm-desktop process is writing" if kind == "locked"
+                               else "the database is read-only here")
+                        notes.append(f"search index not checked: {why}")
+                    break
+                problems.append(f"search index {spec.fts_table}: {exc}")
+    except sqlite3.Error as exc:
+        if error_kind(exc) == "damaged":
+            problems.append(str(exc))
+        elif notes is not None:
+            notes.append(f"search index not checked: {exc}")
+    finally:
+        try:
+            conn.rollback() if conn.in_transaction else None
+        finally:
+            conn.close()
     return problems
 
 
@@ -150,6 +196,10 @@ def upgrade(
     Returns the backup written (None when nothing was due or the file was new).
     Raises :class:`DatabaseError` naming the problem; the database is then as it was.
     """
+    if version_table == CORE_VERSION_TABLE:
+        from crm_desktop.storage.health import check_database_file
+
+        check_database_file(db_path)  # never migrate another program's file or a damaged one
     script_location = script_location or core_script_location()
     current = current_revision(db_path, version_table)
     if current is not None and current == simple_head(script_location):

@@ -142,7 +142,7 @@ def test_pack_refuses_to_overwrite_and_sign_names_a_bad_key(tmp_path, capsys):
     src = make_plugin(tmp_path / "src")
     run(capsys, "plugin", "pack", src, "-o", bundle)
     code, _, err = run(capsys, "plugin", "pack", src, "-o", bundle)
-    assert code == 2 and "exists already; remove it or pass --force" in err
+    assert code == 2 and "exists already; choose another name or pass --force" in err
 
     (tmp_path / "bad.key").write_text("not a key")
     code, _, err = run(capsys, "plugin", "sign", bundle, "--key", tmp_path / "bad.key")

@@ -119,7 +119,7 @@ def test_a_changed_file_of_a_bundle_install_blocks_that_plugin_only(make_host, c
     assert code == 0
     listed = {r["name"]: r for r in json.loads(out)}
     assert listed["from-bundle"]["state"] == "blocked" and "helpers.py" in listed["from-bundle"]["error"]
-    assert listed["dev-folder"]["state"] == "active"
+    assert listed["dev-folder"]["state"] == "enabled"  # list runs no plugin code (issue 9)
 
 
 def test_a_file_added_to_a_bundle_install_is_named(make_host, home, tmp_path):

@@ -35,14 +35,15 @@ def crm_cli_commands(ctx):
 """
 
 
-def test_list_reports_state_source_and_permissions(home, capsys):
+def test_list_reports_state_source_and_permissions_without_running_plugin_code(home, capsys):
     write(home, "fine", permissions=["contacts:read"])
     write(home, "broken", "raise ImportError('nope')\n")
     assert run(home, "plugin", "list", "--json") == 0
     rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
-    assert rows["fine"]["state"] == "active" and rows["fine"]["source"] == "user"
+    assert rows["fine"]["state"] == "enabled" and rows["fine"]["source"] == "user"
     assert rows["fine"]["permissions"] == ["contacts:read"]
-    assert rows["broken"]["state"] == "failed" and "ImportError: nope" in rows["broken"]["error"]
+    # list never imports a plugin (issue 9): the broken one fails when it is loaded, e.g. by `plugin check`
+    assert rows["broken"]["state"] == "enabled" and rows["broken"]["error"] is None
     assert rows["sample-plugin"]["source"] == "bundled"
 
 
@@ -53,7 +54,7 @@ def test_disable_then_enable_persist(home, capsys):
     run(home, "plugin", "list", "--json")
     assert {r["name"]: r["state"] for r in json.loads(capsys.readouterr().out)}["toggle"] == "disabled"
     assert run(home, "plugin", "enable", "toggle") == 0
-    assert "toggle 1.0.0: active" in capsys.readouterr().out
+    assert "toggle 1.0.0: enabled; it loads when the app starts" in capsys.readouterr().out
 
 
 def test_unknown_plugin_is_one_clear_line(home, capsys):
