@@ -333,9 +333,12 @@ def install_console(app: FastAPI, db: Database) -> None:
                     result = admin.publish_plugin(session, target)
             except ServerError as exc:
                 return back(viewer, "/admin/plugins", "error", f"not published: {exc}")
-        verb = f"rolled forward from {result.previous_version} to" if result.previous_version else "published"
         note = f" ({len(result.warnings)} static-check note(s))" if result.warnings else ""
-        return back(viewer, "/admin/plugins", "ok", f"{result.name} {verb} {result.version}{note}")
+        if result.previous_version:
+            text = f"Rolled {result.name} forward from {result.previous_version} to {result.version}{note}"
+        else:
+            text = f"Published {result.name} {result.version}{note}: clients get it on their next sync"
+        return back(viewer, "/admin/plugins", "ok", text)
 
     @app.post("/admin/plugins/{name}/withdraw", include_in_schema=False)
     async def withdraw(request: Request, name: str):
