@@ -28,8 +28,11 @@ bench: $(STAMP)
 quit-cycles: $(STAMP)
 	$(PY) scripts/quit_cycles.py --runs $(or $(RUNS),50)
 
+# The desktop views, then the admin console's pages (docs/images/console-*.png) taken by its browser tests.
 screenshots: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(PY) scripts/make_screenshots.py
+	CRM_SCREENSHOTS_DIR=$(CURDIR)/docs/images QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -p no:cacheprovider \
+	  tests/integration/test_console_e2e.py
 
 system-deps:
 	bash scripts/ensure-system-deps.sh

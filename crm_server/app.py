@@ -22,7 +22,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import select
 
 from crm_desktop.sync import protocol as p
-from crm_server import auth, changelog, push
+from crm_server import admin, auth, changelog, devices, push
 from crm_server.auth import AuthError, Principal
 from crm_server.db import DB_ENV, Database, default_db_url, migrate
 from crm_server.errors import ServerError
@@ -165,22 +165,38 @@ def create_app(db: Database | str | None = None, *, watch_interval: float = 0.25
 
     # -- sync ---------------------------------------------------------------
 
+    def _reported(request: Request) -> dict:
+        return {"app_version": request.headers.get(p.APP_VERSION_HEADER),
+                "protocol_version": request.headers.get(p.PROTOCOL_HEADER),
+                "pending": request.headers.get(p.PENDING_HEADER)}
+
     @api.post("/sync/push", response_model=p.PushResponse)
-    def sync_push(body: p.PushRequest, who: Who) -> p.PushResponse:
+    def sync_push(body: p.PushRequest, who: Who, request: Request) -> p.PushResponse:
         with db.write() as session:
-            return push.push(session, who, body.mutations)
+            response = push.push(session, who, body.mutations)
+            rejected = sum(1 for r in response.results if r.status == p.MutationStatus.REJECTED)
+            devices.record_contact(session, who.device_id, rejected=rejected, **_reported(request))
+            return response
 
     @api.get("/sync/pull", response_model=p.PullResponse)
     def sync_pull(
         who: Who,
+        request: Request,
         cursor: Annotated[str, Query(max_length=64, description="From the previous pull; 0 to start.")] = p.START_CURSOR,
         limit: Annotated[int, Query(ge=1, le=p.MAX_PULL_LIMIT)] = p.DEFAULT_PULL_LIMIT,
     ) -> p.PullResponse:
         try:
             with db.read() as session:
-                return changelog.pull(session, who, cursor, limit)
+                page = changelog.pull(session, who, cursor, limit)
         except changelog.InvalidCursor as exc:
             raise ApiError(400, "invalid_cursor", str(exc)) from None
+        if not page.has_more:  # the end of a sync: what the device reports, and where it now is
+            try:
+                with db.write() as session:
+                    devices.record_contact(session, who.device_id, cursor=page.cursor, **_reported(request))
+            except Exception:  # the pull itself succeeded; the console shows the device's last report
+                log.exception("could not record the sync of device %s", who.device_id)
+        return page
 
     @api.get("/sync/events", response_class=StreamingResponse,
              responses={200: {"content": {"text/event-stream": {}},
@@ -230,7 +246,13 @@ def create_app(db: Database | str | None = None, *, watch_interval: float = 0.25
             return p.PluginList(plugins=[p.PublishedPlugin(
                 name=r.name, version=r.version, sha256=r.sha256, signature=r.signature,
                 url=f"{p.API_PREFIX}/plugins/{r.name}/bundle", published_at=auth._aware(r.published_at).isoformat(),
-            ) for r in rows])
+            ) for r in rows], policy=admin.plugin_policy(session))
+
+    @api.post("/plugins/report", response_model=p.PluginReportAck)
+    def plugin_report(body: p.PluginReport, who: Who) -> p.PluginReportAck:
+        """What this device runs of the published plugins, and which it refused and why."""
+        with db.write() as session:
+            return p.PluginReportAck(recorded=devices.record_plugin_report(session, who.device_id, body.plugins))
 
     @api.get("/plugins/{name}/bundle", response_class=Response,
              responses={200: {"content": {"application/zip": {}}}, 404: {"model": p.ErrorBody}})
@@ -243,6 +265,9 @@ def create_app(db: Database | str | None = None, *, watch_interval: float = 0.25
                             headers={"Content-Disposition": f'attachment; filename="{row.name}-{row.version}.crmplugin"'})
 
     app.include_router(api)
+
+    from crm_server.console import install_console
+    install_console(app, db)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict:

@@ -174,12 +174,12 @@ def _issue(session: Session, dev_session: DeviceSession) -> tuple[str, str]:
     return access, refresh
 
 
-def login(session: Session, username: str, password: str, device_id: str, device_name: str,
-          address: str) -> tuple[User, DeviceSession, str, str]:
-    """Check the password and open a new session for the device; answers (user, session, access, refresh).
+def check_password(session: Session, username: str, password: str, address: str) -> User:
+    """The user, if the password is right, the account enabled and the rate limit not reached.
 
-    A failed attempt is recorded by the caller in its own transaction (see :func:`record_failure`),
-    because this one is rolled back.
+    The one check behind both the API's login and the admin console's sign-in, so they share
+    the rate limit. A failure is recorded by the caller in its own transaction
+    (:func:`record_failure`), because this one is rolled back.
     """
     _check_rate_limit(session, username, address)
     user = session.scalar(select(User).where(User.username == username))
@@ -193,6 +193,17 @@ def login(session: Session, username: str, password: str, device_id: str, device
         raise AuthError("user_disabled", f"the account {username!r} is disabled: ask an admin", status=403)
     if _hasher.check_needs_rehash(user.password_hash):
         user.password_hash = _hasher.hash(password)
+    return user
+
+
+def login(session: Session, username: str, password: str, device_id: str, device_name: str,
+          address: str) -> tuple[User, DeviceSession, str, str]:
+    """Check the password and open a new session for the device; answers (user, session, access, refresh).
+
+    A failed attempt is recorded by the caller in its own transaction (see :func:`record_failure`),
+    because this one is rolled back.
+    """
+    user = check_password(session, username, password, address)
     device = session.get(Device, device_id, with_for_update=True)
     if device is None:
         device = Device(id=device_id, user_id=user.id, name=device_name, last_mutation_id=0)

@@ -87,6 +87,13 @@ class Device(Base):
     name: Mapped[str] = mapped_column(String(200), default="")
     last_mutation_id: Mapped[int] = mapped_column(BigInteger, default=0)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # What the device last told the server (headers of push and pull), for the admin console.
+    app_version: Mapped[str | None] = mapped_column(String(50))
+    protocol_version: Mapped[str | None] = mapped_column(String(10))
+    last_sync_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_cursor: Mapped[str | None] = mapped_column(String(64))
+    pending_reported: Mapped[int | None] = mapped_column(Integer)
+    rejected_total: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class DeviceSession(Base):
@@ -189,3 +196,46 @@ class PublishedPluginRow(Base):
     bundle: Mapped[bytes] = mapped_column(LargeBinary)
     published_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     withdrawn_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class DevicePlugin(Base):
+    """What a device reported about one published plugin: installed (which version) or refused (why)."""
+
+    __tablename__ = "device_plugins"
+    device_id: Mapped[str] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    version: Mapped[str | None] = mapped_column(String(50))
+    state: Mapped[str] = mapped_column(String(20))
+    reason: Mapped[str | None] = mapped_column(Text)
+    reported_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class PushAudit(Base):
+    """One pushed mutation and its outcome: the server's audit of who changed what, from which device."""
+
+    __tablename__ = "push_audit"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    user_id: Mapped[str] = mapped_column(String(36), index=True)
+    username: Mapped[str] = mapped_column(String(100))
+    device_id: Mapped[str] = mapped_column(String(64), index=True)
+    actor: Mapped[str] = mapped_column(String(120), default="user")
+    mutation_id: Mapped[int] = mapped_column(BigInteger)
+    entity: Mapped[str] = mapped_column(String(40))
+    record_id: Mapped[str] = mapped_column(String(64))
+    op: Mapped[str] = mapped_column(String(10))
+    status: Mapped[str] = mapped_column(String(20), index=True)
+    fields: Mapped[list] = mapped_column(JSON, default=list)
+    message: Mapped[str | None] = mapped_column(Text)
+
+
+class ConsoleSession(Base):
+    """A signed-in browser of the admin console; the cookie holds a token, stored here as its sha256."""
+
+    __tablename__ = "console_sessions"
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    flash: Mapped[str | None] = mapped_column(Text)

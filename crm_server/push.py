@@ -46,6 +46,7 @@ from crm_desktop.sync.protocol import (
     RejectReason,
     check_mutation,
 )
+from crm_server import activity
 from crm_server.auth import Principal, now
 from crm_server.changelog import log_change
 from crm_server.models import Change, Device, MutationResultRow, Record
@@ -68,6 +69,7 @@ def push(session: Session, who: Principal, mutations: list[Mutation]) -> PushRes
                                           version=original.version if original else None, original=original))
             continue
         result = _apply(session, who, mutation)
+        activity.record(session, who, mutation, result)
         device.last_mutation_id = mutation.mutation_id
         session.add(MutationResultRow(device_id=device.id, mutation_id=mutation.mutation_id,
                                       result=result.model_dump(mode="json")))

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the project needs when they are missing:
-# the shared libraries Qt loads (offscreen and on X11), a font to render text, Xvfb, and
-# PostgreSQL (for the sync server's tests).
+# the shared libraries Qt loads (offscreen and on X11), a font to render text, Xvfb,
+# PostgreSQL (for the sync server's tests) and chromium (the admin console's browser tests,
+# driven by Playwright with executable_path=/usr/bin/chromium; never `playwright install`).
 # Does nothing when everything is present, so it is cheap to run every time.
 set -euo pipefail
 
@@ -40,6 +41,7 @@ command -v xauth >/dev/null || missing+=(xauth)
 # PostgreSQL for the sync server's integration tests (tests/integration/conftest.py starts a
 # throwaway cluster with initdb as a non-root user). Debian keeps the binaries off PATH.
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || command -v initdb >/dev/null || missing+=(postgresql)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
 command -v fc-list >/dev/null && [ "$(fc-list 2>/dev/null | wc -l)" -gt 0 ] || missing+=(fonts-dejavu-core fontconfig)
 
 if [ ${#missing[@]} -eq 0 ]; then

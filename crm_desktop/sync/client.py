@@ -9,6 +9,7 @@ from crm_desktop.auth.session import AuthSession
 from crm_desktop.sync.http import ServerRefused, Transport
 from crm_desktop.sync.protocol import (
     DEFAULT_PULL_LIMIT,
+    PENDING_HEADER,
     Mutation,
     PullResponse,
     PushRequest,
@@ -34,12 +35,15 @@ class SyncClient:
                 raise
         return self.transport.request(method, path, token=self.auth.access_token(force_refresh=True), **kwargs)
 
-    def push(self, mutations: list[Mutation]) -> PushResponse:
+    def push(self, mutations: list[Mutation], pending: int | None = None) -> PushResponse:
+        """Send a batch; ``pending`` (the outbox's size before it) is reported to the admin console."""
         body = PushRequest(mutations=mutations).model_dump(mode="json")
-        return PushResponse.model_validate(self._call("POST", "/sync/push", json=body).json())
+        headers = {PENDING_HEADER: str(pending)} if pending is not None else None
+        return PushResponse.model_validate(self._call("POST", "/sync/push", json=body, headers=headers).json())
 
-    def pull(self, cursor: str, limit: int = DEFAULT_PULL_LIMIT) -> PullResponse:
-        response = self._call("GET", "/sync/pull", params={"cursor": cursor, "limit": limit})
+    def pull(self, cursor: str, limit: int = DEFAULT_PULL_LIMIT, pending: int | None = None) -> PullResponse:
+        headers = {PENDING_HEADER: str(pending)} if pending is not None else None
+        response = self._call("GET", "/sync/pull", params={"cursor": cursor, "limit": limit}, headers=headers)
         return PullResponse.model_validate_json(response.content)
 
     def events(self, stop: Callable[[], bool] = lambda: False) -> Iterator[str]:

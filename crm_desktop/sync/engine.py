@@ -113,7 +113,7 @@ class SyncEngine:
                 batch = outbox.pending(c.connection.driver_connection, self.push_batch, after)
             if not batch:
                 return
-            response = self.client.push([entry.mutation() for entry in batch])
+            response = self.client.push([entry.mutation() for entry in batch], pending=total)
             self._acknowledge(batch, response.results, report)
             after = batch[-1].mutation_id
             self.progress(Progress("push", report.pushed + report.rejected + report.conflicts, total))
@@ -173,11 +173,12 @@ class SyncEngine:
 
     def pull(self, report: SyncReport) -> None:
         entities: set[str] = set(report.entities)
+        pending = self.pending_count()  # reported with the pull: what is left after the push (admin console)
         while True:
             with self.db.read_connection() as c:
                 cursor = state.cursor(c.connection.driver_connection)
             limit = FIRST_SYNC_PULL_LIMIT if cursor == "0" else self.pull_limit
-            page = self.client.pull(cursor, limit)
+            page = self.client.pull(cursor, limit, pending=pending)
             result = self.applier.apply(page)
             report.pulled += result.applied + result.removed
             report.conflicts += result.conflicts

@@ -15,7 +15,8 @@ from typing import Any
 import requests
 
 from crm_desktop.errors import CrmError
-from crm_desktop.sync.protocol import API_PREFIX, PROTOCOL_HEADERS
+from crm_desktop import __version__
+from crm_desktop.sync.protocol import API_PREFIX, APP_VERSION_HEADER, PROTOCOL_HEADERS
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,8 @@ class Transport:
         self.server_url = server_url.rstrip("/")
         self.http = session or requests.Session()
         self.http.headers.update(PROTOCOL_HEADERS)
+        # shown to the admin on the console's Devices page
+        self.http.headers[APP_VERSION_HEADER] = __version__
         self.timeout = timeout
 
     def url(self, path: str) -> str:
@@ -58,8 +61,11 @@ class Transport:
 
     def request(self, method: str, path: str, *, token: str | None = None, json: Any = None,
                 params: dict[str, Any] | None = None, stream: bool = False,
-                timeout: tuple[float, float] | None = None) -> requests.Response:
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
+                timeout: tuple[float, float] | None = None,
+                headers: dict[str, str] | None = None) -> requests.Response:
+        headers = dict(headers or {})
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
         try:
             response = self.http.request(method, self.url(path), json=json, params=params, headers=headers,
                                          stream=stream, timeout=timeout or self.timeout)

@@ -24,6 +24,9 @@ PROTOCOL_HEADER = "X-CRM-Sync-Protocol"
 PROTOCOL_VERSION = "1"
 #: The header pair every request under /api/v1 sends.
 PROTOCOL_HEADERS = {PROTOCOL_HEADER: PROTOCOL_VERSION}
+#: Optional headers a client sends so the admin console can show each device's state.
+APP_VERSION_HEADER = "X-CRM-App-Version"
+PENDING_HEADER = "X-CRM-Pending-Mutations"
 API_PREFIX = "/api/v1"
 
 #: The most mutations one push may carry, and the most changes one pull page may hold.
@@ -118,6 +121,9 @@ class Mutation(_Model):
     op: Op
     fields: dict[str, tuple[JsonValue, JsonValue]] = Field(default_factory=dict)
     base_version: int = Field(default=0, ge=0, description="The record's server version the edit started from.")
+    actor: str | None = Field(default=None, max_length=120,
+                              description="Who made the edit on the device: user, plugin:<name> or agent:<name> "
+                                          "(recorded in the server's audit; absent means the user).")
 
     def base(self) -> dict[str, Any]:
         return {name: pair[0] for name, pair in self.fields.items()}
@@ -256,5 +262,37 @@ class PublishedPlugin(_Model):
     published_at: str
 
 
+class PluginPolicy(_Model):
+    """The organisation's plugin policy, edited in the admin console; clients apply it on sync."""
+
+    allowed: list[str] | None = Field(default=None, description="If set, only these plugins may run.")
+    blocked: list[str] = Field(default_factory=list, description="These plugins never run.")
+    required: list[str] = Field(default_factory=list, description="These published plugins must be installed.")
+
+
 class PluginList(_Model):
     plugins: list[PublishedPlugin]
+    policy: PluginPolicy = Field(default_factory=PluginPolicy)
+
+
+class PluginState(StrEnum):
+    INSTALLED = "installed"
+    REFUSED = "refused"
+    FAILED = "failed"
+
+
+class PluginReportItem(_Model):
+    name: str = Field(max_length=100)
+    version: str | None = Field(default=None, max_length=50)
+    state: PluginState
+    reason: str | None = Field(default=None, max_length=1000, description="Why it was refused or failed.")
+
+
+class PluginReport(_Model):
+    """``POST /plugins/report``: what the device runs of the published plugins, and what it refused."""
+
+    plugins: list[PluginReportItem] = Field(max_length=500)
+
+
+class PluginReportAck(_Model):
+    recorded: int

@@ -183,3 +183,22 @@ def test_sync_status(clients):
     a.sync()
     status = a.sync_service.status()
     assert status["pending"] == 0 and status["last_success"] and status["user"] == "alice"
+
+
+def test_the_server_sees_the_app_version_and_pending_count_the_client_reports(clients, server):
+    from crm_desktop import __version__
+    from crm_server import devices
+    from crm_server.db import Database
+
+    a = clients("alice")
+    a.services.contacts.create(first_name="Grace", last_name="Hopper")
+    a.sync()
+    db = Database(server.db_url)
+    try:
+        with db.read() as session:
+            synced = [d for d in devices.list_devices(session) if d.username == "alice" and d.last_sync_at]
+            device = max(synced, key=lambda d: d.last_sync_at)  # the server may serve other tests' devices too
+    finally:
+        db.dispose()
+    assert (device.app_version, device.protocol_version, device.pending_reported) == (__version__, "1", 0)
+    assert device.last_sync_at is not None and device.last_cursor not in (None, "0")
