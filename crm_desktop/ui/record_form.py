@@ -84,6 +84,7 @@ class RecordForm(QWidget):
         self._executor = executor if executor is not None else InlineExecutor()
         self.record = None
         self.saving = False
+        self._loading = False
         self._clean: dict[str, Any] = {}
         self.inputs: dict[str, QWidget] = {}
         self.errors: dict[str, QLabel] = {}
@@ -158,11 +159,30 @@ class RecordForm(QWidget):
             if f.placeholder:
                 widget.setPlaceholderText(f.placeholder)
         widget.setObjectName(f"field_{f.name}")
+        edited = getattr(widget, "textEdited", None) or getattr(widget, "textChanged", None) \
+            or getattr(widget, "currentIndexChanged", None) or getattr(widget, "dateTimeChanged", None)
+        if edited is not None:
+            edited.connect(self._edited)
         return widget
+
+    def _edited(self, *_args) -> None:
+        if not self.saving and not self._loading and self._clean:
+            self.state_label.setText("Unsaved changes" if self.is_dirty() else "")
 
     def load(self, record) -> None:
         """Show ``record`` (None: an empty form for a new one)."""
+        same = record is not None and self.record is not None and record.id == self.record.id
         self.record = record
+        self._loading = True
+        try:
+            self._fill(record)
+        finally:
+            self._loading = False
+        self._clean = self.values()
+        if not same and not self.saving:
+            self.state_label.setText("")  # "Saved 14:03" belongs to the record it was said of
+
+    def _fill(self, record) -> None:
         self.clear_errors()
         for f in self.spec.form:
             widget = self.inputs[f.name]
@@ -193,9 +213,6 @@ class RecordForm(QWidget):
                 widget.setText(", ".join(value or ()))
             else:
                 widget.setText("" if value is None else str(value))
-        self._clean = self.values()
-        if not self.saving:
-            self.state_label.setText("")
 
     def is_dirty(self) -> bool:
         """True when an input differs from what was loaded or last saved."""
