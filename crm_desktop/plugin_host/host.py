@@ -434,6 +434,21 @@ class PluginHost:
         self._notify(name, "activated")
         self._notify(name, "state_changed")
 
+    @_core_work
+    def migrate(self, name: str) -> None:
+        """Bring plugin ``name``'s own tables to its newest revision without importing its code.
+
+        This is the slow part of :meth:`enable` (a backup and an integrity check of the database
+        when a revision is due); it touches no Qt, so the admin panel runs it on its writer thread
+        first, and ``enable`` then finds nothing left to migrate. Raises on a failed migration.
+        """
+        record = self.record(name)
+        if record.manifest is None:
+            raise PluginError(f"plugin {name!r} has no valid manifest: {record.error}")
+        if name in self._runtime:
+            return  # active: its tables were migrated when it loaded
+        self._migrate(record.manifest, record.path)
+
     def _migrate(self, manifest: Manifest, folder: Path) -> None:
         if not manifest.migrations:
             return

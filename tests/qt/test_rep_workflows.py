@@ -339,3 +339,64 @@ def test_a_failed_export_leaves_the_old_file(qtbot, main_window, services, tmp_p
     assert target.read_text() == "old\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["contacts.csv", "ui-test.ini"] or \
         [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+# -- plugin migrations started from the admin panel -------------------------------------------------------
+
+NOTES_MIGRATION = '''
+import sqlalchemy as sa
+from alembic import op
+revision = "notes_0001"
+down_revision = None
+branch_labels = None
+depends_on = None
+def upgrade():
+    op.create_table("notes_items", sa.Column("id", sa.Integer, primary_key=True))
+def downgrade():
+    op.drop_table("notes_items")
+'''
+
+
+def test_enabling_a_plugin_migrates_its_tables_off_the_ui_thread(qtbot, core, home, monkeypatch):
+    from crm_desktop.plugin_host.host import PluginHost
+    from crm_desktop.plugin_host.lifecycle import PluginState
+    from crm_desktop.ui.executor import DataExecutor
+    from crm_desktop.ui.plugin_admin import PluginAdminPanel
+
+    folder = home.plugins_dir / "notes"
+    (folder / "migrations" / "versions").mkdir(parents=True)
+    (folder / "plugin.json").write_text(json.dumps({
+        "name": "notes", "version": "1.0.0", "displayName": "Notes", "author": "Tests", "description": "Notes.",
+        "main": "plugin.py", "permissions": ["contacts:read"], "migrations": "migrations"}))
+    (folder / "plugin.py").write_text("")
+    (folder / "migrations" / "env.py").write_text(
+        "from alembic import context\nfrom crm_desktop.plugin_api.migrations import run_migrations\n"
+        "run_migrations(context)\n")
+    (folder / "migrations" / "versions" / "0001.py").write_text(NOTES_MIGRATION)
+    host = PluginHost(core, home, bundled_dir=None, system_dir=None)
+    host.start()
+    host.disable("notes")
+    migrated_on = []
+    real = host._migrate
+
+    def spy(manifest, path):
+        migrated_on.append(threading.current_thread() is threading.main_thread())
+        return real(manifest, path)
+
+    monkeypatch.setattr(host, "_migrate", spy)
+    with sqlite3.connect(home.db_path) as conn:  # start from a plugin whose tables were never made
+        conn.execute("DROP TABLE notes_items")
+        conn.execute("DROP TABLE alembic_version_notes")
+    executor = DataExecutor()
+    panel = PluginAdminPanel(host, executor=executor)
+    qtbot.addWidget(panel)
+    try:
+        panel.select("notes")
+        panel.enable_selected()
+        qtbot.waitUntil(lambda: host.records["notes"].state is PluginState.ACTIVE, timeout=10000)
+        assert migrated_on[0] is False, "the migration (backup + integrity check) ran on the UI thread"
+        with sqlite3.connect(home.db_path) as conn:
+            assert conn.execute("SELECT count(*) FROM notes_items").fetchone() == (0,)
+    finally:
+        executor.stop()
+        host.stop()
