@@ -20,7 +20,9 @@ Run on its own, it is picked up by ``bench/run_all.py`` (every ``bench_*.py`` is
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import subprocess
 import sys
 import tempfile
 import threading
@@ -130,6 +132,7 @@ def measure(contacts: int, workdir: Path) -> dict:
         "paints": len(paints),
         "longest paint gap ms": max(gaps) * 1000 if gaps else float("inf"),
         "save clicked at s": (clicked - started) if clicked else None,
+        # negative: saved between the import's commit and import_file returning (it publishes, tidies up)
         "save done after import commit ms": ((state["saved_at"] - state["import_done"]) * 1000
                                              if state["saved_at"] else None),
         "save error": state["save_error"] or (form.visible_errors() or None),
@@ -148,11 +151,26 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--contacts", type=int, default=200_000)
     parser.add_argument("--quick", action="store_true", help="20 000 contacts")
+    parser.add_argument("--child", metavar="DIR", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     contacts = 20_000 if args.quick and args.contacts == 200_000 else args.contacts
     sys.path.insert(0, str(HERE.parent))
+    if args.child:  # one fresh process per measurement: a GUI app over one database
+        print("RESULT " + json.dumps(measure(contacts, Path(args.child)), default=str), flush=True)
+        return 0
     with tempfile.TemporaryDirectory(prefix="crm-bench-responsive-") as tmp:
-        r = measure(contacts, Path(tmp))
+        env = dict(os.environ, QT_QPA_PLATFORM=os.environ.get("QT_QPA_PLATFORM", "offscreen"))
+        child = subprocess.run([sys.executable, __file__, "--contacts", str(contacts), "--child", tmp],
+                               capture_output=True, text=True, env=env, cwd=str(HERE.parent))
+        lines = [line for line in child.stdout.splitlines() if line.startswith("RESULT ")]
+        if not lines:
+            print(child.stdout[-2000:], child.stderr[-4000:], sep="\n")
+            print("the measuring process failed before reporting   MISS")
+            return 1
+        r = json.loads(lines[-1].removeprefix("RESULT "))
+        if child.returncode != 0:  # reported, not hidden: the process did not exit cleanly
+            print(f"note: the measuring process exited with {child.returncode} after reporting "
+                  f"({(child.stderr.strip().splitlines() or [''])[0][:120]})")
     gap_ok = r["longest paint gap ms"] < TARGET_PAINT_GAP_MS
     save_ok = (r["save done after import commit ms"] is not None and r["save error"] is None
                and r["saved value ok"] and r["import error"] is None)
@@ -161,8 +179,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"longest gap between paints during the import   {r['longest paint gap ms']:8.1f} ms"
           f"  target < {TARGET_PAINT_GAP_MS:.0f} ms   {'OK' if gap_ok else 'MISS'}")
     after = r["save done after import commit ms"]
-    print(f"save clicked {r['save clicked at s']:.1f} s into the import, done after its commit "
-          f"{after if after is not None else float('nan'):8.1f} ms  target: saved, no error   "
+    print(f"save clicked {r['save clicked at s']:.1f} s into the import; saved, relative to the end of "
+          f"the import {after if after is not None else float('nan'):+8.1f} ms  target: saved, no error   "
           f"{'OK' if save_ok else 'MISS'}"
           + ("" if save_ok else f"  (save error: {r['save error']}; import error: {r['import error']}; "
                                 f"value saved: {r['saved value ok']})"))
