@@ -45,12 +45,19 @@ def build_window(core, *, ephemeral: bool = False, dev: bool = False):
 
     Returns ``(window, host)``; ``host`` is None when the plugin host is missing or failed.
     """
+    from crm_desktop.ui import dispatch
+    from crm_desktop.ui.executor import DataExecutor
     from crm_desktop.ui.shell import MainWindow
 
     settings = _settings(core.home, ephemeral)
     if ephemeral:
         settings.clear()
-    window = MainWindow(core.services, settings=settings, home=core.home)
+    # The one way onto the GUI thread, installed before anything subscribes to the event bus
+    # (window, plugin host, sync), and the one executor for the UI's database work. The window
+    # owns both from here on and stops them when it shuts down.
+    dispatcher = dispatch.install(core.services.events)
+    window = MainWindow(core.services, settings=settings, home=core.home, executor=DataExecutor(),
+                        dispatcher=dispatcher)
     start_sync(window, core, start=not ephemeral)
     host = start_plugins(window, core, dev=dev)
     return window, host
@@ -125,7 +132,7 @@ def _add_plugins_page(window, host, problem: str | None) -> None:
         try:
             from crm_desktop.ui.plugin_admin import PluginAdminPanel
 
-            widget = PluginAdminPanel(host)
+            widget = PluginAdminPanel(host, executor=getattr(window, "executor", None))
         except ImportError:
             problem = "The plugin admin panel is not available in this build."
         except Exception as exc:

@@ -226,7 +226,19 @@ class PluginHost:
 
         return unsubscribe
 
+    def _on_main_thread(self, fn: Callable[[], None]) -> None:
+        """Run ``fn`` on the GUI thread through the one dispatcher the app installed on the event bus
+        (inline without a GUI): listeners build Qt objects and plugins' hooks may touch Qt."""
+        events = getattr(self.core, "events", None)
+        if events is not None and hasattr(events, "call_on_main_thread"):
+            events.call_on_main_thread(fn)
+        else:
+            fn()
+
     def _notify(self, name: str, what: str) -> None:
+        self._on_main_thread(lambda: self._notify_now(name, what))
+
+    def _notify_now(self, name: str, what: str) -> None:
         for listener in list(self._listeners):
             try:
                 listener(name, what)
@@ -278,7 +290,8 @@ class PluginHost:
             for name in list(self._records):
                 self._notify(name, "state_changed")  # declared menus can show before any import
             # subscribe first, so events published while plugins activate reach those already active
-            self._unsubscribe_bus = self.core.events.subscribe(self._on_bus_event)
+            # on the GUI thread: an import commits on a worker, and crm_event handlers may touch Qt
+            self._unsubscribe_bus = self.core.events.subscribe(self._on_bus_event, main_thread=True)
             self._resolve_and_load([n for n in self._records if n in self._eligible])
             self.started = True
             return self
@@ -467,6 +480,21 @@ class PluginHost:
         self._notify(name, "activated")
         self._notify(name, "state_changed")
 
+    @_core_work
+    def migrate(self, name: str) -> None:
+        """Bring plugin ``name``'s own tables to its newest revision without importing its code.
+
+        This is the slow part of :meth:`enable` (a backup and an integrity check of the database
+        when a revision is due); it touches no Qt, so the admin panel runs it on its writer thread
+        first, and ``enable`` then finds nothing left to migrate. Raises on a failed migration.
+        """
+        record = self.record(name)
+        if record.manifest is None:
+            raise PluginError(f"plugin {name!r} has no valid manifest: {record.error}")
+        if name in self._runtime:
+            return  # active: its tables were migrated when it loaded
+        self._migrate(record.manifest, record.path)
+
     def _migrate(self, manifest: Manifest, folder: Path) -> None:
         if not manifest.migrations:
             return
@@ -602,7 +630,11 @@ class PluginHost:
     # ------------------------------------------------------------------ failing and unloading
 
     def _mark_failed(self, name: str, what: str, tb: str | None, *, message: str | None = None) -> None:
-        """Tear the plugin down and record why: ``tb`` (a traceback), or ``message`` alone when it says it all."""
+        """Tear the plugin down and record why: ``tb`` (a traceback), or ``message`` alone when it says it all.
+        The teardown runs the Qt adapter's disposers: on the GUI thread, wherever the plugin raised."""
+        self._on_main_thread(lambda: self._mark_failed_now(name, what, tb, message=message))
+
+    def _mark_failed_now(self, name: str, what: str, tb: str | None, *, message: str | None = None) -> None:
         with self._lock:
             record = self._records.get(name)
             if record is None:

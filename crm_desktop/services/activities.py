@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, exists, or_, select
+from sqlalchemy import and_, exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from crm_desktop.domain import records
@@ -103,13 +103,44 @@ class ActivityService(EntityService[models.Activity, records.Activity]):
                 "upcoming": fetch(model.due_at >= end_of_day, model.due_at < horizon),
             }
 
-    def stale_deal_ids(self, now: datetime, days: int = 30, limit: int = 100) -> list[str]:
-        """Open deals with no activity (logged or changed) in the last ``days`` days."""
+    def agenda_counts(self, now: datetime, *, horizon_days: int = 7,
+                      kinds: tuple[ActivityKind, ...] | None = None) -> dict[str, int]:
+        """True counts of :meth:`agenda`'s three lists (which are capped), for the Today tiles;
+        ``kinds`` counts only activities of those kinds."""
+        model = models.Activity
+        local_now = now.astimezone()
+        start_of_day = local_now.replace(hour=0, minute=0, second=0, microsecond=0)
+        end_of_day = start_of_day + timedelta(days=1)
+        horizon = start_of_day + timedelta(days=horizon_days)
+        base = (select(func.count()).select_from(model)
+                .where(model.deleted_at.is_(None), model.done_at.is_(None), model.due_at.is_not(None)))
+        if kinds is not None:
+            base = base.where(model.kind.in_([ActivityKind(k).value for k in kinds]))
+        with self._services.db.read_sessions() as session:
+            def count(*conds) -> int:
+                return int(session.scalar(base.where(*conds)) or 0)
+            return {
+                "overdue": count(model.due_at < start_of_day),
+                "today": count(model.due_at >= start_of_day, model.due_at < end_of_day),
+                "upcoming": count(model.due_at >= end_of_day, model.due_at < horizon),
+            }
+
+    def _stale_deals(self, now: datetime, days: int):
         cutoff = now - timedelta(days=days)
         deal, act = models.Deal, models.Activity
         recent = exists().where(act.deal_id == deal.id, act.deleted_at.is_(None),
                                 or_(act.created_at >= cutoff, and_(act.done_at.is_not(None), act.done_at >= cutoff)))
-        stmt = (select(deal.id).where(deal.deleted_at.is_(None), deal.status == "open", deal.updated_at < cutoff, ~recent)
-                .order_by(deal.updated_at).limit(limit))
+        return deal, (deal.deleted_at.is_(None), deal.status == "open", deal.updated_at < cutoff, ~recent)
+
+    def stale_deal_ids(self, now: datetime, days: int = 30, limit: int = 100) -> list[str]:
+        """Open deals with no activity (logged or changed) in the last ``days`` days."""
+        deal, conds = self._stale_deals(now, days)
+        stmt = select(deal.id).where(*conds).order_by(deal.updated_at).limit(limit)
         with self._services.db.read_sessions() as session:
             return list(session.scalars(stmt))
+
+    def count_stale_deals(self, now: datetime, days: int = 30) -> int:
+        """How many deals :meth:`stale_deal_ids` would list without its limit."""
+        deal, conds = self._stale_deals(now, days)
+        with self._services.db.read_sessions() as session:
+            return int(session.scalar(select(func.count()).select_from(deal).where(*conds)) or 0)

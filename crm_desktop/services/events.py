@@ -5,6 +5,12 @@ Services publish after a transaction commits (never for a rolled-back change):
 (see ``docs/events.md``). The plugin host forwards them to ``crm_event``; the
 UI refreshes views from them. Handlers that raise are logged and skipped:
 one bad subscriber never stops the others or the writer.
+
+A commit may happen on any thread (an import runs on a worker). Subscribers that may touch
+the GUI (the main window, the plugin host, every ``crm_event``) subscribe with
+``main_thread=True``: they are called through the one "dispatch to main" callable the
+composition root installs (:meth:`EventBus.set_main_thread_dispatch`), so they always run on
+the GUI thread. Without a GUI (command line, tests of services) they are called inline.
 """
 
 from __future__ import annotations
@@ -28,33 +34,69 @@ class Event:
 
 
 Subscriber = Callable[[Event], None]
+#: ``dispatch(fn)`` runs ``fn()`` on the GUI thread (at once when called there)
+MainThreadDispatch = Callable[[Callable[[], None]], None]
+
+
+def _inline(fn: Callable[[], None]) -> None:
+    fn()
 
 
 class EventBus:
     def __init__(self) -> None:
-        self._subscribers: list[Subscriber] = []
+        self._subscribers: list[tuple[Subscriber, bool]] = []
         self._lock = threading.Lock()
+        self._dispatch: MainThreadDispatch | None = None
 
-    def subscribe(self, subscriber: Subscriber) -> Callable[[], None]:
-        """Add a subscriber; returns the function that removes it again."""
+    def set_main_thread_dispatch(self, dispatch: MainThreadDispatch | None) -> None:
+        """Install (None: remove) the callable that runs a function on the GUI thread."""
+        self._dispatch = dispatch
+
+    @property
+    def main_thread_dispatch(self) -> MainThreadDispatch | None:
+        return self._dispatch
+
+    def call_on_main_thread(self, fn: Callable[[], None]) -> None:
+        """Run ``fn`` on the GUI thread (inline when no GUI installed a dispatcher)."""
+        (self._dispatch or _inline)(fn)
+
+    def subscribe(self, subscriber: Subscriber, *, main_thread: bool = False) -> Callable[[], None]:
+        """Add a subscriber; returns the function that removes it again.
+
+        ``main_thread=True``: always call it on the GUI thread (see the module docstring).
+        """
+        entry = (subscriber, main_thread)
         with self._lock:
-            self._subscribers.append(subscriber)
+            self._subscribers.append(entry)
 
         def unsubscribe() -> None:
             with self._lock:
-                if subscriber in self._subscribers:
-                    self._subscribers.remove(subscriber)
+                if entry in self._subscribers:
+                    self._subscribers.remove(entry)
 
         return unsubscribe
 
     def publish(self, event: Event) -> None:
         with self._lock:
             subscribers = list(self._subscribers)
-        for subscriber in subscribers:
-            try:
-                subscriber(event)
-            except Exception:  # a subscriber's bug must not break the writer
-                log.exception("event subscriber %r failed on %s", subscriber, event.name)
+        for entry in subscribers:
+            subscriber, main_thread = entry
+            if main_thread:
+                self.call_on_main_thread(lambda e=entry: self._deliver_if_subscribed(e, event))
+            else:
+                self._deliver(subscriber, event)
+
+    def _deliver_if_subscribed(self, entry: tuple[Subscriber, bool], event: Event) -> None:
+        with self._lock:
+            subscribed = entry in self._subscribers
+        if subscribed:  # who unsubscribed while the call was queued (a closed window) gets nothing
+            self._deliver(entry[0], event)
+
+    def _deliver(self, subscriber: Subscriber, event: Event) -> None:
+        try:
+            subscriber(event)
+        except Exception:  # a subscriber's bug must not break the writer
+            log.exception("event subscriber %r failed on %s", subscriber, event.name)
 
     @property
     def subscriber_count(self) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import logging
 from typing import Callable
 
@@ -15,7 +16,9 @@ from crm_desktop.domain.enums import ActivityKind
 from crm_desktop.errors import CrmError
 from crm_desktop.services.paging import ListQuery, Sort
 from crm_desktop.ui.activity_dialog import ActivityDialog
-from crm_desktop.ui.entities import EntitySpec, money, when
+from crm_desktop.ui import unsaved
+from crm_desktop.ui.entities import EntitySpec, lead_status_text, money, when
+from crm_desktop.ui.executor import InlineExecutor
 from crm_desktop.ui.record_form import RecordForm
 from crm_desktop.ui.resources import icon
 
@@ -53,19 +56,23 @@ class DetailPanel(QFrame):
     """Shows one record of ``spec.entity`` (or an empty form for a new one).
 
     ``changed()`` after the record was saved, merged or converted (the list refreshes);
-    ``open_record(entity, id)`` when the user follows a related item.
+    ``open_record(entity, id)`` when the user follows a related item; ``status(text)`` for the
+    window's status bar ("Saved …"). Writes and the duplicate check run on the executor.
     """
 
     changed = Signal()
     open_record = Signal(str, str)
+    status = Signal(str)
 
     def __init__(self, spec: EntitySpec, services, *,
                  record_actions: Callable[[str, list[str], QMenu], None] | None = None,
-                 parent: QWidget | None = None):
+                 executor=None, parent: QWidget | None = None):
         super().__init__(parent, objectName="DetailPanel")
         self.spec = spec
         self._services = services
         self._record_actions = record_actions
+        self._executor = executor if executor is not None else InlineExecutor()
+        self.last_duplicates: list = []
         layout = QVBoxLayout(self)
         layout.setContentsMargins(16, 14, 16, 14)
         layout.setSpacing(10)
@@ -104,11 +111,20 @@ class DetailPanel(QFrame):
         self.duplicates.merge_requested.connect(self.merge_into)
         layout.addWidget(self.duplicates)
 
-        self.form = RecordForm(spec, services)
+        self.conversion = QLabel(objectName="Banner", wordWrap=True, textFormat=Qt.TextFormat.RichText)
+        self.conversion.setTextInteractionFlags(Qt.TextInteractionFlag.LinksAccessibleByMouse
+                                                | Qt.TextInteractionFlag.LinksAccessibleByKeyboard)
+        self.conversion.linkActivated.connect(self._follow_link)
+        self.conversion.hide()
+        layout.addWidget(self.conversion)
+
+        self.form = RecordForm(spec, services, executor=self._executor, own_buttons=False)
         self.form.saved.connect(self._on_saved)
-        scroll = QScrollArea(widgetResizable=True, frameShape=QFrame.Shape.NoFrame)
-        scroll.setWidget(self.form)
-        layout.addWidget(scroll, 3)
+        self.scroll = QScrollArea(widgetResizable=True, frameShape=QFrame.Shape.NoFrame)
+        self.scroll.setWidget(self.form)
+        layout.addWidget(self.scroll, 3)
+        # Save and Revert stay on screen below the scrolling form, however tall the form is
+        layout.addWidget(self.form.button_bar)
 
         self.related = QTabWidget()
         self.related_lists: dict[str, QListWidget] = {}
@@ -137,6 +153,9 @@ class DetailPanel(QFrame):
         """Show ``record``; None starts a new one."""
         self.form.load(record)
         self.duplicates.hide()
+        self.conversion.hide()
+        if record is not None and self.spec.entity == "lead" and getattr(record, "converted_at", None):
+            self._show_conversion_of(record)
         new = record is None
         self.title.setText(f"New {self.spec.singular.lower()}" if new else (record.display_name or "(no name)"))
         self.subtitle.setText("" if new else self._subtitle(record))
@@ -155,7 +174,7 @@ class DetailPanel(QFrame):
         if e == "deal":
             return f"{record.stage_name or ''} · {money(record.amount_cents, record.currency)}"
         if e == "lead":
-            return f"{str(record.status).capitalize()}" + (f" · {record.company_name}" if record.company_name else "")
+            return lead_status_text(record) + (f" · {record.company_name}" if record.company_name else "")
         if e == "activity":
             return f"{str(record.kind).capitalize()} · due {when(record.due_at) or '—'}"
         return " · ".join(p for p in (getattr(record, "industry", None), getattr(record, "city", None)) if p)
@@ -234,38 +253,113 @@ class DetailPanel(QFrame):
             self._after_change()
 
     def complete_activity(self) -> None:
-        self.form.load(self._services.activities.complete(self.record.id))
-        self._after_change()
+        record_id, activities = self.record.id, self._services.activities
+
+        def completed(record) -> None:
+            self.show_record(record)
+            self._after_change()
+
+        self._executor.write(lambda: activities.complete(record_id), done=completed, context=self,
+                             label="complete activity",
+                             failed=lambda exc: QMessageBox.warning(self, "Mark done", str(exc)))
 
     def convert_lead(self) -> None:
-        try:
-            self._services.leads.convert(self.record.id, create_deal=True)
-        except CrmError as exc:
-            QMessageBox.warning(self, "Convert lead", str(exc))
+        """Ask, convert on the writer thread, then say what was created with links to each record."""
+        lead = self.record
+        if lead is None:
             return
-        self.show_record(self._services.leads.find(self.record.id))
-        self.changed.emit()
+        if self.form.is_dirty():
+            QMessageBox.information(self, "Convert lead", "Save or revert your changes to this lead first.")
+            return
+        person = " ".join(x for x in (lead.first_name, lead.last_name) if x)
+        parts = [f"a contact ({person})"] if person else []
+        if lead.company_name:
+            parts.append(f"a company ({lead.company_name}, or uses the existing one of that name)")
+        parts.append(f"a deal ({lead.title})")
+        question = (f"Convert the lead “{lead.title}”?\n\nThis creates " + ", ".join(parts) +
+                    " and marks the lead converted. It cannot be undone from here.")
+        if not confirm(self, "Convert lead", question, "Convert"):
+            return
+        button = self.action_buttons["convert"]
+        button.setEnabled(False)
+        services, lead_id = self._services, lead.id
 
-    def check_duplicates(self) -> list:
-        """Ask the duplicates service whether the contact being edited looks like another one."""
+        def convert():
+            result = services.leads.convert(lead_id, create_deal=True)
+            return result, _created_links(services, result)
+
+        def converted(answer) -> None:
+            result, links = answer
+            if self.record is not None and self.record.id == lead_id:
+                self.show_record(result.lead)
+                self.conversion.setText(_conversion_text(links))
+                self.conversion.show()
+            self.status.emit(f"Converted lead “{result.lead.title}”")
+            self.changed.emit()
+
+        def refused(exc: BaseException) -> None:
+            button.setEnabled(True)
+            QMessageBox.warning(self, "Convert lead", str(exc))
+
+        self._executor.write(convert, done=converted, failed=refused, context=self, label="convert lead")
+
+    def _show_conversion_of(self, lead) -> None:
+        services = self._services
+
+        class _Converted:  # the ids a converted lead keeps, shaped like a ConversionResult
+            contact_id = lead.converted_contact_id
+            company_id = lead.converted_company_id
+            deal_id = lead.converted_deal_id
+            company_created = None
+
+        def shown(links) -> None:
+            if self.record is not None and self.record.id == lead.id:
+                self.conversion.setText(_conversion_text(links, already=True))
+                self.conversion.show()
+
+        self._executor.read(lambda: _created_links(services, _Converted), done=shown, context=self,
+                            key=("conversion", id(self)), label="converted lead links")
+
+    def _follow_link(self, link: str) -> None:
+        entity, _, record_id = link.partition(":")
+        if record_id:
+            self.open_record.emit(entity, record_id)
+
+    def check_duplicates(self) -> None:
+        """Ask the duplicates service (on the reader thread) whether the contact being edited looks
+        like another one; the banner shows the answer."""
         finder = getattr(self._services, "duplicates", None)
         if finder is None or not hasattr(finder, "contacts_like"):
-            return []
+            return
         values = self.form.values()
-        try:
-            matches = finder.contacts_like(
-                first_name=values.get("first_name") or None, last_name=values.get("last_name") or None,
-                email=values.get("email") or None, phone=values.get("phone") or None,
-                mobile=values.get("mobile") or None, company_id=values.get("company_id"),
-                exclude_id=self.record.id if self.record is not None else None)
-        except CrmError:
-            matches = []
+        exclude_id = self.record.id if self.record is not None else None
+        services = self._services
+
+        def look():
+            try:
+                matches = finder.contacts_like(
+                    first_name=values.get("first_name") or None, last_name=values.get("last_name") or None,
+                    email=values.get("email") or None, phone=values.get("phone") or None,
+                    mobile=values.get("mobile") or None, company_id=values.get("company_id"),
+                    exclude_id=exclude_id)
+            except CrmError:
+                matches = []
+            if not matches:
+                return [], None
+            other = services.contacts.find(matches[0].contact_id)
+            return matches, other.display_name if other else matches[0].contact_id
+
+        self._executor.read(look, done=lambda answer: self._show_duplicates(exclude_id, *answer), context=self,
+                            key=("duplicates", id(self)), label="duplicate check")
+
+    def _show_duplicates(self, for_id: str | None, matches: list, name: str | None) -> None:
+        if (self.record.id if self.record is not None else None) != for_id:
+            return  # another record is shown by now
+        self.last_duplicates = matches
         if not matches:
             self.duplicates.hide()
-            return []
+            return
         match = matches[0]
-        other = self._services.contacts.find(match.contact_id)
-        name = other.display_name if other else match.contact_id
         self.duplicates.match_id = match.contact_id
         self.duplicates.text.setText(f"This looks like an existing contact: <b>{name}</b> ({match.reason}).")
         can_merge = self.record is not None and hasattr(getattr(self._services, "merge", None), "contacts")
@@ -274,7 +368,6 @@ class DetailPanel(QFrame):
                                                 "Save first to merge" if self.record is None else
                                                 "Merging is not available yet (services.merge is missing)")
         self.duplicates.show()
-        return matches
 
     def merge_into(self, survivor_id: str) -> None:
         """Merge the shown contact into ``survivor_id`` (after asking)."""
@@ -285,13 +378,19 @@ class DetailPanel(QFrame):
                                       "tags move over and this record is removed.")
         if answer != QMessageBox.StandardButton.Yes:
             return
-        try:
-            self._services.merge.contacts(survivor_id, self.record.id)
-        except CrmError as exc:
-            QMessageBox.warning(self, "Merge contacts", str(exc))
-            return
-        self.show_record(self._services.contacts.find(survivor_id))
-        self.changed.emit()
+        services, duplicate_id = self._services, self.record.id
+
+        def merge():
+            services.merge.contacts(survivor_id, duplicate_id)
+            return services.contacts.find(survivor_id)
+
+        def merged(survivor) -> None:
+            self.show_record(survivor)
+            self.status.emit("Contacts merged")
+            self.changed.emit()
+
+        self._executor.write(merge, done=merged, context=self, label="merge contacts",
+                             failed=lambda exc: QMessageBox.warning(self, "Merge contacts", str(exc)))
 
     def _show_more_menu(self) -> None:
         menu = QMenu(self)
@@ -306,14 +405,90 @@ class DetailPanel(QFrame):
             return
         if QMessageBox.question(self, "Delete", f"Delete {self.record.display_name}?") != QMessageBox.StandardButton.Yes:
             return
-        self._services.entity_service(self.spec.entity).delete(self.record.id)
-        self.show_record(None)
-        self.changed.emit()
+        service, record_id, name = self._services.entity_service(self.spec.entity), self.record.id, \
+            self.record.display_name
+
+        def deleted(_result) -> None:
+            self.show_record(None)
+            self.status.emit(f"Deleted “{name}”")
+            self.changed.emit()
+
+        self._executor.write(lambda: service.delete(record_id), done=deleted, context=self, label="delete",
+                             failed=lambda exc: QMessageBox.warning(self, "Delete", str(exc)))
+
+    # -- saving and leaving -------------------------------------------------------------------
+
+    def is_dirty(self) -> bool:
+        """The form holds edits that are not saved."""
+        return self.form.is_dirty()
+
+    def save(self, then: Callable[[], None] | None = None) -> None:
+        """Save the form (Ctrl+S); ``then()`` runs once it is saved."""
+        self.form.save(then)
+
+    def confirm_leave(self, then: Callable[[], None]) -> bool:
+        """Before showing something else: True to go ahead now. With unsaved edits the user picks
+        Save (False now; ``then()`` runs once saved), Discard (edits dropped, True) or Cancel (False)."""
+        if not self.is_dirty():
+            return True
+        what = (self.record.display_name if self.record is not None else f"the new {self.spec.singular.lower()}")
+        answer = unsaved.ask_to_save(self, what or self.spec.singular.lower())
+        if answer == "discard":
+            self.form.load(self.record)
+            return True
+        if answer == "save":
+            self.save(then)
+        return False
 
     def _on_saved(self, record) -> None:
         self.show_record(record)
+        self.status.emit(f"Saved “{record.display_name or self.spec.singular}”")
         self.changed.emit()
 
     def _after_change(self) -> None:
         self._load_related(self.record)
         self.changed.emit()
+
+
+def confirm(parent: QWidget, title: str, text: str, yes_text: str) -> bool:
+    """Ask before an action that cannot be undone here; True when the user agreed."""
+    box = QMessageBox(QMessageBox.Icon.Question, title, text, QMessageBox.StandardButton.Cancel, parent)
+    yes = box.addButton(yes_text, QMessageBox.ButtonRole.AcceptRole)
+    box.setDefaultButton(yes)
+    box.exec()
+    return box.clickedButton() is yes
+
+
+def _created_links(services, result) -> list[tuple[str, str, str, bool | None]]:
+    """(entity, id, name, created) of what a lead became; read on the executor's thread."""
+    links = []
+    for entity, record_id, service in (("contact", result.contact_id, services.contacts),
+                                       ("company", result.company_id, services.companies),
+                                       ("deal", result.deal_id, services.deals)):
+        if record_id:
+            found = service.find(record_id)
+            name = (found.display_name if found is not None else None) or record_id
+            created = (result.company_created if entity == "company" else True) \
+                if result.company_created is not None else None
+            links.append((entity, record_id, name, created))
+    return links
+
+
+def _conversion_text(links, *, already: bool = False) -> str:
+    """The banner after a conversion: every record it made or used, each a link that opens it."""
+    def link(entity: str, record_id: str, name: str) -> str:
+        return f'<a href="{entity}:{html.escape(record_id)}">{html.escape(name)}</a>'
+
+    if not links:
+        return "<b>Converted.</b>"
+    if already:
+        parts = [f"{entity} {link(entity, rid, name)}" for entity, rid, name, _ in links]
+        return "<b>Converted</b> to " + ", ".join(parts) + "."
+    created = [f"{entity} {link(entity, rid, name)}" for entity, rid, name, new in links if new]
+    reused = [f"{entity} {link(entity, rid, name)}" for entity, rid, name, new in links if not new]
+    text = "<b>Lead converted.</b>"
+    if created:
+        text += " Created " + ", ".join(created) + "."
+    if reused:
+        text += " Linked to the existing " + ", ".join(reused) + "."
+    return text

@@ -120,7 +120,7 @@ SPECS: dict[str, EntitySpec] = {
             Column("Title", lambda r: r.title, "title", 240),
             Column("Name", lambda r: " ".join(p for p in (r.first_name, r.last_name) if p), None, 170),
             Column("Company", lambda r: r.company_name, None, 180),
-            Column("Status", lambda r: str(r.status).capitalize(), "status", 110),
+            Column("Status", lambda r: lead_status_text(r), "status", 110),
             Column("Source", lambda r: r.source, None, 110),
             Column("Email", lambda r: r.email, None, 200),
             Column("Updated", lambda r: when(r.updated_at), "updated", 130),
@@ -182,3 +182,11 @@ SPECS: dict[str, EntitySpec] = {
 #: page key -> service entity name and back
 ENTITY_OF_PAGE = {key: spec.entity for key, spec in SPECS.items()}
 PAGE_OF_ENTITY = {spec.entity: key for key, spec in SPECS.items()}
+
+
+def lead_status_text(lead) -> str:
+    """What a rep reads as a lead's status: "Converted" once it became a contact, company and deal
+    (the stored status stays what it was, e.g. qualified)."""
+    if getattr(lead, "converted_at", None):
+        return "Converted"
+    return str(lead.status).capitalize()

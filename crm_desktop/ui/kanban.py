@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 
 from PySide6.QtCore import QMimeData, QRect, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QDrag, QFont, QPainter, QPen
@@ -11,10 +12,10 @@ from PySide6.QtWidgets import (
     QStyle, QStyledItemDelegate, QVBoxLayout, QWidget,
 )
 
-from crm_desktop.errors import CrmError
 from crm_desktop.services.paging import ListQuery, Sort
 from crm_desktop.ui import theme
 from crm_desktop.ui.entities import money, when
+from crm_desktop.ui.executor import InlineExecutor
 
 log = logging.getLogger(__name__)
 
@@ -161,9 +162,11 @@ class PipelineBoard(QWidget):
     open_record = Signal(str, str)
     status = Signal(str)
 
-    def __init__(self, services, parent: QWidget | None = None):
+    def __init__(self, services, *, executor=None, parent: QWidget | None = None):
         super().__init__(parent, objectName="Page")
         self._services = services
+        self._executor = executor if executor is not None else InlineExecutor()
+        self.loading = False
         layout = QVBoxLayout(self)
         layout.setContentsMargins(16, 12, 16, 12)
         bar = QHBoxLayout()
@@ -189,25 +192,31 @@ class PipelineBoard(QWidget):
         self.reload()
 
     def reload(self) -> None:
-        """Rebuild the columns from the database."""
+        """Read the board again on the executor's reader; the columns are rebuilt when it answers."""
         pipeline_id = self.pipeline.currentData()
+        self.loading = True
+        self._executor.read(lambda: read_board(self._services, pipeline_id), done=self._show, failed=self._failed,
+                            context=self, key=("board", id(self)), label="pipeline board")
+
+    def _failed(self, exc: BaseException) -> None:
+        self.loading = False
+        self.status.emit(f"Could not read the pipeline: {exc}")
+
+    def _show(self, board: "BoardData") -> None:
+        self.loading = False
         for column in self.columns.values():
             column.setParent(None)
             column.deleteLater()
         self.columns.clear()
         while self.columns_layout.count():
             self.columns_layout.takeAt(0)
-        if pipeline_id is None:
+        if board.pipeline_id is None:
             return
-        s = self._services
-        totals = s.deals.stage_totals(pipeline_id)
         all_count = all_cents = 0
-        for stage in s.pipelines.stages(pipeline_id):
+        for stage, deals, count, cents in board.stages:
             column = StageColumn(stage)
-            count, cents = totals.get(stage.id, (0, 0))
             all_count += count
             all_cents += cents if not stage.is_lost else 0
-            deals = s.deals.list(ListQuery(stage_id=stage.id), Sort("amount", True), limit=CARDS_PER_COLUMN).items
             column.set_deals(deals, count, cents)
             column.deal_dropped.connect(self.move_deal)
             column.deal_opened.connect(lambda deal_id: self.open_record.emit("deal", deal_id))
@@ -217,12 +226,36 @@ class PipelineBoard(QWidget):
         self.summary.setText(f"{all_count} deals · {money(all_cents)} in play")
 
     def move_deal(self, deal_id: str, stage_id: str) -> None:
-        """The drop: move the deal to the stage in the database, then redraw the board."""
-        try:
-            deal = self._services.deals.move_to_stage(deal_id, stage_id)
-        except CrmError as exc:
+        """The drop: move the deal to the stage (on the writer thread), then redraw the board."""
+        def moved(deal) -> None:
+            self.reload()
+            self.status.emit(f"Moved “{deal.title}” to {deal.stage_name}")
+            self.changed.emit()
+
+        def refused(exc: BaseException) -> None:
             self.status.emit(f"Could not move the deal: {exc}")
-            return
-        self.reload()
-        self.status.emit(f"Moved “{deal.title}” to {deal.stage_name}")
-        self.changed.emit()
+
+        self._executor.write(lambda: self._services.deals.move_to_stage(deal_id, stage_id), done=moved,
+                             failed=refused, context=self, label="move deal")
+
+
+@dataclass(frozen=True)
+class BoardData:
+    """One pipeline's columns as plain data: (stage, first deals, count, total cents) per stage."""
+
+    pipeline_id: str | None
+    stages: list = field(default_factory=list)
+
+
+def read_board(services, pipeline_id: str | None) -> BoardData:
+    """The board's queries, run off the UI thread."""
+    if pipeline_id is None:
+        return BoardData(None)
+    s = services
+    totals = s.deals.stage_totals(pipeline_id)
+    stages = []
+    for stage in s.pipelines.stages(pipeline_id):
+        count, cents = totals.get(stage.id, (0, 0))
+        deals = s.deals.list(ListQuery(stage_id=stage.id), Sort("amount", True), limit=CARDS_PER_COLUMN).items
+        stages.append((stage, deals, count, cents))
+    return BoardData(pipeline_id, stages)

@@ -24,14 +24,16 @@ ROW_HEIGHT = 30
 
 
 class EntityListView(QWidget):
-    """Browse, filter and edit one entity. ``changed()`` after the user changed data here."""
+    """Browse, filter and edit one entity. ``changed()`` after the user changed data here;
+    ``status(text)`` for the window's status bar."""
 
     changed = Signal()
     open_record = Signal(str, str)
+    status = Signal(str)
 
     def __init__(self, spec: EntitySpec, services, *, settings: QSettings | None = None,
                  record_actions: Callable[[str, list[str], QMenu], None] | None = None,
-                 parent: QWidget | None = None):
+                 executor=None, parent: QWidget | None = None):
         super().__init__(parent, objectName="Page")
         self.spec = spec
         self._services = services
@@ -92,8 +94,10 @@ class EntityListView(QWidget):
         header.setSortIndicator(max(0, self.model.sort_column()), Qt.SortOrder.AscendingOrder)
         self.table.selectionModel().currentRowChanged.connect(self._row_changed)
 
-        self.detail = DetailPanel(spec, services, record_actions=record_actions)
+        self._reverting = False
+        self.detail = DetailPanel(spec, services, record_actions=record_actions, executor=executor)
         self.detail.changed.connect(self._detail_changed)
+        self.detail.status.connect(self.status)
         self.detail.open_record.connect(self.open_record)
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.addWidget(self.table)
@@ -158,17 +162,43 @@ class EntityListView(QWidget):
 
     # -- records ---------------------------------------------------------------------------
 
-    def _row_changed(self, current, _previous) -> None:
+    def _row_changed(self, current, previous) -> None:
+        if self._reverting:
+            return
         record = self.model.record(current.row()) if current.isValid() else None
-        if record is not None:
-            self.detail.show_record(self.service.find(record.id) or record)
+        if record is None:
+            return
+        shown = self.detail.record
+        if shown is not None and shown.id == record.id:
+            return
+        record_id = record.id
+        if not self.detail.confirm_leave(lambda: self.show_record_id(record_id)):
+            self._select_row_quietly(previous)  # stay on the record with the unsaved edits
+            return
+        self.detail.show_record(self.service.find(record.id) or record)
+
+    def _select_row_quietly(self, index) -> None:
+        self._reverting = True
+        try:
+            selection = self.table.selectionModel()
+            if index is not None and index.isValid():
+                selection.setCurrentIndex(index, selection.SelectionFlag.ClearAndSelect
+                                          | selection.SelectionFlag.Rows)
+            else:
+                selection.clear()
+        finally:
+            self._reverting = False
 
     def selected_ids(self) -> list[str]:
         rows = sorted({i.row() for i in self.table.selectionModel().selectedRows()})
         return [r.id for r in (self.model.record(row) for row in rows) if r is not None]
 
     def new_record(self) -> None:
+        if not self.detail.confirm_leave(self.new_record):
+            return
+        self._reverting = True
         self.table.clearSelection()
+        self._reverting = False
         self.detail.show_record(None)
         first = self.detail.form.inputs[self.spec.form[0].name]
         first.setFocus()
@@ -178,9 +208,17 @@ class EntityListView(QWidget):
         record = self.service.find(record_id)
         if record is None:
             return False
-        row = self.model.row_of(record_id)
-        if row is not None:
-            self.table.selectRow(row)
+        shown = self.detail.record
+        if not (shown is not None and shown.id == record_id) and \
+                not self.detail.confirm_leave(lambda: self.show_record_id(record_id)):
+            return True  # the user stays with the unsaved edits (or it opens once they are saved)
+        self._reverting = True
+        try:
+            row = self.model.row_of(record_id)
+            if row is not None:
+                self.table.selectRow(row)
+        finally:
+            self._reverting = False
         self.detail.show_record(record)
         return True
 

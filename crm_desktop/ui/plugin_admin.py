@@ -168,10 +168,12 @@ class PluginAdminPanel(QWidget):
     #: emitted after every redraw (tests wait on it)
     refreshed = Signal()
 
-    def __init__(self, host: Any, parent: QWidget | None = None):
+    def __init__(self, host: Any, parent: QWidget | None = None, *, executor: Any = None):
         super().__init__(parent)
         self.setObjectName("PluginAdminPanel")
         self.host = host
+        # the window's DataExecutor: a plugin's migration (backup + integrity check) runs on its writer
+        self._executor = executor
         self._names: list[str] = []
 
         title = QLabel("Plugins")
@@ -481,8 +483,26 @@ class PluginAdminPanel(QWidget):
     def enable_selected(self) -> None:
         """Enable the selected plugin."""
         name = self.selected_name()
-        if name:
+        if not name:
+            return
+        migrate = getattr(self.host, "migrate", None)
+        if self._executor is None or migrate is None:
             self._act(f"Enabling {name}", lambda: self.host.enable(name), self._outcome(name, "enabled"))
+            return
+        # migrate its tables on the writer thread first; activation (Qt contributions) stays here
+        self.enable_button.setEnabled(False)
+        self.show_message(f"Enabling {name}: updating its tables…")
+
+        def migrated(_result: Any) -> None:
+            self._act(f"Enabling {name}", lambda: self.host.enable(name), self._outcome(name, "enabled"))
+
+        def failed(exc: BaseException) -> None:
+            log.warning("migrating plugin %s failed: %s", name, exc)
+            self.show_message(f"Enabling {name} failed: migrating its tables failed: {exc}", error=True)
+            self.refresh()
+
+        self._executor.write(lambda: migrate(name), done=migrated, failed=failed, context=self,
+                             label=f"migrate plugin {name}")
 
     def disable_selected(self) -> None:
         """Disable the selected plugin (after asking)."""

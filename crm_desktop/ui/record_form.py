@@ -9,16 +9,17 @@ from __future__ import annotations
 
 import logging
 from datetime import date, datetime, time, timezone
-from typing import Any
+from typing import Any, Callable
 
 from PySide6.QtCore import QDate, QDateTime, QStringListModel, Qt, QTime, Signal
 from PySide6.QtWidgets import (
-    QComboBox, QCompleter, QDateEdit, QDateTimeEdit, QFormLayout, QHBoxLayout, QLabel, QLineEdit,
+    QComboBox, QCompleter, QDateEdit, QDateTimeEdit, QFormLayout, QFrame, QHBoxLayout, QLabel, QLineEdit,
     QPlainTextEdit, QPushButton, QVBoxLayout, QWidget,
 )
 
 from crm_desktop.errors import CrmError, ValidationError
 from crm_desktop.ui.entities import EntitySpec, FormField
+from crm_desktop.ui.executor import InlineExecutor
 
 log = logging.getLogger(__name__)
 
@@ -64,15 +65,27 @@ class LookupEdit(QLineEdit):
 
 
 class RecordForm(QWidget):
-    """Inputs for one entity; ``saved(record)`` after a successful create or update."""
+    """Inputs for one entity; ``saved(record)`` after a successful create or update.
+
+    Saving runs on the executor's writer thread (a save made while an import holds the database
+    waits for it without freezing the window). ``button_bar`` holds Save and Revert; with
+    ``own_buttons=False`` the caller places it (the detail panel keeps it outside its scroll area,
+    so Save is always on screen).
+    """
 
     saved = Signal(object)
+    save_failed = Signal(str)
 
-    def __init__(self, spec: EntitySpec, services, parent: QWidget | None = None):
+    def __init__(self, spec: EntitySpec, services, *, executor=None, own_buttons: bool = True,
+                 parent: QWidget | None = None):
         super().__init__(parent)
         self.spec = spec
         self._services = services
+        self._executor = executor if executor is not None else InlineExecutor()
         self.record = None
+        self.saving = False
+        self._loading = False
+        self._clean: dict[str, Any] = {}
         self.inputs: dict[str, QWidget] = {}
         self.errors: dict[str, QLabel] = {}
         layout = QVBoxLayout(self)
@@ -96,16 +109,22 @@ class RecordForm(QWidget):
             box.addWidget(error)
             form.addRow(f.label + (" *" if f.required else ""), box)
         layout.addLayout(form)
-        buttons = QHBoxLayout()
-        buttons.addStretch(1)
+        self.button_bar = QFrame(objectName="FormButtonBar")
+        buttons = QHBoxLayout(self.button_bar)
+        buttons.setContentsMargins(0, 6, 0, 0)
+        self.state_label = QLabel(objectName="Muted")  # "Saving…", "Saved 14:03", "Unsaved changes"
+        buttons.addWidget(self.state_label, 1)
         self.cancel_button = QPushButton("Revert")
+        self.cancel_button.setToolTip("Undo the changes made since the last save")
         self.cancel_button.clicked.connect(lambda: self.load(self.record))
         self.save_button = QPushButton("Save", default=True)
         self.save_button.setProperty("primary", True)
-        self.save_button.clicked.connect(self.save)
+        self.save_button.setToolTip("Save this record (Ctrl+S)")
+        self.save_button.clicked.connect(lambda: self.save())
         buttons.addWidget(self.cancel_button)
         buttons.addWidget(self.save_button)
-        layout.addLayout(buttons)
+        if own_buttons:
+            layout.addWidget(self.button_bar)
         layout.addStretch(1)  # extra height goes below the form, not between its rows
 
     # -- inputs -------------------------------------------------------------------
@@ -140,11 +159,30 @@ class RecordForm(QWidget):
             if f.placeholder:
                 widget.setPlaceholderText(f.placeholder)
         widget.setObjectName(f"field_{f.name}")
+        edited = getattr(widget, "textEdited", None) or getattr(widget, "textChanged", None) \
+            or getattr(widget, "currentIndexChanged", None) or getattr(widget, "dateTimeChanged", None)
+        if edited is not None:
+            edited.connect(self._edited)
         return widget
+
+    def _edited(self, *_args) -> None:
+        if not self.saving and not self._loading and self._clean:
+            self.state_label.setText("Unsaved changes" if self.is_dirty() else "")
 
     def load(self, record) -> None:
         """Show ``record`` (None: an empty form for a new one)."""
+        same = record is not None and self.record is not None and record.id == self.record.id
         self.record = record
+        self._loading = True
+        try:
+            self._fill(record)
+        finally:
+            self._loading = False
+        self._clean = self.values()
+        if not same and not self.saving:
+            self.state_label.setText("")  # "Saved 14:03" belongs to the record it was said of
+
+    def _fill(self, record) -> None:
         self.clear_errors()
         for f in self.spec.form:
             widget = self.inputs[f.name]
@@ -176,6 +214,10 @@ class RecordForm(QWidget):
             else:
                 widget.setText("" if value is None else str(value))
 
+    def is_dirty(self) -> bool:
+        """True when an input differs from what was loaded or last saved."""
+        return self.values() != self._clean
+
     def values(self) -> dict[str, Any]:
         """The form's values as service fields (text is passed as typed; the service validates)."""
         out: dict[str, Any] = {}
@@ -204,26 +246,52 @@ class RecordForm(QWidget):
 
     # -- saving ---------------------------------------------------------------------
 
-    def save(self) -> Any | None:
-        """Create or update; on a validation error show it beside its field and return None."""
+    def save(self, then: Callable[[], None] | None = None) -> None:
+        """Create or update on the writer thread. When it is saved, ``saved(record)`` is emitted and
+        ``then()`` runs; a validation error is shown beside its field (and ``then`` never runs)."""
+        if self.saving:
+            return
         self.clear_errors()
         service = self._services.entity_service(self.spec.entity)
-        try:
-            if self.record is None:
-                record = service.create(**self.values())
-            else:
-                record = service.update(self.record.id, **self.values())
-        except ValidationError as exc:
+        values = self.values()
+        record_id = self.record.id if self.record is not None else None
+
+        def write():
+            return service.create(**values) if record_id is None else service.update(record_id, **values)
+
+        self.saving = True
+        self.save_button.setEnabled(False)
+        self.state_label.setText("Saving…")
+        self._executor.write(write, done=lambda record: self._saved(record, values, then),
+                             failed=self._not_saved, context=self, label=f"save {self.spec.entity}")
+
+    def _saved(self, record, values: dict[str, Any], then: Callable[[], None] | None) -> None:
+        self.saving = False
+        self.save_button.setEnabled(True)
+        edited_meanwhile = self.values() != values  # typed on while the save ran: keep those edits
+        if self.record is None or self.record.id == record.id:
+            self.record = record
+            if not edited_meanwhile:
+                self.load(record)
+        self.state_label.setText(f"Saved {datetime.now().strftime('%H:%M')}")
+        self.saved.emit(record)
+        if then is not None:
+            then()
+
+    def _not_saved(self, exc: BaseException) -> None:
+        self.saving = False
+        self.save_button.setEnabled(True)
+        self.state_label.setText("Not saved")
+        if isinstance(exc, ValidationError):
             self.show_error(exc)
-            return None
-        except CrmError as exc:
+        elif isinstance(exc, CrmError):
             self.form_error.setText(str(exc))
             self.form_error.show()
-            return None
-        self.record = record
-        self.load(record)
-        self.saved.emit(record)
-        return record
+        else:  # e.g. the database stayed locked for minutes: say so, keep the edits
+            log.error("saving %s failed: %s", self.spec.entity, exc)
+            self.form_error.setText(f"Could not save: {exc}")
+            self.form_error.show()
+        self.save_failed.emit(str(exc))
 
     def show_error(self, exc: ValidationError) -> None:
         name = _ERROR_ALIASES.get(exc.field, exc.field)

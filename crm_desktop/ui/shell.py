@@ -12,15 +12,19 @@ import logging
 from pathlib import Path
 from typing import Callable
 
-from PySide6.QtCore import QByteArray, QSettings, QSize, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QIcon, QKeySequence, QShortcut
+from PySide6.QtCore import QByteArray, QSettings, QSize, Qt, QTimer
+from PySide6.QtGui import QIcon, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QApplication, QDockWidget, QFileDialog, QFrame, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QMainWindow,
     QMenu, QMessageBox, QStackedWidget, QTabWidget, QVBoxLayout, QWidget,
 )
 
 from crm_desktop.ui import theme
+from crm_desktop.ui.dispatch import MainThreadDispatcher
+from crm_desktop.ui.dispatch import install as install_dispatcher
+from crm_desktop.ui.dispatch import uninstall as uninstall_dispatcher
 from crm_desktop.ui.entities import PAGE_OF_ENTITY, SPECS
+from crm_desktop.ui.executor import DataExecutor
 from crm_desktop.ui.global_search import GlobalSearch
 from crm_desktop.ui.kanban import PipelineBoard
 from crm_desktop.ui.list_view import EntityListView
@@ -41,13 +45,20 @@ def demo_data_available() -> bool:
 class MainWindow(QMainWindow):
     """The window a field rep lives in all day."""
 
-    #: events from the service bus, re-emitted on the UI thread (the bus may call from a worker)
-    _event_arrived = Signal(str, object)
-
     def __init__(self, services, *, settings: QSettings | None = None, home=None, now=None,
+                 executor: DataExecutor | None = None, dispatcher: MainThreadDispatcher | None = None,
                  parent: QWidget | None = None):
         super().__init__(parent)
         self.services = services
+        # The composition root (app.build_window) makes and installs both; a window built on its
+        # own (tests) makes its own. The window owns them from here on and stops them on shutdown.
+        if dispatcher is None:
+            dispatcher = install_dispatcher(services.events)
+        dispatcher.setParent(self)
+        self.dispatcher = dispatcher
+        self.executor = executor if executor is not None else DataExecutor()
+        self.executor.setParent(self)
+        self._shut_down = False
         self.home = home
         self.settings = settings if settings is not None else QSettings()
         self.setWindowTitle("crm-desktop")
@@ -71,9 +82,8 @@ class MainWindow(QMainWindow):
         self._refresh_timer = QTimer(self, singleShot=True, interval=250)
         self._refresh_timer.timeout.connect(self._refresh_dirty)
         self._dirty: set[str] = set()
-        self._event_arrived.connect(self._on_event)
-        self._shut_down = False
-        self._unsubscribe = services.events.subscribe(lambda e: self._event_arrived.emit(e.name, e.payload))
+        # on the GUI thread through the one dispatcher, whichever thread committed
+        self._unsubscribe = services.events.subscribe(self._on_bus_event, main_thread=True)
         self.restore_state()
 
     # -- building -------------------------------------------------------------------------
@@ -124,7 +134,8 @@ class MainWindow(QMainWindow):
         self.set_sync_state("Offline · changes are saved on this computer", False)
 
     def _build_core_pages(self, now) -> None:
-        self.today = TodayView(self.services, demo_available=demo_data_available(), now=now)
+        self.today = TodayView(self.services, demo_available=demo_data_available(), now=now,
+                               executor=self.executor)
         self.today.open_record.connect(self.open_record)
         self.today.demo_requested.connect(self.load_demo_data)
         self.today.import_requested.connect(lambda: self.import_file("contact"))
@@ -133,12 +144,13 @@ class MainWindow(QMainWindow):
         for key in ("contacts", "companies", "leads", "deals", "activities"):
             spec = SPECS[key]
             view = EntityListView(spec, self.services, settings=self.settings,
-                                  record_actions=self.call_record_action_providers)
+                                  record_actions=self.call_record_action_providers, executor=self.executor)
             view.open_record.connect(self.open_record)
+            view.status.connect(self.show_status)
             view.changed.connect(self.today.reload)
             self.lists[key] = view
             if key == "deals":
-                self.board = PipelineBoard(self.services)
+                self.board = PipelineBoard(self.services, executor=self.executor)
                 self.board.open_record.connect(self.open_record)
                 self.board.status.connect(self.show_status)
                 self.board.changed.connect(view.refresh)
@@ -174,6 +186,10 @@ class MainWindow(QMainWindow):
         for entity in ("contact", "company"):
             label = "Contacts" if entity == "contact" else "Companies"
             file.addAction(icon("export"), f"Export {label.lower()}…", lambda e=entity: self.export_file(e))
+        file.addSeparator()
+        self.save_action = file.addAction(QIcon(), "Save record",
+                                          QKeySequence.StandardKey.Save, self.save_current_record)
+        self.save_action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
         file.addSeparator()
         file.addAction("Quit", QKeySequence.StandardKey.Quit, self.close)
         edit = self.menu("Edit")
@@ -322,14 +338,48 @@ class MainWindow(QMainWindow):
 
     # -- navigation and actions ------------------------------------------------------------------
 
-    def _sidebar_changed(self, current: QListWidgetItem | None, _previous) -> None:
+    def _sidebar_changed(self, current: QListWidgetItem | None, previous) -> None:
         if current is None:
             return
         key = current.data(Qt.ItemDataRole.UserRole)
+        leaving = self._list_of_page(previous.data(Qt.ItemDataRole.UserRole)) if previous is not None else None
+        if leaving is not None and self._page_of_item(current) is not None:
+            # unsaved edits on the page being left: ask first; Cancel stays, Save switches once saved
+            if not leaving.detail.confirm_leave(lambda: self.show_page(key)):
+                self.sidebar.blockSignals(True)
+                self.sidebar.setCurrentItem(previous)
+                self.sidebar.blockSignals(False)
+                return
         widget = self._pages.get(key)
         if widget is not None:
             self.stack.setCurrentWidget(widget)
             self.page_title.setText(self._page_titles.get(key, ""))
+
+    def _list_of_page(self, key) -> EntityListView | None:
+        return self.lists.get(key) if key in getattr(self, "lists", {}) else None
+
+    def _page_of_item(self, item) -> str | None:
+        key = item.data(Qt.ItemDataRole.UserRole) if item is not None else None
+        return key if key in self._pages else None
+
+    def current_list(self) -> EntityListView | None:
+        """The list page in front (for the deals page: its List tab), or None."""
+        key = self.current_page()
+        view = self._list_of_page(key)
+        if key == "deals" and self.deals_tabs.currentWidget() is not view:
+            return None
+        return view
+
+    def save_current_record(self) -> None:
+        """Ctrl+S: save the record shown in the page in front."""
+        view = self.current_list()
+        if view is None:
+            self.show_status("Nothing to save here")
+            return
+        view.detail.save()
+
+    def unsaved_views(self) -> list[EntityListView]:
+        return [v for v in self.lists.values() if v.detail.is_dirty()]
 
     def open_record(self, entity: str, record_id: str) -> None:
         """Show a record in its entity's page (from search, Today, related lists)."""
@@ -337,6 +387,8 @@ class MainWindow(QMainWindow):
         if key is None:
             return
         self.show_page(key)
+        if self.current_page() != key:
+            return  # the user chose to stay with unsaved edits
         if key == "deals":
             self.deals_tabs.setCurrentWidget(self.lists["deals"])
         self.search.popup.hide()
@@ -359,6 +411,10 @@ class MainWindow(QMainWindow):
     def refresh_all(self) -> None:
         self._dirty.update(CORE_PAGES)
         self._refresh_dirty()
+
+    def _on_bus_event(self, event) -> None:
+        if not self._shut_down:
+            self._on_event(event.name, event.payload)
 
     def _on_event(self, name: str, payload) -> None:
         entity = name.split(".", 1)[0]
@@ -395,26 +451,37 @@ class MainWindow(QMainWindow):
         self.refresh_all()
 
     def export_file(self, entity: str) -> None:
+        from crm_desktop.ui.export_dialog import choose_export_path
         from crm_desktop.ui.import_dialog import export_with_progress
 
-        path, _ = QFileDialog.getSaveFileName(self, f"Export {entity}s", str(Path.home() / f"{entity}s.csv"),
-                                              "CSV (*.csv);;vCard (*.vcf)")
-        if path:
-            export_with_progress(self.services, entity, Path(path), parent=self)
+        path = choose_export_path(self, entity)
+        if path is None:
+            return
+        count = export_with_progress(self.services, entity, path, parent=self)
+        if count is not None:
+            self.show_status(f"Exported {count:,} {entity}s to {path}".replace(",", "\u2009"), 8000)
 
     def load_demo_data(self) -> None:
-        """Fill an empty database with sample records (the welcome view's first button)."""
+        """Fill an empty database with sample records (the welcome view's first button), on the
+        writer thread: the window keeps painting while they are made."""
         from crm_desktop.ui.demo import load_demo_data
 
-        QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
-        try:
-            message = load_demo_data(self.services)
-        finally:
-            QApplication.restoreOverrideCursor()
-        self.show_status(message)
-        self.refresh_all()
-        for view in self.lists.values():
-            view._fill_filters()
+        self.today.welcome.demo_button.setEnabled(False)
+        self.show_status("Loading demo data…", 0)
+
+        def loaded(message: str) -> None:
+            self.today.welcome.demo_button.setEnabled(True)
+            self.show_status(message)
+            self.refresh_all()
+            for view in self.lists.values():
+                view._fill_filters()
+
+        def failed(exc: BaseException) -> None:
+            self.today.welcome.demo_button.setEnabled(True)
+            self.show_status(f"Demo data could not be loaded: {exc}", 10000)
+
+        self.executor.write(lambda: load_demo_data(self.services), done=loaded, failed=failed, context=self,
+                            label="demo data")
 
     def theme_mode(self) -> str:
         return str(self.settings.value("theme", "system"))
@@ -458,18 +525,25 @@ class MainWindow(QMainWindow):
         self.settings.sync()
 
     def shutdown(self) -> None:
-        """Save the layout and stop background readers and event delivery (once; closing
-        the window and quitting the app both call it)."""
+        """Save the layout and stop background work and event delivery (once; closing the
+        window and quitting the app both call it)."""
         if self._shut_down:
             return
         self._shut_down = True
         self.save_state()
         self._unsubscribe()
+        uninstall_dispatcher(self.services.events, self.dispatcher)
         self.search.close_reader()
         for view in self.lists.values():
             view.model.close()
+        self.executor.stop()  # a write already running finishes first (it is the user's data)
 
     def closeEvent(self, event) -> None:
+        for view in ([] if self._shut_down else self.unsaved_views()):
+            # Save closes the window once saved; Cancel keeps it open; Discard goes on to the next
+            if not view.detail.confirm_leave(self.close):
+                event.ignore()
+                return
         self.shutdown()
         super().closeEvent(event)
 

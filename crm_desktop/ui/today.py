@@ -6,6 +6,7 @@ An empty database shows :class:`WelcomeView` instead, offering demo data or a CS
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from PySide6.QtCore import Qt, Signal
@@ -17,6 +18,7 @@ from PySide6.QtWidgets import (
 from crm_desktop.domain.enums import ActivityKind
 from crm_desktop.services.paging import ListQuery
 from crm_desktop.ui.entities import money, when
+from crm_desktop.ui.executor import InlineExecutor
 from crm_desktop.ui.resources import icon
 
 log = logging.getLogger(__name__)
@@ -48,20 +50,66 @@ class _Section(QFrame):
         self.list.setFrameShape(QFrame.Shape.NoFrame)
         self.list.setStyleSheet("QListWidget { border: none; } QListWidget::item { padding: 5px 2px; }")
         layout.addWidget(self.list, 1)
+        self.more = QLabel(objectName="Muted")
+        self.more.hide()
+        layout.addWidget(self.more)
         self.empty = QLabel(empty_text, objectName="Muted")
         layout.addWidget(self.empty)
         self._title = title
 
-    def set_items(self, rows: list[tuple[str, str, str, str]]) -> None:
-        """rows of (icon name, text, entity, id)."""
+    def set_items(self, rows: list[tuple[str, str, str, str]], total: int | None = None) -> None:
+        """rows of (icon name, text, entity, id); ``total`` is the true count when the rows are capped."""
+        total = len(rows) if total is None else max(total, len(rows))
         self.list.clear()
         for icon_name, text, entity, record_id in rows:
             item = QListWidgetItem(icon(icon_name), text)
             item.setData(Qt.ItemDataRole.UserRole, (entity, record_id))
             self.list.addItem(item)
-        self.title.setText(f"{self._title.upper()}  ·  {len(rows)}")
+        self.title.setText(f"{self._title.upper()}  ·  {total}")
+        hidden = total - len(rows)
+        self.more.setText(f"and {hidden:,} more".replace(",", "\u2009"))
+        self.more.setVisible(hidden > 0)
         self.empty.setVisible(not rows)
         self.list.setVisible(bool(rows))
+
+
+@dataclass(frozen=True)
+class TodayData:
+    """Everything the Today page shows, read on the executor's reader thread (plain data only)."""
+
+    empty: bool
+    overdue: list = field(default_factory=list)
+    today: list = field(default_factory=list)
+    upcoming: list = field(default_factory=list)
+    stale: list = field(default_factory=list)
+    counts: dict = field(default_factory=dict)  # true counts: overdue, today, upcoming, meetings, stale
+    pipeline_cents: int = 0
+
+
+def read_today(services, now: datetime) -> TodayData:
+    """The Today page's queries (run off the UI thread): capped lists plus true counts."""
+    s = services
+    # one row each, not count(): counting a million contacts would be slow
+    if not any(service.list(limit=1).items for service in (s.contacts, s.companies, s.deals, s.leads)):
+        return TodayData(empty=True)
+    agenda = s.activities.agenda(now)
+    counts = dict(s.activities.agenda_counts(now))
+    meeting_kinds = (ActivityKind.MEETING, ActivityKind.VISIT, ActivityKind.CALL)
+    meetings = [a for a in agenda["upcoming"] if a.kind in meeting_kinds]
+    # the upcoming list is capped before the kind filter: only a full list needs the true count
+    counts["meetings"] = len(meetings)
+    if len(agenda["upcoming"]) < counts["upcoming"]:
+        counts["meetings"] = s.activities.agenda_counts(now, kinds=meeting_kinds)["upcoming"]
+    stale_ids = s.activities.stale_deal_ids(now)
+    stale = s.deals.get_many(stale_ids)
+    counts["stale"] = s.activities.count_stale_deals(now) if len(stale_ids) >= 100 else len(stale)
+    pipeline_cents = 0
+    try:
+        default = s.pipelines.default()
+        pipeline_cents = sum(cents for _, cents in s.deals.stage_totals(default.id, ListQuery(status="open")).values())
+    except Exception:  # no pipeline yet: the tile shows 0
+        log.debug("no default pipeline for the Today tiles", exc_info=True)
+    return TodayData(False, agenda["overdue"], agenda["today"], meetings, stale, counts, pipeline_cents)
 
 
 class WelcomeView(QWidget):
@@ -112,9 +160,12 @@ class TodayView(QStackedWidget):
     demo_requested = Signal()
     import_requested = Signal()
 
-    def __init__(self, services, *, demo_available: bool = False, now=None, parent: QWidget | None = None):
+    def __init__(self, services, *, demo_available: bool = False, now=None, executor=None,
+                 parent: QWidget | None = None):
         super().__init__(parent)
         self._services = services
+        self._executor = executor if executor is not None else InlineExecutor()
+        self.loading = False
         self._now = now  # tests pin the clock
         self.welcome = WelcomeView(demo_available)
         self.welcome.demo_requested.connect(self.demo_requested)
@@ -156,39 +207,38 @@ class TodayView(QStackedWidget):
         return not any(service.list(limit=1).items for service in (s.contacts, s.companies, s.deals, s.leads))
 
     def reload(self) -> None:
-        """Read the agenda again (cheap: a few indexed queries with limits)."""
-        if self.is_empty_database():
+        """Read the agenda again, on the executor's reader (a burst of asks coalesces into one)."""
+        now = self._now or datetime.now(timezone.utc)
+        self.loading = True
+        self._executor.read(lambda: read_today(self._services, now), done=self._show, failed=self._failed,
+                            context=self, key=("today", id(self)), label="today")
+
+    def _failed(self, exc: BaseException) -> None:
+        self.loading = False
+        log.error("reading the Today page failed: %s", exc)
+
+    def _show(self, data: TodayData) -> None:
+        self.loading = False
+        if data.empty:
             self.setCurrentWidget(self.welcome)
             return
         self.setCurrentWidget(self.board)
-        s = self._services
-        now = self._now or datetime.now(timezone.utc)
-        agenda = s.activities.agenda(now)
 
         def rows(activities, show_date: bool):
             return [(_KIND_ICON.get(a.kind, "task"),
                      f"{a.subject}   ·   {when(a.due_at) if show_date else a.due_at.astimezone().strftime('%H:%M')}",
                      "activity", a.id) for a in activities]
 
-        self.overdue.set_items(rows(agenda["overdue"], True))
-        self.today.set_items(rows(agenda["today"], False))
-        meetings = [a for a in agenda["upcoming"] if a.kind in (ActivityKind.MEETING, ActivityKind.VISIT, ActivityKind.CALL)]
-        self.upcoming.set_items(rows(meetings, True))
-        stale = s.deals.get_many(s.activities.stale_deal_ids(now))
-        self.stale.set_items([("deals", f"{d.title}   ·   {d.company_name or '—'}   ·   {money(d.amount_cents, d.currency)}",
-                               "deal", d.id) for d in stale])
-        pipeline_cents = 0
-        try:
-            default = s.pipelines.default()
-            pipeline_cents = sum(cents for _, cents in s.deals.stage_totals(
-                default.id, ListQuery(status="open")).values())
-        except Exception:  # no pipeline yet: the tile shows 0
-            log.debug("no default pipeline for the Today tiles", exc_info=True)
-        self.tiles["overdue"].value.setText(str(len(agenda["overdue"])))
-        self.tiles["today"].value.setText(str(len(agenda["today"])))
-        self.tiles["upcoming"].value.setText(str(len(agenda["upcoming"])))
-        self.tiles["stale"].value.setText(str(len(stale)))
-        self.tiles["pipeline"].value.setText(money(pipeline_cents))
-        local = now.astimezone()
+        counts = data.counts
+        self.overdue.set_items(rows(data.overdue, True), counts.get("overdue"))
+        self.today.set_items(rows(data.today, False), counts.get("today"))
+        self.upcoming.set_items(rows(data.upcoming, True), counts.get("meetings"))
+        self.stale.set_items([("deals", f"{d.title}   ·   {d.company_name or '—'}   ·   "
+                                        f"{money(d.amount_cents, d.currency)}", "deal", d.id) for d in data.stale],
+                             counts.get("stale"))
+        for key in ("overdue", "today", "upcoming", "stale"):  # true counts, never the length of a capped list
+            self.tiles[key].value.setText(f"{counts.get(key, 0):,}".replace(",", "\u2009"))
+        self.tiles["pipeline"].value.setText(money(data.pipeline_cents))
+        local = (self._now or datetime.now(timezone.utc)).astimezone()
         part = "morning" if local.hour < 12 else "afternoon" if local.hour < 18 else "evening"
         self.greeting.setText(f"Good {part} · {local.strftime('%A %d %B')}")

@@ -11,6 +11,26 @@ def ui_settings(tmp_path):
     return QSettings(str(tmp_path / "ui-test.ini"), QSettings.Format.IniFormat)
 
 
+@pytest.fixture(autouse=True)
+def unsaved_answers(monkeypatch):
+    """The "unsaved changes" question, answered without a modal box (one would block the run, e.g.
+    when pytest-qt closes a window whose form a test left edited): the answers queued in the list
+    are given in turn, then "discard". Each question asked is recorded in ``.asked``."""
+
+    class Answers(list):
+        asked: list
+
+    answers = Answers()
+    answers.asked = []
+
+    def ask(parent, what):
+        answers.asked.append(what)
+        return answers.pop(0) if answers else "discard"
+
+    monkeypatch.setattr("crm_desktop.ui.unsaved.ask_to_save", ask)
+    return answers
+
+
 @pytest.fixture
 def main_window(qtbot, core, ui_settings):
     """The real main window over an empty database, shown offscreen."""

@@ -101,8 +101,11 @@ def test_empty_database_shows_the_welcome_view_with_demo_data(qtbot, main_window
     assert today.currentWidget() is today.welcome
     assert today.welcome.demo_button.isEnabled()
     today.welcome.demo_button.click()
+    # made on the writer thread: the button waits, the window keeps running
+    assert not today.welcome.demo_button.isEnabled()
+    qtbot.waitUntil(lambda: today.currentWidget() is today.board, timeout=30000)
     assert services.contacts.count() > 0
-    qtbot.waitUntil(lambda: today.currentWidget() is today.board)
+    assert main_window.statusBar().currentMessage() == "Demo data loaded"
 
 
 def test_global_search_finds_across_entities_and_opens_the_record(qtbot, main_window, services):

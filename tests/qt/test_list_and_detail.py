@@ -24,6 +24,7 @@ def test_create_a_contact_from_the_form(qtbot, main_window, services):
     form.inputs["email"].setText("grace@navy.example")
     form.inputs["tags"].setText("vip, pioneer")
     qtbot.mouseClick(form.save_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: view.detail.title.text() == "Grace Hopper")  # saved on the writer thread
     assert form.visible_errors() == {}
     [contact] = services.contacts.list().items
     assert (contact.display_name, contact.email, contact.tags) == ("Grace Hopper", "grace@navy.example",
@@ -40,6 +41,7 @@ def test_edit_with_an_invalid_email_shows_the_rule_beside_the_field(qtbot, main_
     form = view.detail.form
     form.inputs["email"].setText("not-an-email")
     form.save_button.click()
+    qtbot.waitUntil(lambda: not form.saving)
     errors = form.visible_errors()
     assert list(errors) == ["email"]
     assert "e-mail" in errors["email"].lower() or "email" in errors["email"].lower()
@@ -47,14 +49,16 @@ def test_edit_with_an_invalid_email_shows_the_rule_beside_the_field(qtbot, main_
     assert services.contacts.get(contact.id).email == "ada@example.com"  # nothing was saved
     form.inputs["email"].setText("ada@lovelace.example")
     form.save_button.click()
+    qtbot.waitUntil(lambda: not form.saving)
     assert form.visible_errors() == {}
     assert services.contacts.get(contact.id).email == "ada@lovelace.example"
 
 
-def test_a_contact_needs_a_name(main_window, services):
+def test_a_contact_needs_a_name(qtbot, main_window, services):
     view = contacts_view(main_window)
     view.new_record()
     view.detail.form.save_button.click()
+    qtbot.waitUntil(lambda: "last_name" in view.detail.form.visible_errors())
     assert "name is required" in view.detail.form.visible_errors()["last_name"]
     assert services.contacts.count() == 0
 
@@ -102,10 +106,10 @@ def test_new_contact_that_looks_like_an_existing_one_shows_a_warning(qtbot, main
     existing = services.contacts.create(first_name="Ada", last_name="Lovelace", email="ada@example.com")
     view = contacts_view(main_window)
     view.new_record()
-    view.detail.form.inputs["email"].setText("ADA@example.com")
-    matches = view.detail.check_duplicates()
-    assert [m.contact_id for m in matches] == [existing.id]
+    qtbot.keyClicks(view.detail.form.inputs["email"], "ADA@example.com")  # checked once typing pauses
     banner = view.detail.duplicates
+    qtbot.waitUntil(lambda: not banner.isHidden())
+    assert [m.contact_id for m in view.detail.last_duplicates] == [existing.id]
     assert not banner.isHidden() and "Ada Lovelace" in banner.text.text()
     assert not banner.merge_button.isEnabled()  # a record not yet saved cannot be merged
 
@@ -118,25 +122,57 @@ def test_merge_a_duplicate_into_the_existing_contact(qtbot, main_window, service
     services.activities.log("call", "Call with the duplicate", contact_id=duplicate.id)
     view = contacts_view(main_window)
     view.show_record_id(duplicate.id)
-    assert view.detail.check_duplicates()
+    view.detail.check_duplicates()
+    qtbot.waitUntil(lambda: view.detail.duplicates.isVisible())
     monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
     view.detail.duplicates.merge_button.click()
+    qtbot.waitUntil(lambda: view.detail.record.id == survivor.id)
     assert services.contacts.find(duplicate.id) is None
     assert view.detail.record.id == survivor.id
     assert [a.subject for a in services.activities.for_record(contact_id=survivor.id)] == ["Call with the duplicate"]
 
 
-def test_convert_a_lead(qtbot, main_window, services):
-    lead = services.leads.create(title="Big fleet", first_name="Max", last_name="Power", company_name="Power AG")
+def test_convert_a_lead_asks_first_then_links_what_it_created(qtbot, main_window, services, monkeypatch):
+    import re
+
+    from crm_desktop.ui import detail_panel
+
+    lead = services.leads.create(title="Big fleet", first_name="Max", last_name="Power", company_name="Power AG",
+                                 status="qualified")
     main_window.open_record("lead", lead.id)
     detail = main_window.lists["leads"].detail
     button = detail.action_buttons["convert"]
     assert button.isEnabled()
+    questions = []
+    monkeypatch.setattr(detail_panel, "confirm", lambda parent, title, text, yes: questions.append(text) or False)
+    button.click()  # the rep clicked by mistake and said Cancel: nothing happens
+    assert questions and "Max Power" in questions[0] and "Power AG" in questions[0] and "Big fleet" in questions[0]
+    qtbot.wait(100)
+    assert services.leads.get(lead.id).converted_at is None
+
+    monkeypatch.setattr(detail_panel, "confirm", lambda *a: True)
     button.click()
+    qtbot.waitUntil(lambda: detail.conversion.isVisible())
     converted = services.leads.get(lead.id)
-    assert converted.converted_contact_id is not None
     assert services.contacts.get(converted.converted_contact_id).display_name == "Max Power"
+    text = detail.conversion.text()
+    links = dict((entity, rid) for entity, rid in re.findall(r'href="(\w+):([^"]+)"', text))
+    assert links == {"contact": converted.converted_contact_id, "company": converted.converted_company_id,
+                     "deal": converted.converted_deal_id}
+    assert "Max Power" in text and "Power AG" in text and "Big fleet" in text
+    # the lead reads Converted, in the panel and (after the refresh) in the list
+    assert detail.subtitle.text().startswith("Converted")
     assert not button.isEnabled() and "converted already" in button.toolTip()
+    leads = main_window.lists["leads"]
+    qtbot.waitUntil(lambda: leads.model.rowCount() == 1 and leads.model.record(0) is not None
+                    and leads.model.record(0).converted_at is not None)
+    status_column = [c.title for c in leads.spec.columns].index("Status")
+    assert leads.model.data(leads.model.index(0, status_column)) == "Converted"
+    assert "Converted lead" in main_window.statusBar().currentMessage()
+    # each name is a link that opens the record
+    detail.conversion.linkActivated.emit(f"deal:{converted.converted_deal_id}")
+    assert main_window.current_page() == "deals"
+    assert main_window.lists["deals"].detail.record.id == converted.converted_deal_id
 
 
 def test_context_menu_asks_every_record_action_provider(qtbot, main_window, services):
