@@ -19,9 +19,16 @@ def _close_windows() -> None:
 
 @hookimpl
 def crm_activate(ctx):
+    # runs on the host's watchdog thread (a plugin that never returns must not hang the app),
+    # so no Qt objects here: the timer starts in crm_menu_actions, which the GUI thread calls
     with open(ctx.data_dir / "activated", "a") as f:
         f.write("1\n")
+
+
+@hookimpl
+def crm_menu_actions(ctx):
     QTimer.singleShot(int(os.environ.get("CRM_QUIT_PROBE_MS", "1500")), _close_windows)
+    return []
 
 
 @hookimpl
