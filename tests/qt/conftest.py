@@ -12,6 +12,21 @@ def ui_settings(tmp_path):
 
 
 @pytest.fixture(autouse=True)
+def no_unexpected_message_boxes(monkeypatch):
+    """A static QMessageBox a test did not expect fails that test instead of blocking the run
+    (offscreen, nobody can press its button). A test that expects one patches it itself."""
+    from PySide6.QtWidgets import QMessageBox
+
+    def unexpected(kind):
+        def box(parent, title, text, *args, **kwargs):
+            raise AssertionError(f"unexpected QMessageBox.{kind}: {title}: {text}")
+        return box
+
+    for kind in ("warning", "critical", "information", "question"):
+        monkeypatch.setattr(QMessageBox, kind, unexpected(kind))
+
+
+@pytest.fixture(autouse=True)
 def unsaved_answers(monkeypatch):
     """The "unsaved changes" question, answered without a modal box (one would block the run, e.g.
     when pytest-qt closes a window whose form a test left edited): the answers queued in the list
