@@ -33,7 +33,7 @@ from pathlib import Path
 
 TARGET_RATIO = 0.4
 #: what this figure was when last measured (bench/README.md has the details)
-MEASURED = ("measured on wip-perf2 on 2 cores: 0.22-0.30x at load 6-7, 0.25x at load 3 (0.18-0.19x "
+MEASURED = ("measured on wip-perf2 on 2 cores: 0.24-0.25x at load 3, 0.22-0.30x at load 6-7 (0.18-0.19x "
             "before it, once the sync outbox was merged; see bench/README.md)")
 FIRST = "Anna Ben Clara David Emma Felix Greta Hannah Ivan Julia Karl Lena Marco Nina Oskar Paula Jürgen Zoë".split()
 LAST = "Müller Schmidt Weber Meyer Wagner Becker Schulz Koch Bauer Richter Klein Wolf Lee Rossi Nowak Silva".split()
