@@ -93,6 +93,42 @@ def phone_key(text: str | None, region: str | None = None) -> str | None:
     return f"#{digits}" if len(digits) >= 5 else None
 
 
+def phone_keys(texts: "list[str | None]", region: str | None = None) -> "list[str | None]":
+    """:func:`phone_key` over a column (an import's): the same keys, with the shortcut inlined and
+    the country-code lookup and national-prefix rule remembered per code for the whole column."""
+    match, table, separators = _INTERNATIONAL.match, COUNTRY_CODE_TO_REGION_CODE, _SEPARATORS
+    rules: dict[str, tuple] = {}  # the first three digits -> (code, its size, the prefix rule)
+    out: list[str | None] = []
+    append = out.append
+    for text in texts:
+        if not text:
+            append(None)
+            continue
+        text = text.strip()
+        if match(text):
+            digits = text[1:].translate(separators)
+            head = digits[:3]
+            known = rules.get(head)
+            if known is None:
+                for size in (1, 2, 3):
+                    code = int(digits[:size])
+                    if code in table:
+                        known = (code, size, _prefix_rule(code))
+                        break
+                else:
+                    known = (None, 0, False)
+                rules[head] = known
+            code, size, rule = known
+            if code is not None and len(digits) >= size:
+                national = digits[size:]
+                if _MIN_NSN <= len(national) <= _MAX_NSN and rule is not False and (
+                        rule is None or not rule.match(national)):
+                    append(f"+{code}{national}")
+                    continue
+        append(phone_key(text, region))
+    return out
+
+
 def library_phone_key(text: str, region: str | None = None) -> str | None:
     """The library's E.164 answer alone (no shortcut): what the shortcut is tested against."""
     return _parsed.__wrapped__(text.strip(), region)

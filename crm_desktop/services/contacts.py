@@ -8,6 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from crm_desktop.domain import records
+from crm_desktop.domain.phones import phone_keys
 from crm_desktop.domain.validation import (
     check_email,
     check_emails,
@@ -100,7 +101,7 @@ class ContactService(EntityService[models.Contact, records.Contact]):
         for name in ("phone", "mobile"):
             out[name], bad = check_phones(columns.get(name, empty), name, e)
             suspects.update(bad)
-            out[f"{name}_key"] = [normalize_phone(v, region) if v else None for v in out[name]]
+            out[f"{name}_key"] = phone_keys(out[name], region)
         if not suspects:
             return out, {}
         out = {name: list(values) for name, values in out.items()}  # ``empty`` may be shared

@@ -309,6 +309,11 @@ class BulkChanges(Sequence[Change]):
         self._fields = [(i, c) for i, c in enumerate(self.columns)
                         if c not in STAMPED and not _derived(c) and c not in ("owner_id", "team_id")]
 
+    def field_columns(self) -> list[str]:
+        """The columns a row's change shows, in its order (``owner_id``/``team_id`` last, as stored:
+        the row's own or the stamp); a NULL is left out of the change."""
+        return [c for _, c in self._fields] + ["owner_id", "team_id"]
+
     @classmethod
     def empty(cls, entity: str) -> "BulkChanges":
         return cls(entity, "", ("id",), (), {}, {}, None)

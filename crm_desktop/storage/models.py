@@ -87,7 +87,7 @@ class Contact(SyncColumns, Base):
     mobile: Mapped[str | None] = mapped_column(String(40))
     mobile_key: Mapped[str | None] = mapped_column(String(20), index=True)
     job_title: Mapped[str | None] = mapped_column(String(150))
-    company_id: Mapped[str | None] = mapped_column(ForeignKey("companies.id"), index=True)
+    company_id: Mapped[str | None] = mapped_column(ForeignKey("companies.id"))  # indexed by ix_contacts_company_name
     street: Mapped[str | None] = mapped_column(String(300))
     city: Mapped[str | None] = mapped_column(String(100))
     postal_code: Mapped[str | None] = mapped_column(String(20))

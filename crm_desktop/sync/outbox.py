@@ -20,7 +20,7 @@ from typing import Any, Sequence
 
 from crm_desktop.domain.actor import Actor
 from crm_desktop.storage.base import utcnow
-from crm_desktop.storage.changes import Change, db_time
+from crm_desktop.storage.changes import BulkChanges, Change, db_time
 from crm_desktop.sync import values as wire
 from crm_desktop.sync.protocol import PUSHABLE_ENTITIES, Mutation, Op
 
@@ -35,6 +35,11 @@ class OutboxWriter:
 
     def __call__(self, session, changes: Sequence[Change], actor: Actor | None) -> None:
         conn = session.connection().connection.driver_connection
+        if isinstance(changes, BulkChanges):
+            if changes.entity not in PUSHABLE_ENTITIES:
+                return
+            if write_bulk(conn, changes):
+                return
         wanted = [c for c in changes if c.entity in PUSHABLE_ENTITIES]
         if not wanted:
             return
@@ -74,6 +79,52 @@ def mutation_fields(conn, change: Change) -> tuple[str | None, dict[str, list[An
     if change.op == "update" and not fields:
         return None, {}
     return (Op.CREATE.value if change.op == "create" else Op.UPDATE.value), fields
+
+
+def write_bulk(conn, changes: BulkChanges) -> bool:
+    """The outbox rows of one bulk insert (an import, sync's first pull) with one ``INSERT ... SELECT``
+    from the stored rows, instead of a :class:`Change`, a ``to_wire`` per value and a ``json.dumps``
+    per row; False (nothing written) when the batch does not have the shape this needs.
+
+    The text is the one :meth:`OutboxWriter.__call__` writes row by row, byte for byte: ``json.dumps``
+    with its default separators and ``ensure_ascii=False`` (which ``json_quote`` matches), the fields
+    in the change's order, ``base_version`` the stored ``version``. Only plain text columns are
+    written this way: ``to_wire`` changes nothing on them, because a bulk writer stores values
+    cleaned by the services' rules, which are the wire rules (a datetime, date, flag or number column
+    would need a conversion, so such a batch goes row by row). Tags (the only extra a bulk insert
+    adds) become their sorted tag ids, appended last as the row-by-row path does.
+    """
+    entity = changes.entity
+    if not changes.audit_rows_in_place(conn):
+        return False
+    known = set(wire.wire_columns(entity))
+    names = [c for c in changes.field_columns() if c in known]
+    if any(wire.kind_of(entity, c) != "text" for c in names):
+        return False
+    if any(set(extra) - {"tags"} for extra in changes.extras.values()):
+        return False
+    if changes.extras and not wire.has_tags(entity):
+        return False
+    parts = [f"""iif(r.{c} IS NULL, '', ', "{c}": [null, ' || json_quote(r.{c}) || ']')""" for c in names]
+    extra_join = ""
+    if changes.extras:
+        tag_rows = [(rid, json.dumps(wire.tag_ids_for_names(conn, extra["tags"][1] or []), ensure_ascii=False))
+                    for rid, extra in changes.extras.items()]
+        conn.execute("CREATE TEMP TABLE IF NOT EXISTS bulk_outbox_tags (record_id TEXT PRIMARY KEY, ids TEXT)")
+        conn.execute("DELETE FROM temp.bulk_outbox_tags")
+        conn.executemany("INSERT INTO temp.bulk_outbox_tags VALUES (?, ?)", tag_rows)
+        parts.append("""iif(e.ids IS NULL, '', ', "tags": [null, ' || e.ids || ']')""")
+        extra_join = "LEFT JOIN temp.bulk_outbox_tags e ON e.record_id = r.id"
+    body = "'{' || substr(" + (" || ".join(parts) if parts else "''") + ", 3) || '}'"
+    conn.execute(
+        "INSERT INTO sync_outbox (entity, record_id, op, fields, base_version, created_at, status) "
+        f"SELECT ?, r.id, ?, {body}, r.version, ?, ? FROM {changes.table} r {extra_join} "
+        "WHERE r.rowid > ? AND r.rowid <= ? ORDER BY r.rowid",
+        (entity, Op.CREATE.value, db_time(utcnow()), PENDING, changes.rowid_before,
+         changes.rowid_before + len(changes)))
+    if changes.extras:
+        conn.execute("DELETE FROM temp.bulk_outbox_tags")
+    return True
 
 
 def _versions(conn, changes: Sequence[Change]) -> dict[tuple[str, str], int]:

@@ -63,6 +63,11 @@ def _kind(entity: str, name: str) -> str:
     return "text"
 
 
+def kind_of(entity: str, name: str) -> str:
+    """How a column's values are converted to the wire: datetime, date, bool, int or text."""
+    return _kind(entity, name)
+
+
 def plain(value: Any) -> Any:
     if isinstance(value, Enum):
         return value.value

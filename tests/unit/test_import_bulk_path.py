@@ -68,3 +68,46 @@ def test_a_large_import_rebuilds_the_indexes_it_suspended_and_a_cancel_restores_
                             progress=lambda done, total: done < total)  # cancels after the rows went in
     assert cancelled.cancelled and services.contacts.count() == 50
     assert _indexes(home.db_path) == before
+
+
+def test_the_outbox_rows_of_a_bulk_insert_are_the_ones_the_row_by_row_path_writes(services, tmp_path, monkeypatch):
+    """The set-based outbox fill (sync.outbox.write_bulk) writes, for every created record, the same
+    text the row-by-row path (mutation_fields + json.dumps) writes, byte for byte."""
+    import json
+
+    from crm_desktop.sync import outbox
+
+    expected: dict[str, tuple] = {}
+    used = []
+    real = outbox.write_bulk
+
+    def checked(conn, changes):
+        for change in changes:
+            op, fields = outbox.mutation_fields(conn, change)
+            expected[change.record_id] = (change.entity, op, json.dumps(fields, ensure_ascii=False), 0)
+        done = real(conn, changes)
+        used.append(done)
+        return done
+
+    monkeypatch.setattr(outbox, "write_bulk", checked)
+    path = tmp_path / "people.csv"
+    path.write_text(
+        "First Name;Last Name;E-mail;Phone;Mobile;Company;Tags;Notes;Job Title\n"
+        'Łukasz;Müller;łukasz@bücher.de;+49 30 1234567;;Alpen "Süd" GmbH;VIP, Fair;"line one\nline two\ttab \\ back";\n'
+        "Zoë;;zoe@example.com;;+44 20 7946 0958;;;;\n"
+        ";O'Brien;;;;Alpen \"Süd\" GmbH;Fair;;Chief 🚀 officer\n"
+        "Ann;Lee;;;;;;;\n",
+        encoding="utf-8", newline="")
+    summary = import_file(services, "contacts", path)
+    assert summary.created == 4 and used and all(used)
+    conn = sqlite3.connect(services.db.path)
+    try:
+        rows = {r[0]: tuple(r[1:]) for r in conn.execute(
+            "SELECT record_id, entity, op, fields, base_version FROM sync_outbox ORDER BY id")}
+        order = [r[0] for r in conn.execute("SELECT record_id FROM sync_outbox ORDER BY id")]
+    finally:
+        conn.close()
+    assert len(expected) == 5  # the company and the four contacts
+    for record_id, want in expected.items():
+        assert rows[record_id] == want
+    assert [r for r in order if r in expected] == list(expected)  # the insert order (the two new tags come first)

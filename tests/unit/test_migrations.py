@@ -75,3 +75,44 @@ def test_a_database_newer_than_the_code_is_refused_and_left_alone(home):
     assert "newer than this app knows" in str(info.value) and "0500_future" in str(info.value)
     assert home.db_path.read_bytes() == before
     assert not list(home.backups_dir.iterdir())  # refused before any backup or migration
+
+
+def test_contacts_by_company_use_the_company_name_index_once_its_prefix_index_is_gone(home):
+    """0005 drops ix_contacts_company_id (a prefix of ix_contacts_company_name): the lookups it
+    served (a company's contacts, the search trigger of a renamed company, the foreign-key check
+    of a deleted company) use ix_contacts_company_name instead, and the migration goes back down."""
+    Core.open(home).close()
+    conn = sqlite3.connect(home.db_path)
+    try:
+        names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE tbl_name = 'contacts' "
+                                            "AND type = 'index'")}
+        assert "ix_contacts_company_id" not in names and "ix_contacts_company_name" in names
+        for sql in ("SELECT id FROM contacts WHERE company_id = ? AND deleted_at IS NULL ORDER BY name_key",
+                    "SELECT rowid FROM contacts WHERE company_id = ? AND deleted_at IS NULL",
+                    "SELECT 1 FROM contacts WHERE company_id = ?",  # the foreign-key check's lookup
+                    "SELECT id FROM contacts WHERE company_id = ? AND name_key = ? AND deleted_at IS NULL"):
+            plan = " ".join(r[-1] for r in conn.execute("EXPLAIN QUERY PLAN " + sql, ("x",) * sql.count("?")))
+            assert "INDEX ix_contacts_company_name (company_id=?" in plan, (sql, plan)
+        # a company with contacts still cannot be deleted underneath them
+        conn.execute("PRAGMA foreign_keys=ON")
+        now = "2026-01-01 00:00:00.000000"
+        conn.execute("INSERT INTO companies (id, name, name_key, created_at, updated_at, version) "
+                     "VALUES ('c1', 'Acme', 'acme', ?, ?, 0)", (now, now))
+        conn.execute("INSERT INTO contacts (id, last_name, company_id, created_at, updated_at, version) "
+                     "VALUES ('p1', 'Lee', 'c1', ?, ?, 0)", (now, now))
+        with pytest.raises(sqlite3.IntegrityError):
+            conn.execute("DELETE FROM companies WHERE id = 'c1'")
+        conn.rollback()
+    finally:
+        conn.close()
+    from alembic import command
+
+    config = migrate.alembic_config(migrate.core_script_location())
+    config.set_main_option("sqlalchemy.url", f"sqlite:///{home.db_path}")
+    command.downgrade(config, "0004")
+    conn = sqlite3.connect(home.db_path)
+    try:
+        assert conn.execute("SELECT sql FROM sqlite_master WHERE name = 'ix_contacts_company_id'").fetchone() == (
+            "CREATE INDEX ix_contacts_company_id ON contacts (company_id)",)
+    finally:
+        conn.close()

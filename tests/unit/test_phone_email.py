@@ -8,7 +8,7 @@ import random
 import pytest
 
 from crm_desktop.core import Core
-from crm_desktop.domain.phones import library_phone_key, phone_key
+from crm_desktop.domain.phones import library_phone_key, phone_key, phone_keys
 from crm_desktop.domain.validation import check_email
 from crm_desktop.errors import ValidationError
 from crm_desktop.paths import Home
@@ -97,6 +97,23 @@ def test_shortcut_agrees_with_the_library_over_many_countries():
         expected = library_phone_key(text)
         if expected is not None:
             assert phone_key(text) == expected, text
+
+
+def test_the_column_form_gives_phone_key_of_every_value():
+    """phone_keys (an import's column) is phone_key value by value: shortcut, library, digits."""
+    import phonenumbers
+
+    rng = random.Random(11)
+    codes = sorted(phonenumbers.COUNTRY_CODE_TO_REGION_CODE)
+    texts = [None, "", "  ", "+1", "+49", "+4", "030 1234567", " +49 30 1234567 ", "(0)30-123", "+999 123",
+             "+800 1234 5678", "+44 (0)20 7946 0958", "12345", "+49 030 1234567"]
+    for _ in range(3000):
+        code = rng.choice(codes)
+        national = "".join(rng.choice("0123456789") for _ in range(rng.randrange(0, 19)))
+        sep = rng.choice([" ", "-", "", ".", "/"])
+        texts.append(f"+{code}{sep}{national[:3]}{sep}{national[3:]}".rstrip(sep))
+    for region in (None, "DE", "us"):
+        assert phone_keys(texts, region) == [phone_key(t, region) for t in texts]
 
 
 def test_duplicate_check_uses_the_region_from_the_settings_file(tmp_path):
