@@ -168,7 +168,9 @@ def create_app(db: Database | str | None = None, *, watch_interval: float = 0.25
     @api.post("/sync/push", response_model=p.PushResponse)
     def sync_push(body: p.PushRequest, who: Who) -> p.PushResponse:
         with db.write() as session:
-            return push.push(session, who, body.mutations)
+            answer = push.push(session, who, body.mutations)
+        # already a PushResponse: send its JSON as it is instead of having it dumped and re-validated
+        return Response(answer.model_dump_json(), media_type="application/json")
 
     @api.get("/sync/pull", response_model=p.PullResponse)
     def sync_pull(

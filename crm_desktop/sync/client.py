@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import logging
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Sequence
+
+import orjson
 
 from crm_desktop.auth.session import AuthSession
 from crm_desktop.sync.http import ServerRefused, Transport
+from crm_desktop.sync.outbox import PendingMutation
 from crm_desktop.sync.protocol import (
     DEFAULT_PULL_LIMIT,
+    MAX_PUSH_BATCH,
     Mutation,
     PullResponse,
-    PushRequest,
     PushResponse,
 )
 
@@ -34,9 +37,15 @@ class SyncClient:
                 raise
         return self.transport.request(method, path, token=self.auth.access_token(force_refresh=True), **kwargs)
 
-    def push(self, mutations: list[Mutation]) -> PushResponse:
-        body = PushRequest(mutations=mutations).model_dump(mode="json")
-        return PushResponse.model_validate(self._call("POST", "/sync/push", json=body).json())
+    def push(self, mutations: Sequence[Mutation | PendingMutation]) -> PushResponse:
+        """Send one batch; outbox rows (:class:`PendingMutation`) go out without being parsed and
+        re-validated here: the server validates every mutation anyway."""
+        if len(mutations) > MAX_PUSH_BATCH:
+            raise ValueError(f"a push carries at most {MAX_PUSH_BATCH} mutations, not {len(mutations)}")
+        body = orjson.dumps({"mutations": [m.wire() if isinstance(m, PendingMutation) else m.model_dump(mode="json")
+                                           for m in mutations]})
+        response = self._call("POST", "/sync/push", data=body, content_type="application/json")
+        return PushResponse.model_validate_json(response.content)
 
     def pull(self, cursor: str, limit: int = DEFAULT_PULL_LIMIT) -> PullResponse:
         response = self._call("GET", "/sync/pull", params={"cursor": cursor, "limit": limit})
