@@ -141,11 +141,17 @@ def pull_page(session: Session, who: Principal, cursor_text: str, limit: int) ->
     record's ``data`` is read as JSON text and parsed with orjson, not through the ORM, so a page
     of 5000 records costs a few milliseconds of Python per thousand."""
     cursor = Cursor.parse(cursor_text)
-    stable = [tuple_(_CHANGES.c.xid, _CHANGES.c.seq) > tuple_(cursor.xid, cursor.seq)]
     xmin = None
     if _is_pg(session):
+        # PostgreSQL compares the row value inside the (xid, seq) index: a range scan from the cursor
+        stable = [tuple_(_CHANGES.c.xid, _CHANGES.c.seq) > tuple_(cursor.xid, cursor.seq)]
         xmin = session.scalar(select(_PG_XMIN))
         stable.append(_CHANGES.c.xid < xmin)
+    else:
+        # SQLite's planner turns that row value into "xid >= ?", a walk over every row of the log
+        # (all have xid 0), so the cost of a pull would grow with the log. xid is always 0 here
+        # (writers are serialised, seq is commit order), so this is the same set, as a range scan.
+        stable = [_CHANGES.c.xid == cursor.xid, _CHANGES.c.seq > cursor.seq]
     rows = session.execute(
         _PAGE.where(*stable, changes_visible_to(who))
         .order_by(_CHANGES.c.xid, _CHANGES.c.seq).limit(limit + 1)
