@@ -178,23 +178,24 @@ class PullApplier:
         with the server's version — only take the server's stamps, with the search index's update
         trigger suspended for them when there are many, since their indexed text did not change."""
         table = wire.table_of(entity).name
-        rows = [self._row(conn, entity, c, c.record) for c in changes]
-        names = [*rows[0].keys(), "deleted_at"]
-        content = [n for n in names if n not in _STAMPS]
+        rows = [self._row_values(conn, entity, c, c.record) for c in changes]
+        names = [*rows[0][0], "deleted_at"]
+        # _row_values ends with the stamps (created_at, updated_at, version); the content is the rest
+        assert tuple(names[-4:-1]) == ("created_at", "updated_at", "version")
+        content = [*names[:-4], "deleted_at"]
         local = _local_rows(conn, table, content, [c.id for c in changes])
         local_tags = _local_tags(conn, entity, [c.id for c in changes]) if wire.has_tags(entity) else None
         rewrite: list[PulledChange] = []
         rewrite_params, stamp_params = [], []
-        for change, row in zip(changes, rows):
-            row["deleted_at"] = None
-            same = local.get(change.id) == tuple(row[n] for n in content)
+        for change, (_names, values) in zip(changes, rows):
+            same = local.get(change.id) == (*values[:-3], None)
             if same and local_tags is not None:
                 same = local_tags.get(change.id, set()) == set(change.record.get("tags") or [])
             if same:
-                stamp_params.append((row["version"], row["created_at"], row["updated_at"], change.id))
+                stamp_params.append((values[-1], values[-3], values[-2], change.id))
             else:
                 rewrite.append(change)
-                rewrite_params.append((*row.values(), change.id))
+                rewrite_params.append((*values, None, change.id))
         if rewrite:
             conn.executemany(f"UPDATE {table} SET {', '.join(f'{n} = ?' for n in names)} WHERE id = ?",
                              rewrite_params)
@@ -247,10 +248,6 @@ class PullApplier:
         conn.execute("UPDATE sync_outbox SET base_version = ? WHERE record_id = ? AND op = 'update'",
                      (change.version or 0, change.id))
         return len(conflicts)
-
-
-#: columns a pulled row may change without changing what the rep sees or what search indexes
-_STAMPS = frozenset({"version", "created_at", "updated_at"})
 
 
 def _local_rows(conn, table: str, names: list[str], ids: list[str]) -> dict[str, tuple]:
