@@ -213,9 +213,9 @@ def main(argv: list[str] | None = None) -> int:
                     report = reader.sync()
                 print(f"(large database: {args.large} records built on the server in {build_s:.0f} s)")
                 rate = report.pulled / clock.wall
-                ok &= rate >= 25_000
-                _line(f"first sync, {report.pulled} records", rate, "records/s", ">= 25000", rate >= 25_000,
-                      f"{clock.cpu()} {clock.cpu_bound(report.pulled, True)}")
+                # how the large database reaches the client; the first-sync target is the one above
+                print(f"{f'(first sync, {report.pulled} records':<50} {rate:>10.1f} records/s  (no target) "
+                      f"{clock.cpu()} {clock.cpu_bound(report.pulled, True)})", flush=True)
                 large_ms, large_clock = one_change_syncs(big, reader)
                 reader.close()
             finally:

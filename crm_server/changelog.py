@@ -31,7 +31,6 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import orjson
-
 from sqlalchemy import Text, cast, insert, literal, select, text, tuple_
 from sqlalchemy.orm import Session
 
@@ -111,11 +110,6 @@ def log_rescope(session: Session, user_id: str, record_ids_query) -> int:
         ["xid", "entity", "record_id", "version", "owner_id", "team_id", "prev_owner_id", "prev_team_id",
          "target_user_id"], rows))
     return result.rowcount or 0
-
-
-def record_json(record: Record) -> dict:
-    return {**record.data, "owner_id": record.owner_id, "team_id": record.team_id,
-            "created_at": _iso(record.created_at), "updated_at": _iso(record.updated_at)}
 
 
 def _iso(value) -> str:
@@ -201,6 +195,8 @@ def pull(session: Session, who: Principal, cursor_text: str, limit: int) -> Pull
 
 
 def loads(text_value: str | bytes):
+    """A record's stored JSON. orjson reads integers past 64 bits as floats; records cannot hold
+    such (``record_fields`` bounds every integer field far below), so it reads them exactly."""
     try:
         return orjson.loads(text_value)
     except orjson.JSONDecodeError:  # e.g. NaN, which Python's json writes and orjson refuses
@@ -208,8 +204,9 @@ def loads(text_value: str | bytes):
 
 
 def encode(body) -> bytes:
-    """JSON bytes of a wire body: orjson (datetimes as ISO 8601, naive ones as UTC, as
-    :func:`record_json` writes them), or the json module for what orjson refuses (ints past 64 bits)."""
+    """JSON bytes of a wire body: orjson (datetimes as ISO 8601 with their offset, naive ones, as
+    SQLite hands them back, as UTC: what ``isoformat()`` of the aware value writes), or the json
+    module for what orjson refuses (ints past 64 bits)."""
     try:
         return orjson.dumps(body, option=orjson.OPT_NAIVE_UTC)
     except TypeError:
