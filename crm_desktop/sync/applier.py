@@ -136,20 +136,30 @@ class PullApplier:
             result.entities.add(entity)
 
     def _row(self, conn, entity: str, change: PulledChange, record: dict[str, Any]) -> dict[str, Any]:
-        values = {name: wire.to_db(entity, name, record.get(name)) for name in wire.wire_columns(entity)}
-        values.update(local_writes.keys_for(conn, entity, change.id, record))
-        values["created_at"] = wire.to_db(entity, "created_at", record.get("created_at")) or db_time(utcnow())
-        values["updated_at"] = wire.to_db(entity, "updated_at", record.get("updated_at")) or values["created_at"]
-        values["version"] = change.version or 0
-        return values
+        return dict(zip(*self._row_values(conn, entity, change, record)))
+
+    def _row_values(self, conn, entity: str, change: PulledChange,
+                    record: dict[str, Any]) -> tuple[list[str], list[Any]]:
+        """The local columns of a pulled record and their values: wire fields, derived keys, stamps."""
+        keys = local_writes.keys_for(conn, entity, change.id, record)
+        names = [*wire.wire_columns(entity), *keys, "created_at", "updated_at", "version"]
+        values = wire.row_values_to_db(entity, record)
+        values += keys.values()
+        created, updated = record.get("created_at"), record.get("updated_at")
+        created = wire.db_time_text(created) if isinstance(created, str) and created else db_time(utcnow())
+        values += (created, wire.db_time_text(updated) if isinstance(updated, str) and updated else created,
+                   change.version or 0)
+        return names, values
 
     def _insert(self, conn, entity: str, changes: list[PulledChange]) -> None:
         from crm_desktop.services.bulk_fts import DeferredIndex
 
         table = wire.table_of(entity).name
-        rows = [self._row(conn, entity, c, c.record) for c in changes]
-        names = ["id", *rows[0].keys(), "revision", "deleted_at"]
-        params = [(c.id, *row.values(), 0, None) for c, row in zip(changes, rows)]
+        params = []
+        for c in changes:
+            columns, values = self._row_values(conn, entity, c, c.record)
+            params.append((c.id, *values, 0, None))
+        names = ["id", *columns, "revision", "deleted_at"]
         deferred = DeferredIndex(conn, table) if len(changes) >= BULK_INDEX_ROWS and _has_fts(conn, table) else None
         try:
             conn.executemany(f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})",
@@ -157,15 +167,43 @@ class PullApplier:
         finally:
             if deferred is not None:
                 deferred.close()
-        self._tags(conn, entity, changes)
+        if wire.has_tags(entity):  # new rows have no links yet: only add the pulled ones
+            link, column = wire.tag_link(entity)
+            conn.executemany(f"INSERT OR IGNORE INTO {link.name} ({column}, tag_id) VALUES (?, ?)",
+                             [(c.id, tag) for c in changes for tag in (c.record.get("tags") or ())])
 
     def _update(self, conn, entity: str, changes: list[PulledChange]) -> None:
+        """Rows whose content changed are rewritten (the search triggers re-index them); rows that
+        already hold the pulled content — typically this device's own pushed edits coming back
+        with the server's version — only take the server's stamps, with the search index's update
+        trigger suspended for them when there are many, since their indexed text did not change."""
         table = wire.table_of(entity).name
-        rows = [self._row(conn, entity, c, c.record) for c in changes]
-        names = [*rows[0].keys(), "deleted_at"]
-        conn.executemany(f"UPDATE {table} SET {', '.join(f'{n} = ?' for n in names)} WHERE id = ?",
-                         [(*row.values(), None, c.id) for c, row in zip(changes, rows)])
-        self._tags(conn, entity, changes)
+        rows = [self._row_values(conn, entity, c, c.record) for c in changes]
+        names = [*rows[0][0], "deleted_at"]
+        # _row_values ends with the stamps (created_at, updated_at, version); the content is the rest
+        assert tuple(names[-4:-1]) == ("created_at", "updated_at", "version")
+        content = [*names[:-4], "deleted_at"]
+        local = _local_rows(conn, table, content, [c.id for c in changes])
+        local_tags = _local_tags(conn, entity, [c.id for c in changes]) if wire.has_tags(entity) else None
+        rewrite: list[PulledChange] = []
+        rewrite_params, stamp_params = [], []
+        for change, (_names, values) in zip(changes, rows):
+            same = local.get(change.id) == (*values[:-3], None)
+            if same and local_tags is not None:
+                same = local_tags.get(change.id, set()) == set(change.record.get("tags") or [])
+            if same:
+                stamp_params.append((values[-1], values[-3], values[-2], change.id))
+            else:
+                rewrite.append(change)
+                rewrite_params.append((*values, None, change.id))
+        if rewrite:
+            conn.executemany(f"UPDATE {table} SET {', '.join(f'{n} = ?' for n in names)} WHERE id = ?",
+                             rewrite_params)
+            self._tags(conn, entity, rewrite)
+        if stamp_params:
+            with _TriggerSuspended(conn, f"{table}_fts_au", len(stamp_params) >= BULK_INDEX_ROWS):
+                conn.executemany(f"UPDATE {table} SET version = ?, created_at = ?, updated_at = ? WHERE id = ?",
+                                 stamp_params)
 
     def _tags(self, conn, entity: str, changes: list[PulledChange]) -> None:
         if wire.has_tags(entity):
@@ -210,6 +248,50 @@ class PullApplier:
         conn.execute("UPDATE sync_outbox SET base_version = ? WHERE record_id = ? AND op = 'update'",
                      (change.version or 0, change.id))
         return len(conflicts)
+
+
+def _local_rows(conn, table: str, names: list[str], ids: list[str]) -> dict[str, tuple]:
+    out: dict[str, tuple] = {}
+    for start in range(0, len(ids), 900):
+        chunk = ids[start:start + 900]
+        for row in conn.execute(f"SELECT id, {', '.join(names)} FROM {table} "
+                                f"WHERE id IN ({', '.join('?' * len(chunk))})", chunk):
+            out[row[0]] = tuple(row[1:])
+    return out
+
+
+def _local_tags(conn, entity: str, ids: list[str]) -> dict[str, set[str]]:
+    link, column = wire.tag_link(entity)
+    out: dict[str, set[str]] = {}
+    for start in range(0, len(ids), 900):
+        chunk = ids[start:start + 900]
+        for record_id, tag_id in conn.execute(f"SELECT {column}, tag_id FROM {link.name} "
+                                              f"WHERE {column} IN ({', '.join('?' * len(chunk))})", chunk):
+            out.setdefault(record_id, set()).add(tag_id)
+    return out
+
+
+class _TriggerSuspended:
+    """Drop a trigger inside the open write transaction and put it back, byte for byte, on exit
+    (as :class:`~crm_desktop.services.bulk_fts.DeferredIndex` does; a rollback restores it too).
+    For statements that cannot change what the trigger maintains."""
+
+    def __init__(self, conn, name: str, active: bool = True):
+        self.conn, self.name, self.sql = conn, name, None
+        if active:
+            row = conn.execute("SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = ?",
+                               (name,)).fetchone()
+            self.sql = row[0] if row else None
+
+    def __enter__(self):
+        if self.sql:
+            self.conn.execute(f"DROP TRIGGER {self.name}")
+        return self
+
+    def __exit__(self, *exc):
+        if self.sql:
+            self.conn.execute(self.sql)
+        return False
 
 
 def _outbox_nonempty(conn) -> bool:

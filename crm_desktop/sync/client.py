@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import logging
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Sequence
+
+import orjson
 
 from crm_desktop.auth.session import AuthSession
 from crm_desktop.sync.http import ServerRefused, Transport
+from crm_desktop.sync.outbox import PendingMutation
 from crm_desktop.sync.protocol import (
     DEFAULT_PULL_LIMIT,
+    MAX_PUSH_BATCH,
     PENDING_HEADER,
     Mutation,
     PullResponse,
-    PushRequest,
     PushResponse,
 )
 
@@ -35,11 +38,17 @@ class SyncClient:
                 raise
         return self.transport.request(method, path, token=self.auth.access_token(force_refresh=True), **kwargs)
 
-    def push(self, mutations: list[Mutation], pending: int | None = None) -> PushResponse:
-        """Send a batch; ``pending`` (the outbox's size before it) is reported to the admin console."""
-        body = PushRequest(mutations=mutations).model_dump(mode="json")
+    def push(self, mutations: Sequence[Mutation | PendingMutation], pending: int | None = None) -> PushResponse:
+        """Send one batch; outbox rows (:class:`PendingMutation`) go out without being parsed and
+        re-validated here: the server validates every mutation anyway. ``pending`` (the outbox's
+        size before it) is reported to the admin console."""
+        if len(mutations) > MAX_PUSH_BATCH:
+            raise ValueError(f"a push carries at most {MAX_PUSH_BATCH} mutations, not {len(mutations)}")
+        body = orjson.dumps({"mutations": [m.wire() if isinstance(m, PendingMutation) else m.model_dump(mode="json")
+                                           for m in mutations]})
         headers = {PENDING_HEADER: str(pending)} if pending is not None else None
-        return PushResponse.model_validate(self._call("POST", "/sync/push", json=body, headers=headers).json())
+        response = self._call("POST", "/sync/push", data=body, content_type="application/json", headers=headers)
+        return PushResponse.model_validate_json(response.content)
 
     def pull(self, cursor: str, limit: int = DEFAULT_PULL_LIMIT, pending: int | None = None) -> PullResponse:
         headers = {PENDING_HEADER: str(pending)} if pending is not None else None

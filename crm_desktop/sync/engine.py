@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Callable
@@ -33,6 +34,7 @@ from crm_desktop.sync.applier import SYNC_ACTOR, PullApplier
 from crm_desktop.sync.http import Offline, ServerFailed
 from crm_desktop.sync.protocol import (
     MAX_PULL_LIMIT,
+    MAX_PUSH_BATCH,
     ConflictKind,
     MutationResult,
     MutationStatus,
@@ -40,7 +42,7 @@ from crm_desktop.sync.protocol import (
 
 log = logging.getLogger(__name__)
 
-PUSH_BATCH = 500
+PUSH_BATCH = MAX_PUSH_BATCH
 PULL_LIMIT = 2000
 FIRST_SYNC_PULL_LIMIT = MAX_PULL_LIMIT
 
@@ -110,15 +112,15 @@ class SyncEngine:
         after = 0
         while True:
             with self.db.read_connection() as c:
-                batch = outbox.pending(c.connection.driver_connection, self.push_batch, after)
+                batch = outbox.pending_wire(c.connection.driver_connection, self.push_batch, after)
             if not batch:
                 return
-            response = self.client.push([entry.mutation() for entry in batch], pending=total)
+            response = self.client.push(batch, pending=total)
             self._acknowledge(batch, response.results, report)
             after = batch[-1].mutation_id
             self.progress(Progress("push", report.pushed + report.rejected + report.conflicts, total))
 
-    def _acknowledge(self, batch: list[outbox.OutboxEntry], results: list[MutationResult],
+    def _acknowledge(self, batch: list[outbox.PendingMutation], results: list[MutationResult],
                      report: SyncReport) -> None:
         sent = {e.mutation_id: e for e in batch}
         with self.db.transaction(actor=SYNC_ACTOR, audit_action="sync-push", replicate=False,
@@ -145,7 +147,7 @@ class SyncEngine:
                 else:
                     report.pushed += 1
 
-    def _keep_conflict(self, conn, entry: outbox.OutboxEntry, result: MutationResult) -> None:
+    def _keep_conflict(self, conn, entry: outbox.PendingMutation, result: MutationResult) -> None:
         """Store the conflict for the rep and show the server's value meanwhile (local = server)."""
         fields = [c.model_dump(mode="json") for c in result.conflicts]
         conn.execute("INSERT INTO sync_conflicts (entity, record_id, kind, fields, theirs, version, mutation_id, "
@@ -172,20 +174,35 @@ class SyncEngine:
     # -- pull ---------------------------------------------------------------------------------
 
     def pull(self, report: SyncReport) -> None:
+        """Pull pages until ``has_more`` is false, fetching the next page while this one is applied.
+
+        Each page still commits with its own cursor in one transaction, in order; the page fetched
+        ahead (with the cursor of the page being applied) is only applied after that one
+        committed, and is simply dropped if applying fails or the process dies: the next sync
+        starts again from the stored cursor. A page that comes back full means the client is
+        catching up (a first sync, a long time offline), so the next one asks for the largest page
+        the server serves."""
         entities: set[str] = set(report.entities)
         pending = self.pending_count()  # reported with the pull: what is left after the push (admin console)
-        while True:
-            with self.db.read_connection() as c:
-                cursor = state.cursor(c.connection.driver_connection)
-            limit = FIRST_SYNC_PULL_LIMIT if cursor == "0" else self.pull_limit
-            page = self.client.pull(cursor, limit, pending=pending)
-            result = self.applier.apply(page)
-            report.pulled += result.applied + result.removed
-            report.conflicts += result.conflicts
-            entities |= result.entities
-            self.progress(Progress("pull", report.pulled))
-            if not page.has_more:
-                break
+        with self.db.read_connection() as c:
+            cursor = state.cursor(c.connection.driver_connection)
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sync-pull") as fetcher:
+            ahead = fetcher.submit(self.client.pull, cursor,
+                                   FIRST_SYNC_PULL_LIMIT if cursor == "0" else self.pull_limit, pending)
+            try:
+                while True:
+                    page = ahead.result()
+                    if page.has_more:
+                        ahead = fetcher.submit(self.client.pull, page.cursor, FIRST_SYNC_PULL_LIMIT, pending)
+                    result = self.applier.apply(page)
+                    report.pulled += result.applied + result.removed
+                    report.conflicts += result.conflicts
+                    entities |= result.entities
+                    self.progress(Progress("pull", report.pulled))
+                    if not page.has_more:
+                        break
+            finally:
+                ahead.cancel()
         report.entities = sorted(entities)
 
     # -- status -------------------------------------------------------------------------------

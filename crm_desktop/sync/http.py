@@ -60,15 +60,19 @@ class Transport:
         return f"{self.server_url}{API_PREFIX}{path}"
 
     def request(self, method: str, path: str, *, token: str | None = None, json: Any = None,
+                data: bytes | None = None, content_type: str | None = None,
                 params: dict[str, Any] | None = None, stream: bool = False,
                 timeout: tuple[float, float] | None = None,
                 headers: dict[str, str] | None = None) -> requests.Response:
+        """One call; ``json`` (an object) or ``data`` (a body already encoded, of ``content_type``)."""
         headers = dict(headers or {})
         if token:
             headers["Authorization"] = f"Bearer {token}"
+        if content_type:
+            headers["Content-Type"] = content_type
         try:
-            response = self.http.request(method, self.url(path), json=json, params=params, headers=headers,
-                                         stream=stream, timeout=timeout or self.timeout)
+            response = self.http.request(method, self.url(path), json=json, data=data, params=params,
+                                         headers=headers, stream=stream, timeout=timeout or self.timeout)
         except (requests.ConnectionError, requests.Timeout) as exc:
             raise Offline(f"cannot reach {self.server_url}: {_reason(exc)}") from None
         except requests.RequestException as exc:

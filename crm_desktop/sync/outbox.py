@@ -18,6 +18,8 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Sequence
 
+import orjson
+
 from crm_desktop.domain.actor import Actor
 from crm_desktop.storage.base import utcnow
 from crm_desktop.storage.changes import BulkChanges, Change, db_time
@@ -172,6 +174,31 @@ _COLUMNS = "id, entity, record_id, op, fields, base_version, status, reason, mes
 def _entry(row) -> OutboxEntry:
     return OutboxEntry(row[0], row[1], row[2], row[3], json.loads(row[4]) if row[4] else {}, row[5], row[6],
                        row[7], row[8], row[9])
+
+
+@dataclass(frozen=True, slots=True)
+class PendingMutation:
+    """A pending outbox row as push sends it: ``fields`` stays the JSON text the outbox stores (it
+    is already the wire's ``{name: [base, new]}``), so a batch is encoded without parsing it."""
+
+    mutation_id: int
+    entity: str
+    record_id: str
+    op: str
+    fields_json: str
+    base_version: int
+
+    def wire(self) -> dict[str, Any]:
+        """The protocol's ``Mutation`` as JSON data (orjson writes ``fields`` verbatim)."""
+        return {"mutation_id": self.mutation_id, "entity": self.entity, "id": self.record_id, "op": self.op,
+                "fields": orjson.Fragment(self.fields_json or "{}"), "base_version": self.base_version}
+
+
+def pending_wire(conn, limit: int, after: int = 0) -> list[PendingMutation]:
+    """:func:`pending`, for sending: the oldest pending mutations with an id above ``after``."""
+    return [PendingMutation(*row) for row in conn.execute(
+        "SELECT id, entity, record_id, op, fields, base_version FROM sync_outbox "
+        "WHERE status = ? AND id > ? ORDER BY id LIMIT ?", (PENDING, after, limit))]
 
 
 def pending(conn, limit: int, after: int = 0) -> list[OutboxEntry]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from datetime import date, datetime, timezone
 from enum import Enum
 from functools import lru_cache
+from operator import itemgetter
 from typing import Any, Iterable, Mapping
 
 from sqlalchemy import Boolean, Date, Integer, Table
@@ -110,6 +111,59 @@ def to_db(entity: str, name: str, value: Any) -> Any:
     return value
 
 
+def db_time_text(value: str) -> str:
+    """:func:`to_db` of a wire datetime, without building a datetime for the usual UTC text.
+
+    The server writes ``YYYY-MM-DDTHH:MM:SS[.ffffff]+00:00``; that is rearranged as text into
+    what :func:`~crm_desktop.storage.changes.db_time` stores. Anything else takes the full parse."""
+    if value.endswith("+00:00") and len(value) in (25, 32) and value[10] == "T" and value[4] == "-":
+        micro = value[20:26] if len(value) == 32 and value[19] == "." else "000000"
+        if len(value) == 25 or value[19] == ".":
+            return f"{value[:10]} {value[11:19]}.{micro}"
+    return db_time(parse_datetime(value))
+
+
+@lru_cache(maxsize=None)
+def _converters(entity: str) -> tuple[tuple[str, Any], ...]:
+    """(column, converter or None) of each wire column: None where :func:`to_db` is the identity."""
+    out = []
+    for name in wire_columns(entity):
+        kind = _kind(entity, name)
+        if kind == "datetime":
+            out.append((name, lambda v: None if v is None else (db_time_text(v) if isinstance(v, str)
+                                                                 else db_time(v))))
+        elif kind in ("date", "bool"):
+            out.append((name, lambda v, e=entity, n=name: to_db(e, n, v)))
+        else:
+            out.append((name, None))
+    return tuple(out)
+
+
+@lru_cache(maxsize=None)
+def _row_plan(entity: str) -> tuple[tuple[str, ...], Any, tuple[tuple[int, Any], ...]]:
+    names = wire_columns(entity)
+    convert = tuple((i, c) for i, (_n, c) in enumerate(_converters(entity)) if c is not None)
+    return names, (itemgetter(*names) if len(names) > 1 else None), convert
+
+
+def row_values_to_db(entity: str, record: Mapping[str, Any]) -> list[Any]:
+    """The values of :func:`wire_columns` of a pulled record, in that order, as :func:`to_db`
+    writes them (missing ones as None). A page of thousands of rows goes through here."""
+    names, getter, convert = _row_plan(entity)
+    try:
+        values = list(getter(record)) if getter is not None else [record[names[0]]]
+    except KeyError:  # the server sends every field; a partial record still works
+        values = [record.get(name) for name in names]
+    for i, conv in convert:
+        values[i] = conv(values[i])
+    return values
+
+
+def row_to_db(entity: str, record: Mapping[str, Any]) -> dict[str, Any]:
+    """Every wire column of a pulled record as :func:`to_db` writes it (missing ones as None)."""
+    return dict(zip(wire_columns(entity), row_values_to_db(entity, record)))
+
+
 def to_python(entity: str, name: str, value: Any) -> Any:
     """A wire value as the ORM attribute holds it (aware datetimes, dates, bools)."""
     if value is None:
@@ -124,17 +178,26 @@ def to_python(entity: str, name: str, value: Any) -> Any:
     return value
 
 
+def name_key(*parts: str | None) -> str | None:
+    """:func:`~crm_desktop.domain.validation.normalize_name`, with a fast path for ASCII text
+    (which NFKD leaves as it is and whose casefold is lower): a first sync computes one per row."""
+    text = " ".join(p for p in parts if p)
+    if text.isascii():
+        return " ".join(text.lower().split()) or None
+    return normalize_name(*parts)
+
+
 def derived_keys(entity: str, values: Mapping[str, Any]) -> dict[str, Any]:
     """The search/sort keys the services compute from ``values`` (the whole record's fields)."""
     if entity == "company" or entity == "tag":
-        return {"name_key": normalize_name(values.get("name"))}
+        return {"name_key": name_key(values.get("name"))}
     if entity == "contact":
-        from crm_desktop.services.contacts import contact_name_key
-
-        return {"name_key": contact_name_key(values.get("first_name"), values.get("last_name")),
+        # contact_name_key (services.contacts): last name first, as address books sort
+        phone, mobile = values.get("phone"), values.get("mobile")
+        return {"name_key": name_key(values.get("last_name"), values.get("first_name")),
                 "email_key": normalize_email(values.get("email")),
-                "phone_key": normalize_phone(values.get("phone")),
-                "mobile_key": normalize_phone(values.get("mobile"))}
+                "phone_key": normalize_phone(phone) if phone else None,
+                "mobile_key": normalize_phone(mobile) if mobile else None}
     return {}
 
 

@@ -264,3 +264,57 @@ def test_a_disabled_users_event_stream_ends(client_factory, people):
     alice.sync()
     listener.join(timeout=5)
     assert not listener.is_alive() and seen[-1] == "signed_out"
+
+
+def test_one_batch_mixing_every_outcome_answers_each_mutation_in_order(client_factory):
+    """The batch is merged set-based; each answer must still be what one-by-one application gives."""
+    alice, bob = client_factory("alice"), client_factory("bob")
+    shared = alice.create("company", name="Shared", city="Oslo")
+    doomed = alice.create("company", name="Doomed")
+    alice.sync()
+    bob.pull()
+    bob.edit(shared, city="Bergen")
+    bob.edit(doomed, city="Rome")  # so alice's delete below meets an edit by another device
+    bob.sync()
+    first = alice.next_mutation_id
+    batch = [
+        _m(first, "company", "mix-1", "create", {"name": [None, "New"]}),
+        _m(first + 1, "company", "mix-1", "update", {"city": [None, "Paris"]}, 1),
+        _m(first + 2, "company", shared, "update", {"city": ["Oslo", "Turku"]}, 1),  # bob changed it
+        _m(first + 3, "company", "nobody", "update", {"city": [None, "X"]}, 1),
+        _m(first + 4, "contact", "mix-2", "create", {"email": [None, "not an address"]}),
+        _m(first + 5, "company", doomed, "delete", base_version=1),
+        _m(first + 6, "company", "mix-1", "update", {"name": ["New", "Newer"]}, 2),
+        _m(first + 1, "company", "mix-1", "update", {"city": [None, "Paris"]}, 1),  # resent inside the batch
+    ]
+    answer = alice.push_raw(batch)
+    assert [(r.status, r.version) for r in answer.results] == [
+        (S.APPLIED, 1), (S.APPLIED, 2), (S.CONFLICT, 2), (S.REJECTED, None), (S.REJECTED, None),
+        (S.CONFLICT, 2), (S.APPLIED, 3), (S.DUPLICATE, 2)]
+    assert answer.results[2].conflicts[0].theirs == "Bergen"
+    assert answer.results[3].reason == p.RejectReason.UNKNOWN_RECORD
+    assert answer.results[4].reason == p.RejectReason.VALIDATION
+    assert answer.results[5].conflict == p.ConflictKind.EDITED
+    assert answer.results[7].original.status == S.APPLIED
+    assert answer.last_mutation_id == first + 6
+
+    resent = alice.push_raw(batch + [_m(first + 7, "company", "mix-1", "update", {"city": ["Paris", "Lyon"]}, 3)])
+    assert [r.status for r in resent.results] == [S.DUPLICATE] * 8 + [S.APPLIED]
+    assert [r.original.status for r in resent.results[:7]] == [r.status for r in answer.results[:7]]
+    bob.pull()
+    assert bob.store["mix-1"].version == 4
+    assert (bob.live()["mix-1"]["name"], bob.live()["mix-1"]["city"]) == ("Newer", "Lyon")
+    assert bob.live()[doomed]["city"] == "Rome"
+
+
+def test_a_full_batch_of_creates_and_updates_applies_and_resends_as_duplicates(client_factory):
+    alice, bob = client_factory("alice"), client_factory("bob")
+    batch = [_m(i + 1, "contact", f"bulk-{i}", "create", {"last_name": [None, f"Name {i}"]}) for i in range(600)]
+    batch += [_m(601 + i, "contact", f"bulk-{i}", "update", {"city": [None, "Oslo"]}, 1) for i in range(400)]
+    answer = alice.push_raw(batch)
+    assert all(r.status == S.APPLIED for r in answer.results)
+    assert [r.version for r in answer.results[598:602]] == [1, 1, 2, 2]
+    assert all(r.status == S.DUPLICATE for r in alice.push_raw(batch).results)
+    bob.pull()
+    assert len([k for k in bob.live() if k.startswith("bulk-")]) == 600 and bob.live()["bulk-0"]["city"] == "Oslo"
+    assert {bob.store[f"bulk-{i}"].version for i in range(400)} == {2}

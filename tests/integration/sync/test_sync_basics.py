@@ -202,3 +202,35 @@ def test_the_server_sees_the_app_version_and_pending_count_the_client_reports(cl
         db.dispose()
     assert (device.app_version, device.protocol_version, device.pending_reported) == (__version__, "1", 0)
     assert device.last_sync_at is not None and device.last_cursor not in (None, "0")
+
+
+def test_own_edits_coming_back_keep_the_search_index_right(clients):
+    """Rows that already hold what is pulled (this device's pushed edits, with the server's version)
+    only take the new stamps; search must still find their new text, and a teammate's change of the
+    same rows must re-index them."""
+    from crm_desktop.sync.applier import BULK_INDEX_ROWS
+
+    a, b = clients("alice"), clients("bob")
+    count = BULK_INDEX_ROWS + 50  # past the threshold where the update trigger is suspended
+    ids = [a.services.contacts.create(first_name="Zed", last_name=f"Oldname{i}z").id for i in range(count)]
+    a.sync(); b.sync()
+    for n, record_id in enumerate(ids):
+        a.services.contacts.update(record_id, last_name=f"Quokka{n}z")
+    report = a.sync()
+    assert report.pushed == count
+    assert {h.id for h in a.services.contacts.search("Quokka7z")} == {ids[7]}
+    assert a.services.contacts.search("Oldname7z") == []
+    with a.core.db.read_connection() as c:
+        versions = {v for (v,) in c.connection.driver_connection.execute(
+            f"SELECT version FROM contacts WHERE id IN ({', '.join('?' * len(ids))})", ids)}
+    assert versions == {2}
+    b.sync()
+    assert {h.id for h in b.services.contacts.search("Quokka7z")} == {ids[7]}
+    for n, record_id in enumerate(ids):
+        b.services.contacts.update(record_id, last_name=f"Wombat{n}z")
+    b.sync(); a.sync()
+    assert {h.id for h in a.services.contacts.search("Wombat9z")} == {ids[9]}
+    assert a.services.contacts.search("Quokka9z") == []
+    with a.core.db.read_connection() as c:
+        conn = c.connection.driver_connection
+        assert conn.execute("SELECT count(*) FROM sqlite_master WHERE name = 'contacts_fts_au'").fetchone()[0] == 1
