@@ -273,7 +273,7 @@ class CsvReader:
         except csv.Error as exc:
             raise FileFormatError(str(self.path), 1, f"bad header row: {exc}") from None
         # undo defuse_cell only when some cell may begin with ' (one scan; most files have none)
-        self._restore = re.search(f"(?:^|[{re.escape(self.delimiter)}\n])\"?'", self._text) is not None
+        self._restore = re.search(f"(?:^|[{re.escape(self.delimiter)}\r\n])\"?'", self._text) is not None
         self._lines: list[str] | None = None
         seen: dict[str, str] = {}
         for header in self.headers:

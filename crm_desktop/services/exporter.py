@@ -86,9 +86,9 @@ def export_file(services, entity: str, path: Path, *, fmt: str = "csv",
                     row = dict(zip(fields, values))
                     if row["tags"]:
                         row["tags"] = ", ".join(sorted(row["tags"].split("\x1f"), key=str.casefold))
-                    for name, value in row.items():  # older data may hold them (see clean_text)
-                        if type(value) is str and has_controls(value):
-                            row[name] = strip_controls(value, name)
+                    # older data may hold control characters (see clean_text): one look per row
+                    if has_controls("".join(v for v in row.values() if type(v) is str)):
+                        row = {name: strip_controls(v, name) if type(v) is str else v for name, v in row.items()}
                     count += 1
                     if progress is not None and count % 1000 == 0 and progress(count, total) is False:
                         raise _Cancelled()
