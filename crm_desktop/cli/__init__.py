@@ -200,7 +200,9 @@ def _main(argv: list[str]) -> int:
 
 
 def _one_line(message: object) -> str:
-    return " ".join(str(message).split()) or "failed"
+    from crm_desktop.cli.terminal import for_terminal
+
+    return for_terminal(" ".join(str(message).split())) or "failed"
 
 
 if __name__ == "__main__":  # pragma: no cover

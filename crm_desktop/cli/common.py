@@ -22,5 +22,8 @@ def open_core(args: argparse.Namespace, *, write: bool = True) -> Core:
 
 
 def print_json(data: Any) -> None:
-    json.dump(data, sys.stdout, indent=2, ensure_ascii=False, default=str)
+    """``data`` as JSON on stdout; control characters and bidi overrides in strings are escaped."""
+    from crm_desktop.cli.terminal import json_for_terminal
+
+    sys.stdout.write(json_for_terminal(json.dumps(data, indent=2, ensure_ascii=False, default=str)))
     sys.stdout.write("\n")

@@ -7,14 +7,20 @@ import sys
 from pathlib import Path
 
 from crm_desktop.cli.common import home_of, open_core, print_json
+from crm_desktop.cli.terminal import for_terminal
 from crm_desktop.errors import FileFormatError, ValidationError
+
+
+#: the largest ``search --limit`` (crm_desktop.services.search.MAX_LIMIT, kept in step by a test)
+SEARCH_MAX_LIMIT = 1000
 
 
 def register(registry) -> None:
     search = registry.command("search", "search every record", _search)
     search.add_argument("text", help="words to find (prefixes match)")
     search.add_argument("--json", action="store_true", help="machine-readable output")
-    search.add_argument("--limit", type=int, default=20)
+    search.add_argument("--limit", type=int, default=20, metavar="N",
+                        help=f"at most N results, 1 to {SEARCH_MAX_LIMIT} (default 20)")
 
     imp = registry.command("import", "import contacts or companies from a CSV or vCard file", _import)
     imp.add_argument("entity", choices=("contacts", "companies"))
@@ -40,15 +46,17 @@ def register(registry) -> None:
 
 
 def _search(args: argparse.Namespace) -> int:
+    if not 1 <= args.limit <= SEARCH_MAX_LIMIT:  # before opening the database
+        raise ValidationError("--limit", args.limit, f"must be a whole number from 1 to {SEARCH_MAX_LIMIT}")
     with open_core(args, write=False) as core:
         hits = core.services.search.search(args.text, limit=args.limit)
     if args.json:
         print_json([{"entity": h.entity, "id": h.id, "title": h.title, "subtitle": h.subtitle} for h in hits])
     else:
         if not hits:
-            print(f"no matches for {args.text!r}")
+            print(f"no matches for {for_terminal(repr(args.text))}")
         for h in hits:
-            print(f"{h.entity:<9} {h.title:<40} {h.subtitle}  [{h.id}]")
+            print(f"{h.entity:<9} {for_terminal(h.title):<40} {for_terminal(h.subtitle)}  [{for_terminal(h.id)}]")
     return 0
 
 
@@ -87,12 +95,12 @@ def _import(args: argparse.Namespace) -> int:
           f"{summary.skipped} skipped" + (f", {summary.refused} refused" if summary.refused else "")
           + (f"; {summary.companies_created} companies created" if summary.companies_created else ""))
     if summary.unmapped:
-        print(f"  not imported (no field for these columns): {', '.join(summary.unmapped)}")
+        print(f"  not imported (no field for these columns): {for_terminal(', '.join(summary.unmapped))}")
     if summary.refused_path:
         print(f"  refused rows, with the reason, written to {summary.refused_path}")
     for line in summary.lines:
         if line.outcome in ("skipped", "refused"):
-            print(f"  line {line.line}: {line.outcome}, {line.reason}")
+            print(f"  line {line.line}: {line.outcome}, {for_terminal(line.reason)}")
     return 0
 
 

@@ -47,6 +47,7 @@ def _check(args: argparse.Namespace) -> int:
             print(f"problem: {problem}")
         raise DatabaseError(f"{home.db_path} is damaged: it failed the integrity check ({len(problems)} "
                             f"problem(s)); run `crm-desktop db recover`")
+    migrate.check_not_newer(home.db_path, home.backups_dir)  # "newer than this app", not "needs db upgrade"
     current = migrate.is_current(home.db_path)
     revision = migrate.current_revision(home.db_path)
     for note in notes:

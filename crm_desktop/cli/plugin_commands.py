@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Sequence
 
+from crm_desktop.cli.terminal import for_terminal
 from crm_desktop.cli.common import home_of, print_json
 
 #: Global options of ``crm-desktop`` that take a value (to find the command word in argv).
@@ -103,12 +104,12 @@ def _list(args: argparse.Namespace) -> int:
         if not records:
             print("no plugins")
         for r in records:
-            print(f"{r.name:<24} {r.version:<10} {r.state.value:<12} {r.source:<8} {r.path}")
-            print(f"{'':<24} publisher: {r.publisher}")
+            print(for_terminal(f"{r.name:<24} {r.version:<10} {r.state.value:<12} {r.source:<8} {r.path}"))
+            print(f"{'':<24} publisher: {for_terminal(r.publisher)}")
             if r.permissions:
-                print(f"{'':<24} permissions: {', '.join(r.permissions)}")
+                print(f"{'':<24} permissions: {for_terminal(', '.join(r.permissions))}")
             if r.error:
-                print(f"{'':<24} {r.error.strip().splitlines()[0]}")
+                print(f"{'':<24} {for_terminal(r.error.strip().splitlines()[0])}")
     return 0
 
 
@@ -332,7 +333,7 @@ def _config(args: argparse.Namespace) -> int:
         fields = {f.name: f for f in host.settings_schema(args.name)}
         for key, value in host.settings(args.name).items():
             shown = "********" if fields[key].secret and value not in (None, "") else value
-            print(f"{key} = {shown}")
+            print(f"{for_terminal(key)} = {for_terminal(shown)}")
     return 0
 
 
@@ -412,7 +413,8 @@ def _plugin_handler(host, plugin: str, command):
         result = host.guard(plugin, f"command {command.name}", lambda: command.run(host.context(plugin), args) or 0)
         if result is None and host.records[plugin].state.value == "failed":
             error = host.records[plugin].error or ""
-            print(f"error: plugin {plugin} command {command.name} failed: {error.splitlines()[0]}", file=sys.stderr)
+            print(f"error: plugin {plugin} command {command.name} failed: {for_terminal(error.splitlines()[0] if error else '')}",
+                  file=sys.stderr)
             return 1
         return int(result or 0)
 

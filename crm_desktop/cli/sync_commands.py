@@ -6,6 +6,7 @@ import argparse
 import getpass
 import sys
 
+from crm_desktop.cli.terminal import for_terminal
 from crm_desktop.cli.common import open_core, print_json
 from crm_desktop.errors import CrmError
 
@@ -80,10 +81,10 @@ def cmd_sync(args) -> int:
                 f"rejected {report.rejected}, errors {len(report.errors)}")
         print(line)
         if report.offline:
-            print(f"offline: {report.errors[0]}; your changes are kept and will be sent next time")
+            print(f"offline: {for_terminal(report.errors[0])}; your changes are kept and will be sent next time")
         else:
             for error in report.errors:
-                print(f"error: {error}")
+                print(f"error: {for_terminal(error)}")
         if status["conflicts"] or status["problems"]:
             print(f"{status['conflicts']} conflict(s) and {status['problems']} sync problem(s) need you: "
                   "open the app (Sync menu)")

@@ -20,20 +20,74 @@ from crm_desktop.errors import ValidationError
 # An ASCII dot-atom local part (RFC 5322): the common case, checked here so that the library
 # is asked once per domain rather than once per address (see _email_domain).
 _ASCII_LOCAL = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*\Z")
-_PHONE_ALLOWED = re.compile(r"^[0-9+()./\s-]{3,40}(?:\s*(?:x|ext\.?)\s*\d{1,6})?$", re.IGNORECASE)
+# white space as \s, but without the control characters (TAB, LF, ...), which clean_text refuses by name
+_SPACE = "\u0020\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+_PHONE_ALLOWED = re.compile(f"^[0-9+()./{_SPACE}-]{{3,40}}(?:[{_SPACE}]*(?:x|ext\\.?)[{_SPACE}]*\\d{{1,6}})?$",
+                            re.IGNORECASE)
 _NOT_DIGITS = re.compile(r"\D+")
 _URL = re.compile(r"^(https?://)?[A-Za-z0-9.-]+\.[A-Za-z]{2,}(/\S*)?$")
 
 
+# -- control characters ----------------------------------------------------------
+#
+# Text reaches the database from the UI, the services, imports, sync pulls and plugins; all of it
+# passes clean_text (or clean_texts, or strip_controls for pulled records). The rule, per kind of
+# field (docs/reliability.md, "Control characters"):
+#
+# * free text on one line (names, titles, addresses, ...): control characters (C0, DEL, C1) are
+#   removed; a run of tabs and line breaks becomes one space. Nothing a user typed is refused.
+# * multi-line text (MULTILINE_FIELDS: notes, body): the same, but line breaks are kept (CR LF and
+#   CR become LF) and so are tabs.
+# * identifiers and structured values (``id``, ``*_id`` references, e-mail, phone, web address):
+#   refused with "must not contain control characters": a control character there means the value
+#   is not what it claims to be, and removing it would silently change what it points to.
+
+#: fields whose text keeps its line breaks and tabs
+MULTILINE_FIELDS = frozenset({"notes", "body", "description"})
+#: C0 controls, DEL and C1 controls (ESC, CSI 0x9b, NUL, BEL, ...)
+_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f]")
+#: the controls removed from multi-line text (all but TAB, LF, CR)
+_CONTROLS_MULTILINE = re.compile("[\x00-\x08\x0b-\x0c\x0e-\x1f\x7f-\x9f]")
+#: the controls that stand for white space on one line
+_LINE_SPACE = re.compile("[\t\n\r\x0b\x0c\x1c-\x1f\x85]+")
+
+
+def is_strict_field(field: str) -> bool:
+    """Identifiers and references: refused, never cleaned, when they hold a control character."""
+    return field == "id" or field.endswith("_id")
+
+
+def has_controls(text: str) -> bool:
+    """Whether ``text`` holds a control character (C0, DEL or C1)."""
+    return _CONTROLS.search(text) is not None
+
+
+def strip_controls(text: str, field: str) -> str:
+    """``text`` without control characters, by the rule of ``field``'s kind (never refuses)."""
+    if not _CONTROLS.search(text):
+        return text
+    if field in MULTILINE_FIELDS:
+        return _CONTROLS_MULTILINE.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
+    return _CONTROLS.sub("", _LINE_SPACE.sub(" ", text))
+
+
 def clean_text(value: object, field: str, *, entity: str | None = None, max_len: int = 500,
-               required: bool = False) -> str | None:
-    """Strip a text value; empty becomes None; enforce presence and length."""
+               required: bool = False, strict: bool = False) -> str | None:
+    """Strip a text value; empty becomes None; enforce presence and length.
+
+    Control characters are removed by the rule of the field's kind (see above); with ``strict``
+    (e-mail, phone, web address) or for an id field they are refused instead.
+    """
     if value is None:
         text = ""
     elif isinstance(value, str):
         text = value.strip()
     else:
         raise ValidationError(field, value, "must be text", entity)
+    if _CONTROLS.search(text):
+        if strict or is_strict_field(field):
+            raise ValidationError(field, text[:40], "must not contain control characters", entity)
+        text = strip_controls(text, field).strip()
     if not text:
         if required:
             raise ValidationError(field, value, "is required", entity)
@@ -50,7 +104,7 @@ def check_email(value: object, field: str = "email", entity: str | None = None) 
     ``info@bücher.de``) pass; the domain comes back in its normalised form (lower case,
     Unicode). Special-use domains such as ``.test`` or ``localhost`` are refused.
     """
-    text = clean_text(value, field, entity=entity, max_len=254)
+    text = clean_text(value, field, entity=entity, max_len=254, strict=True)
     if text is None:
         return None
     local, at, domain = text.rpartition("@")
@@ -133,17 +187,23 @@ def check_phones(values: "list[object]", field: str = "phone",
     return out, bad
 
 
-def clean_texts(values: "list[object]", limit: int) -> "tuple[list[str | None], list[int]]":
+def clean_texts(values: "list[object]", limit: int, field: str = "") -> "tuple[list[str | None], list[int]]":
     """:func:`clean_text` (not required) over a column: (the stripped values or None, the
-    positions it would refuse: not text, or longer than ``limit``)."""
+    positions it would refuse: not text, or longer than ``limit``, or a control character in
+    an id field). Control characters are removed as :func:`clean_text` removes them."""
     out = [(value.strip() or None) if type(value) is str else (None if value is None else value)
            for value in values]
-    bad = [i for i, text in enumerate(out) if text is not None and (type(text) is not str or len(text) > limit)]
+    search = _CONTROLS.search
+    for i, text in enumerate(out):
+        if type(text) is str and search(text) and not is_strict_field(field):
+            out[i] = strip_controls(text, field).strip() or None
+    bad = [i for i, text in enumerate(out) if text is not None and (
+        type(text) is not str or len(text) > limit or (is_strict_field(field) and search(text)))]
     return out, bad
 
 
 def check_phone(value: object, field: str = "phone", entity: str | None = None) -> str | None:
-    text = clean_text(value, field, entity=entity, max_len=40)
+    text = clean_text(value, field, entity=entity, max_len=40, strict=True)
     if text is None:
         return None
     if not _PHONE_ALLOWED.match(text) or len(_NOT_DIGITS.sub("", text)) < 3:
@@ -152,7 +212,7 @@ def check_phone(value: object, field: str = "phone", entity: str | None = None) 
 
 
 def check_url(value: object, field: str = "website", entity: str | None = None) -> str | None:
-    text = clean_text(value, field, entity=entity, max_len=300)
+    text = clean_text(value, field, entity=entity, max_len=300, strict=True)
     if text is None:
         return None
     if not _URL.match(text):

@@ -87,7 +87,7 @@ class ContactService(EntityService[models.Contact, records.Contact]):
         suspects: set[int] = set()
         for name, limit in _TEXT_LIMITS:
             if name in columns:
-                out[name], bad = clean_texts(columns[name], limit)
+                out[name], bad = clean_texts(columns[name], limit, name)
                 suspects.update(bad)
             else:
                 out[name] = empty

@@ -9,6 +9,14 @@ header names as address books and spreadsheets spell them ("First Name",
 Writing uses the same friendly header names (so an export maps back by itself
 on import), ``,`` as delimiter and a byte-order mark, because that is what makes
 spreadsheet programs open UTF-8 correctly.
+
+Formulas (CSV injection, OWASP): a spreadsheet runs a cell that begins with ``=``,
+``+``, ``-``, ``@``, TAB or CR as a formula. :func:`defuse_cell` writes such a value
+with one ``'`` in front (which spreadsheets show as text), and also a value that
+already begins with ``'``, so that the rule can be undone: :func:`restore_cell` on
+import removes one leading ``'`` when a trigger character or another ``'`` follows
+it. ``+41 44 668 18 00`` is exported as ``'+41 44 668 18 00`` and imported back as
+``+41 44 668 18 00``; a cell ``'hello`` written by another program stays ``'hello``.
 """
 
 from __future__ import annotations
@@ -167,6 +175,42 @@ def check_mapping(mapping: dict[str, str | None], headers: Sequence[str], entity
         seen[field] = header
 
 
+#: first characters that make a spreadsheet evaluate a cell (OWASP "CSV Injection")
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+#: what follows the escaping ``'`` of :func:`defuse_cell`
+_ESCAPED = (*FORMULA_TRIGGERS, "'")
+
+
+def defuse_cell(value: str) -> str:
+    """``value`` as written to a CSV cell: with a ``'`` in front when it begins with a formula
+    trigger or with ``'`` itself (so that :func:`restore_cell` can tell the two apart)."""
+    return "'" + value if value.startswith(_ESCAPED) else value
+
+
+def restore_cell(cell: str) -> str:
+    """The value of a CSV cell: :func:`defuse_cell` undone (a leading ``'`` before a trigger
+    character or another ``'`` is removed; any other leading ``'`` is part of the value)."""
+    return cell[1:] if cell[:1] == "'" and cell[1:2] and cell[1] in _ESCAPED else cell
+
+
+def merge_mapping(guessed: dict[str, str | None], override: dict[str, str | None], headers: Sequence[str],
+                  entity: str, path: str) -> dict[str, str | None]:
+    """The guessed mapping with ``override`` applied (:func:`check_mapping` first). A field the
+    override gives a column while another column still fills it by its name is refused: one
+    field, one column (map the other column to nothing to keep the override)."""
+    check_mapping(override, headers, entity, path)
+    merged = {**guessed, **override}
+    for header, field in override.items():
+        if field is None:
+            continue
+        for other in headers:
+            if other != header and merged.get(other) == field and other not in override:
+                raise FileFormatError(path, 1, f"the mapping sends column {header!r} to {field!r}, which column "
+                                               f"{other!r} already fills; map {other!r} to nothing "
+                                               f"(--map {other!r}=) or to another field")
+    return merged
+
+
 @dataclass
 class CsvDialect:
     delimiter: str
@@ -176,6 +220,11 @@ class CsvDialect:
 def read_text(path: Path) -> str:
     """The file as text; UTF-8 (BOM optional). Names the line of the first undecodable byte."""
     data = path.read_bytes()
+    nul = data.find(b"\0")
+    if nul >= 0:  # no text file has one; UTF-16 text has one in every other byte
+        line = data[:nul].count(b"\n") + 1
+        raise FileFormatError(str(path), line, "contains a NUL byte, so it is not a text file (or it is UTF-16 "
+                                               "text): save it as UTF-8 and try again")
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -187,6 +236,13 @@ def read_text(path: Path) -> str:
 def sniff_delimiter(first_line: str) -> str:
     """``;`` when the header line has more of them than commas (European spreadsheets), else ``,``."""
     return ";" if first_line.count(";") > first_line.count(",") else ","
+
+
+def _malformed(exc: csv.Error) -> str:
+    if "field larger than field limit" in str(exc):
+        return (f"malformed CSV: a cell is longer than {csv.field_size_limit()} characters (no field holds "
+                f"that much; is a quote not closed?)")
+    return f"malformed CSV: {exc}"
 
 
 class CsvReader:
@@ -216,13 +272,18 @@ class CsvReader:
             self.headers = [h.strip() for h in next(reader)]
         except csv.Error as exc:
             raise FileFormatError(str(self.path), 1, f"bad header row: {exc}") from None
-        seen: set[str] = set()
+        # undo defuse_cell only when some cell may begin with ' (one scan; most files have none)
+        self._restore = re.search(f"(?:^|[{re.escape(self.delimiter)}\r\n])\"?'", self._text) is not None
+        self._lines: list[str] | None = None
+        seen: dict[str, str] = {}
         for header in self.headers:
             if not header:
                 raise FileFormatError(str(self.path), 1, "a column has an empty header; name every column")
-            if header in seen:
-                raise FileFormatError(str(self.path), 1, f"column {header!r} appears twice in the header")
-            seen.add(header)
+            key = header.casefold()  # "Email" and "email" would be told apart by nobody
+            if key in seen:
+                twice = repr(header) if seen[key] == header else f"{seen[key]!r} / {header!r}"
+                raise FileFormatError(str(self.path), 1, f"column {twice} appears twice in the header")
+            seen[key] = header
 
     def _reader(self) -> "csv._reader":
         return csv.reader(io.StringIO(self._text, newline=""), delimiter=self.delimiter, strict=True)
@@ -237,7 +298,7 @@ class CsvReader:
                 if any(cell.strip() for cell in row):
                     count += 1
         except csv.Error as exc:
-            raise FileFormatError(str(self.path), reader.line_num, f"malformed CSV: {exc}") from None
+            raise FileFormatError(str(self.path), reader.line_num, _malformed(exc)) from None
         return count
 
     def records(self) -> Iterator[tuple[int, list[str], str | None]]:
@@ -262,13 +323,33 @@ class CsvReader:
                         yield line, cells, (f"has {len(cells)} cells but the header has {width} columns "
                                             f"({extra} too many; is a value with {self.delimiter!r} missing quotes?)")
                         continue
+                    mixed = self._other_delimiter(line - skip, cells)
+                    if mixed is not None:
+                        yield line, cells, mixed
+                        continue
                     # fewer cells than headers: spreadsheets drop trailing empty cells
                     cells = cells + [""] * (width - len(cells))
                 elif not any(cells) and not any(cell.strip() for cell in cells):
                     continue
+                if self._restore:
+                    cells = [restore_cell(cell) for cell in cells]
                 yield line, cells, None
         except csv.Error as exc:
-            raise FileFormatError(str(self.path), reader.line_num + skip, f"malformed CSV: {exc}") from None
+            raise FileFormatError(str(self.path), reader.line_num + skip, _malformed(exc)) from None
+
+    def _other_delimiter(self, line: int, cells: list[str]) -> str | None:
+        """What is wrong with a row read as one cell that holds the other delimiter (``,`` in a
+        ``;`` file or the other way round) unquoted; None for any other short row."""
+        other = {",": ";", ";": ","}.get(self.delimiter)
+        if other is None or len(cells) != 1 or len(self.headers) < 2 or other not in cells[0]:
+            return None
+        if self._lines is None:
+            self._lines = self._text.split("\n")
+        raw = self._lines[line - 1] if 0 < line <= len(self._lines) else ""
+        if raw.lstrip().startswith('"'):
+            return None  # a quoted value that holds the other delimiter is data
+        return (f"separates its cells with {other!r} but the header line uses {self.delimiter!r}; "
+                f"use one delimiter in the whole file")
 
     def __iter__(self) -> Iterator[tuple[int, dict[str, str]]]:
         for line, cells, problem in self.records():
@@ -283,6 +364,6 @@ def write_csv(stream, fields: Sequence[str], rows: Iterable[dict[str, object]]) 
     writer.writerow([EXPORT_HEADERS[f] for f in fields])
     count = 0
     for row in rows:
-        writer.writerow(["" if row.get(f) is None else row.get(f) for f in fields])
+        writer.writerow(["" if row.get(f) is None else defuse_cell(str(row.get(f))) for f in fields])
         count += 1
     return count

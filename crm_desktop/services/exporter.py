@@ -7,6 +7,10 @@ one read transaction (a consistent snapshot under WAL) and streamed through
 which replaces the target only when it is complete: an interrupted export never
 leaves half a file under the real name, and no export ever writes over the
 database, its backups or any other file the app owns.
+
+Control characters that older data may still hold are removed on the way out (the rule of
+``clean_text``), and CSV cells that a spreadsheet would run as formulas are defused
+(``csv_format.defuse_cell``).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from typing import Any, Callable, Iterator
 
 from sqlalchemy import text
 
+from crm_desktop.domain.validation import has_controls, strip_controls
 from crm_desktop.errors import FileFormatError
 from crm_desktop.files import atomic_output, check_output
 from crm_desktop.services.csv_format import FIELDS, write_csv
@@ -81,6 +86,9 @@ def export_file(services, entity: str, path: Path, *, fmt: str = "csv",
                     row = dict(zip(fields, values))
                     if row["tags"]:
                         row["tags"] = ", ".join(sorted(row["tags"].split("\x1f"), key=str.casefold))
+                    # older data may hold control characters (see clean_text): one look per row
+                    if has_controls("".join(v for v in row.values() if type(v) is str)):
+                        row = {name: strip_controls(v, name) if type(v) is str else v for name, v in row.items()}
                     count += 1
                     if progress is not None and count % 1000 == 0 and progress(count, total) is False:
                         raise _Cancelled()

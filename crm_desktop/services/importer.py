@@ -39,7 +39,7 @@ from crm_desktop.domain.validation import normalize_name
 from crm_desktop.errors import FileFormatError, ValidationError
 from crm_desktop.services.bulk_fts import DeferredIndex
 from crm_desktop.services.csv_format import (
-    EXPORT_HEADERS, FIELDS, MOBILE_LABEL_WORDS, TAG_SEPARATOR, CsvReader, check_mapping, guess_mapping,
+    EXPORT_HEADERS, FIELDS, MOBILE_LABEL_WORDS, TAG_SEPARATOR, CsvReader, guess_mapping, merge_mapping,
     phone_label_columns,
 )
 from crm_desktop.services.refused_rows import RefusedRow, write_refused
@@ -167,8 +167,7 @@ def _csv_mapping(reader: CsvReader, entity: str, mapping: dict[str, str | None] 
                  path: Path) -> dict[str, str | None]:
     guessed = guess_mapping(reader.headers, entity)
     if mapping is not None:
-        check_mapping(mapping, reader.headers, entity, str(path))
-        guessed.update(mapping)
+        return merge_mapping(guessed, mapping, reader.headers, entity, str(path))
     return guessed
 
 

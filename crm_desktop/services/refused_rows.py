@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+from crm_desktop.services.csv_format import defuse_cell
+
 REASON_HEADER = "Refused Because"
 LINE_HEADER = "Line"
 
@@ -47,7 +49,8 @@ def write_refused(source: Path, headers: Sequence[str], rows: Sequence[RefusedRo
             writer.writerow([*headers, LINE_HEADER, REASON_HEADER])
             for row in rows:
                 cells = list(row.cells[:len(headers)]) + [""] * (len(headers) - len(row.cells))
-                writer.writerow([*cells, row.line, row.reason])
+                # defused like an export (csv_format.defuse_cell), so a fixed file imports back the same
+                writer.writerow([*map(defuse_cell, cells), row.line, defuse_cell(row.reason)])
             stream.flush()
             os.fsync(stream.fileno())
         for attempt in range(1, 1000):

@@ -1,4 +1,4 @@
-"""vCard files (3.0 and 4.0) of contacts and companies, read and written with ``vobject``.
+"""vCard files (2.1, 3.0 and 4.0; written as 3.0) of contacts and companies, read and written with ``vobject``.
 
 A file holds any number of cards. Reading splits the file into cards itself
 (so every card, and every error, has its 1-based line number), checks that each
@@ -64,6 +64,24 @@ def _cards(path: Path, text: str) -> Iterator[tuple[int, str]]:
             raise FileFormatError(str(path), number, f"is not a vCard line NAME:VALUE: {line[:40]!r}")
     if start is not None:
         raise FileFormatError(str(path), last, f"the card that begins on line {start} has no END:VCARD")
+
+
+#: the vCard versions read (RFC 2426 is 3.0, RFC 6350 is 4.0; 2.1 is the older versit format)
+VERSIONS = ("2.1", "3.0", "4.0")
+
+
+def check_version(path: Path, line: int, card) -> None:
+    """Refuse a card without VERSION or with one this reader does not know: its properties may
+    mean something else, and guessing would import garbled records."""
+    versions = card.contents.get("version", [])
+    if not versions:
+        raise FileFormatError(str(path), line, f"the card that begins here has no VERSION line; crm-desktop "
+                                               f"reads vCard {', '.join(VERSIONS)}")
+    value = _text(versions[0].value)
+    if len(versions) > 1 or value not in VERSIONS:
+        shown = ", ".join(repr(_text(v.value)) for v in versions)
+        raise FileFormatError(str(path), line, f"the card that begins here has VERSION {shown}; crm-desktop "
+                              f"reads vCard {', '.join(VERSIONS)} only")
 
 
 def count_cards(path: Path, text: str) -> int:
@@ -222,6 +240,7 @@ class VCardReader:
                 card = vobject.readOne(card_text)
             except Exception as exc:  # vobject raises several kinds; all mean a bad card
                 raise FileFormatError(str(self.path), line, f"the card that begins here is malformed: {exc}") from None
+            check_version(self.path, line, card)
             yield line, card_fields(card, self.entity, self.unused)
 
 

@@ -210,14 +210,8 @@ def upgrade(
     config = alembic_config(script_location, version_table)
     script = ScriptDirectory.from_config(config)
     head = script.get_current_head()
-    if current is not None:
-        try:
-            script.get_revision(current)
-        except Exception:
-            raise DatabaseError(
-                f"{db_path} has {label} schema revision {current}, newer than this app knows "
-                f"(latest {head}): use a newer crm-desktop, or restore a backup from {backups_dir}"
-            ) from None
+    if current is not None and not _known(script, current):
+        raise newer_than_app(db_path, current, head, backups_dir, label)
     if current == head:
         return None
 
@@ -307,6 +301,34 @@ def upgrade_in_one_transaction(
     finally:
         engine.dispose()
     return True
+
+
+def _known(script, revision: str) -> bool:
+    try:
+        return script.get_revision(revision) is not None
+    except Exception:
+        return False
+
+
+def newer_than_app(db_path: Path, current: str, head: str | None, backups_dir: Path,
+                   label: str = "core") -> DatabaseError:
+    """The one message for a database a newer crm-desktop has migrated (``db upgrade``, ``db check``)."""
+    return DatabaseError(f"{db_path} has {label} schema revision {current}, newer than this app knows "
+                         f"(latest {head}): use a newer crm-desktop, or restore a backup from {backups_dir}")
+
+
+def check_not_newer(db_path: Path, backups_dir: Path, script_location: Path | None = None,
+                    version_table: str = CORE_VERSION_TABLE, label: str = "core") -> None:
+    """Raise :func:`newer_than_app`'s error when ``db_path``'s revision is unknown to this app."""
+    script_location = script_location or core_script_location()
+    current = current_revision(db_path, version_table)
+    if current is None or current == simple_head(script_location):
+        return
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(alembic_config(script_location, version_table))
+    if not _known(script, current):
+        raise newer_than_app(db_path, current, script.get_current_head(), backups_dir, label)
 
 
 def is_current(db_path: Path, script_location: Path | None = None,

@@ -15,10 +15,11 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator
 
 from crm_desktop.domain import record_fields
 from crm_desktop.domain.enums import EntityName
+from crm_desktop.domain.validation import strip_controls
 
 PROTOCOL_HEADER = "X-CRM-Sync-Protocol"
 PROTOCOL_VERSION = "1"
@@ -235,6 +236,16 @@ class PulledChange(_Model):
     version: int | None = Field(default=None, description="Ignore the change if the local version is higher.")
     record: dict[str, JsonValue] | None = Field(
         default=None, description="For an upsert: every field, plus owner_id, team_id, created_at, updated_at.")
+
+    @field_validator("record")
+    @classmethod
+    def _without_controls(cls, record: dict[str, JsonValue] | None) -> dict[str, JsonValue] | None:
+        """Pulled text loses its control characters as typed text does (a pull is never refused
+        for them: the server's record wins, cleaned)."""
+        if record is None:
+            return None
+        return {name: strip_controls(value, name) if isinstance(value, str) else value
+                for name, value in record.items()}
 
 
 class PullResponse(_Model):

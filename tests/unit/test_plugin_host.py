@@ -699,3 +699,11 @@ def test_a_failing_plugin_migration_rolls_back_only_itself(make_host, home, serv
         conn.close()
     assert not {t for t in tables if t.startswith("shaky_")}  # not even the first revision's table
     assert "alembic_version_shaky" not in tables
+
+
+def test_plugin_writes_lose_control_characters_like_every_write(make_host, home):
+    write_plugin(home.plugins_dir, "writer", permissions=["contacts:read", "contacts:write"])
+    ctx = make_host().context("writer")
+    contact = ctx.contacts.create(first_name="Ev\x1b]0;pwned\x07il", last_name="Lee", notes="a\r\nb\x00")
+    assert (contact.first_name, contact.notes) == ("Ev]0;pwnedil", "a\nb")
+    assert ctx.contacts.update(contact.id, last_name="L\x9bee").last_name == "Lee"
