@@ -1,7 +1,7 @@
 """Benchmark: the main window stays responsive while a 200k-contact import runs.
 
-Targets (issue 8, section 2): while the import runs on a worker thread, as the UI's import
-does, the main window keeps repainting — the longest gap between two paints stays under
+Targets (issue 8, section 2): while the import runs as the UI's import does — the import
+dialog starts ``crm-desktop import ... --progress-json`` as a child process (QProcess) — the main window keeps repainting — the longest gap between two paints stays under
 100 ms — and a contact saved from the record form meanwhile is saved when the import
 commits (the writer thread waits for the import's write lock instead of failing or
 freezing the window), with no error shown.
@@ -11,9 +11,10 @@ freezing the window), with no error shown.
 How: the real window is built by the composition root (``app.build_window``: dispatcher,
 executor, plugins) under ``QT_QPA_PLATFORM=offscreen``. A small probe widget in the status
 bar is asked to repaint by a 10 ms ``QTimer``; its ``paintEvent`` records the time of each
-paint. The import runs ``services.importer.import_file`` on a ``threading.Thread`` with a
-progress callback that posts to the GUI thread through the window's dispatcher. Once the
-import has begun writing, the bench edits a contact in the Contacts page and clicks Save.
+paint. The import is started through the real ``ImportDialog`` (its preview, then
+``run_import``: the child process, the progress dialog fed by the child's JSON lines). Once the
+import has begun writing, the bench edits a contact in the Contacts page and clicks Save; the
+app's writer thread then waits on SQLite's lock for the child's one transaction.
 Run on its own, it is picked up by ``bench/run_all.py`` (every ``bench_*.py`` is).
 """
 
@@ -25,7 +26,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -44,7 +44,7 @@ def measure(contacts: int, workdir: Path) -> dict:
     from crm_desktop.app import build_window
     from crm_desktop.core import Core
     from crm_desktop.paths import Home
-    from crm_desktop.services.importer import import_file
+    from crm_desktop.ui.import_dialog import ImportDialog
     from crm_desktop.ui.theme import apply_theme
 
     class PaintProbe(QWidget):
@@ -89,15 +89,15 @@ def measure(contacts: int, workdir: Path) -> dict:
     ticker.start()
     state: dict = {"progress": 0, "import_done": None, "import_error": None, "saved_at": None, "save_error": None}
 
-    def progress(done: int, total: int) -> bool:
-        window.dispatcher(lambda: state.__setitem__("progress", done))  # as the dialog's progress bar would
-        return True
+    dialog = ImportDialog(core.services, "contact", csv_path, parent=window)  # the preview, as a user sees it
+    dialog.show()
+    settle(0.2)
 
-    def run_import() -> None:
-        try:
-            state["summary"] = import_file(core.services, "contact", csv_path, progress=progress)
-        except Exception as exc:  # reported below
-            state["import_error"] = exc
+    def on_done(result) -> None:
+        if isinstance(result, Exception):
+            state["import_error"] = result
+        else:
+            state["summary"] = result
         state["import_done"] = time.perf_counter()
 
     form = view.detail.form
@@ -105,8 +105,9 @@ def measure(contacts: int, workdir: Path) -> dict:
     form.save_failed.connect(lambda message: state.__setitem__("save_error", message))
 
     started = time.perf_counter()
-    worker = threading.Thread(target=run_import, name="bench-import")
-    worker.start()
+    dialog.run_import()
+    dialog._run.progress.connect(lambda done, total: state.__setitem__("progress", done))
+    dialog._run.done.connect(on_done)
     clicked = None
     while state["import_done"] is None or (clicked is not None and state["saved_at"] is None
                                            and state["save_error"] is None):
@@ -119,7 +120,6 @@ def measure(contacts: int, workdir: Path) -> dict:
         if time.perf_counter() - started > 1800:
             raise RuntimeError("the import did not finish in 30 minutes")
     finished = time.perf_counter()
-    worker.join()
     settle(0.5)
     ticker.stop()
     paints = [t for t in probe.paints if started <= t <= finished]
@@ -129,6 +129,10 @@ def measure(contacts: int, workdir: Path) -> dict:
         "contacts": contacts,
         "import seconds": state["import_done"] - started,
         "import error": str(state["import_error"]) if state["import_error"] else None,
+        # every row accounted for (the generated file repeats some people: those are skipped as duplicates)
+        "imported": getattr(state.get("summary"), "created", None),
+        "rows handled": (lambda m: m and m.created + m.updated + m.unchanged + m.skipped + m.refused)(
+            state.get("summary")),
         "paints": len(paints),
         "longest paint gap ms": max(gaps) * 1000 if gaps else float("inf"),
         "save clicked at s": (clicked - started) if clicked else None,
@@ -139,6 +143,7 @@ def measure(contacts: int, workdir: Path) -> dict:
         "saved value ok": saved_city == "London",
         "worst gaps": sorted(((b - a) * 1000, a - started) for a, b in zip(paints, paints[1:]))[-5:],
     }
+    dialog.close()
     window.close()
     if host is not None:
         host.stop()
@@ -173,9 +178,9 @@ def main(argv: list[str] | None = None) -> int:
                   f"({(child.stderr.strip().splitlines() or [''])[0][:120]})")
     gap_ok = r["longest paint gap ms"] < TARGET_PAINT_GAP_MS
     save_ok = (r["save done after import commit ms"] is not None and r["save error"] is None
-               and r["saved value ok"] and r["import error"] is None)
-    print(f"import of {r['contacts']:,} contacts on a worker          {r['import seconds']:8.1f} s"
-          f"   (context; {r['paints']} paints meanwhile)")
+               and r["saved value ok"] and r["import error"] is None and r["rows handled"] == r["contacts"])
+    print(f"import of {r['contacts']:,} contacts in a child process  {r['import seconds']:8.1f} s"
+          f"   (context; {r['imported']} created; {r['paints']} paints meanwhile)")
     print(f"longest gap between paints during the import   {r['longest paint gap ms']:8.1f} ms"
           f"  target < {TARGET_PAINT_GAP_MS:.0f} ms   {'OK' if gap_ok else 'MISS'}")
     after = r["save done after import commit ms"]

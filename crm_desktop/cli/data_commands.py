@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -33,6 +34,10 @@ def register(registry) -> None:
                           "FILE.refused.csv beside the file (default: one invalid row refuses the whole file)")
     imp.add_argument("--json", action="store_true", help="print the summary as JSON")
     imp.add_argument("--progress", action="store_true", help="print progress lines on stderr")
+    imp.add_argument("--progress-json", action="store_true",
+                     help="machine-readable run (what the app's import dialog reads): one JSON object a line "
+                          "on stdout, {\"done\": N, \"total\": M} per progress tick, then "
+                          "{\"summary\": {...}} (as --json) or {\"error\": \"one line\"} with a non-zero exit")
 
     exp = registry.command("export", "export contacts or companies to a CSV or vCard file", _export)
     exp.add_argument("entity", choices=("contacts", "companies"))
@@ -65,14 +70,37 @@ def _mapping(pairs: list[str]) -> dict[str, str | None] | None:
         return None
     mapping: dict[str, str | None] = {}
     for pair in pairs:
-        column, sep, field = pair.partition("=")
+        column, sep, field = pair.rpartition("=")  # a field name has no "=", a column name may
         if not sep or not column:
             raise ValidationError("--map", pair, "must be COLUMN=FIELD, e.g. 'Surname=last_name'")
         mapping[column] = field.strip() or None
     return mapping
 
 
+def _json_line(data) -> None:
+    """One JSON object on one line of stdout, flushed at once (the reader is another process)."""
+    sys.stdout.write(json.dumps(data, ensure_ascii=False, default=str) + "\n")
+    sys.stdout.flush()
+
+
 def _import(args: argparse.Namespace) -> int:
+    if not args.progress_json:
+        return _import_run(args)
+    from crm_desktop.cli import _one_line, translate_error
+    from crm_desktop.errors import CrmError
+
+    try:
+        return _import_run(args)
+    except CrmError as exc:
+        _json_line({"error": _one_line(exc)})
+        raise  # and the usual "error: ..." on stderr, exit 2
+    except Exception as exc:
+        message = translate_error(exc, ["--home", args.home] if args.home else [])
+        _json_line({"error": _one_line(message or f"unexpected error: {type(exc).__name__}: {exc}")})
+        raise
+
+
+def _import_run(args: argparse.Namespace) -> int:
     from crm_desktop.services.importer import import_file
 
     path = Path(args.file)
@@ -81,13 +109,18 @@ def _import(args: argparse.Namespace) -> int:
     mapping = _mapping(args.map)
 
     def progress(done: int, total: int) -> bool:
-        if args.progress:
+        if args.progress_json:
+            _json_line({"done": done, "total": total})
+        elif args.progress:
             print(f"progress {done}/{total}", file=sys.stderr, flush=True)
         return True
 
     with open_core(args) as core:
         summary = import_file(core.services, args.entity, path, fmt=args.format, mapping=mapping,
                               progress=progress, skip_invalid=args.skip_invalid)
+    if args.progress_json:
+        _json_line({"summary": summary.to_dict()})
+        return 0
     if args.json:
         print_json(summary.to_dict())
         return 0

@@ -114,6 +114,22 @@ class ImportSummary:
                                   for r in self.skipped_lines],
                 "refused_lines": [{"line": r.line, "reason": r.reason} for r in self.refused_lines]}
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ImportSummary":
+        """The summary back from :meth:`to_dict` (what ``import --progress-json`` prints; the import
+        dialog runs the import in a child process and reads it). Only the skipped and refused lines
+        travel: the per-row results of created and updated rows are not part of it."""
+        lines = [LineResult(int(r["line"]), "skipped", r.get("record_id"), r.get("reason"))
+                 for r in data.get("skipped_lines", ())]
+        lines += [LineResult(int(r["line"]), "refused", None, r.get("reason")) for r in data.get("refused_lines", ())]
+        lines.sort(key=lambda r: r.line)
+        return cls(entity=data["entity"], path=data["path"], format=data["format"],
+                   created=int(data.get("created", 0)), updated=int(data.get("updated", 0)),
+                   unchanged=int(data.get("unchanged", 0)), skipped=int(data.get("skipped", 0)),
+                   refused=int(data.get("refused", 0)), companies_created=int(data.get("companies_created", 0)),
+                   cancelled=bool(data.get("cancelled", False)), lines=lines,
+                   unmapped=list(data.get("unmapped", ())), refused_path=data.get("refused_path"))
+
 
 @dataclass(frozen=True)
 class ImportPreview:

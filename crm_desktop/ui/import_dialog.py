@@ -1,20 +1,23 @@
 """Import with a column-mapping preview, a cancellable progress dialog and a summary.
 
 Built on :mod:`crm_desktop.services.importer`: ``preview()`` guesses the mapping and parses
-the first rows; ``import_file()`` runs in one transaction and calls ``progress(done, total)``;
-returning False cancels and rolls everything back, so Cancel leaves the database as it was.
-The import runs on a worker thread; the dialog only shows progress.
+the first rows; the import itself is the command line's ``crm-desktop import ... --progress-json``, run in a
+child process (:class:`ImportProcess`, a QProcess) so that its Python work never holds the GIL the
+window needs to paint. It runs in one transaction: Cancel ends the child before it commits, so
+the database is left as it was. After a successful import the dialog publishes the same
+``import.finished`` event the in-process import did, so views and plugins refresh.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import json
 import logging
-import threading
+import sys
 from html import escape
 from pathlib import Path
 
-from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtCore import QObject, QProcess, Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QCheckBox, QComboBox, QDialog, QDialogButtonBox, QHBoxLayout, QHeaderView, QLabel, QProgressDialog, QPushButton,
     QTableWidget, QTableWidgetItem, QTextBrowser, QVBoxLayout, QWidget, QApplication, QMessageBox,
@@ -29,35 +32,161 @@ def importer_available() -> bool:
     return importlib.util.find_spec("crm_desktop.services.importer") is not None
 
 
-class _ImportRun(QObject):
-    """Runs ``import_file`` on a thread; ``progress(done, total)`` and ``done(summary_or_error)``."""
+class ImportFailed(CrmError):
+    """The child import reported an error (its one line) or ended without a summary."""
+
+
+def import_command(home_root: Path, entity: str, path: Path, mapping: dict[str, str | None] | None,
+                   skip_invalid: bool = False) -> tuple[str, list[str]]:
+    """The program and arguments of the command-line import the dialog runs as a child process.
+
+    From a checkout or an installed package that is ``python -m crm_desktop ...``; in the frozen
+    (PyInstaller) build ``sys.executable`` is the app itself, which takes the same subcommands."""
+    cli_entity = {"contact": "contacts", "company": "companies"}.get(entity, entity)
+    prefix = [] if getattr(sys, "frozen", False) else ["-m", "crm_desktop"]
+    args = [*prefix, "--home", str(home_root), "import", cli_entity, str(path), "--progress-json"]
+    for column, field in (mapping or {}).items():
+        args.append(f"--map={column}={field or ''}")  # "--map=..." so a column starting with "-" stays a value
+    if skip_invalid:
+        args.append("--skip-invalid")
+    return sys.executable, args
+
+
+def home_of_services(services) -> Path:
+    """The home folder of the database ``services`` write to (what ``--home`` names)."""
+    from crm_desktop.paths import Home
+
+    db_path = Path(services.db.path).resolve()
+    if Home(db_path.parent).db_path != db_path:
+        raise ImportFailed(f"{db_path} is not the database of a crm-desktop home folder")
+    return db_path.parent
+
+
+class ImportProcess(QObject):
+    """Runs ``crm-desktop import ... --progress-json`` in a child process (QProcess).
+
+    The import's Python work then never competes with the GUI thread for the GIL: the window
+    keeps painting. SQLite's file lock serialises the child with the app's own writer thread.
+    ``progress(done, total)``; ``done(summary_or_exception)`` once, with an
+    :class:`~crm_desktop.services.importer.ImportSummary` (``cancelled`` after :meth:`cancel`) or
+    an :class:`ImportFailed` carrying one line.
+    """
 
     progress = Signal(int, int)
     done = Signal(object)
 
-    def __init__(self, services, entity: str, path: Path, mapping: dict | None, skip_invalid: bool = False):
-        super().__init__()
-        self.cancel_requested = threading.Event()
-        self._args = (services, entity, path, mapping, skip_invalid)
-        self._thread = threading.Thread(target=self._run, name="crm-ui-import", daemon=True)
+    #: how long a cancelled child may take to end on SIGTERM before it is killed
+    KILL_AFTER_MS = 3000
+
+    def __init__(self, services, entity: str, path: Path, mapping: dict | None, skip_invalid: bool = False,
+                 parent: QObject | None = None):
+        super().__init__(parent)
+        self.entity = entity
+        self.path = Path(path)
+        self.program, self.arguments = import_command(home_of_services(services), entity, self.path, mapping,
+                                                      skip_invalid)
+        self.cancel_requested = False
+        self.unmapped: list[str] = []
+        self._finished = False
+        self._buffer = b""
+        self._summary = None
+        self._error: str | None = None
+        self._stderr = b""
+        self.process = QProcess(self)
+        self.process.setProgram(self.program)
+        self.process.setArguments(self.arguments)
+        self.process.readyReadStandardOutput.connect(self._read_stdout)
+        self.process.readyReadStandardError.connect(self._read_stderr)
+        self.process.finished.connect(self._on_finished)
+        self.process.errorOccurred.connect(self._on_error)
 
     def start(self) -> None:
-        self._thread.start()
+        log.info("import child: %s %s", self.program, " ".join(self.arguments))
+        self.process.start()
+        self.process.closeWriteChannel()
 
-    def _report(self, done: int, total: int) -> bool:
-        self.progress.emit(done, total)
-        return not self.cancel_requested.is_set()
+    def running(self) -> bool:
+        return self.process.state() != QProcess.ProcessState.NotRunning
 
-    def _run(self) -> None:
-        from crm_desktop.services import importer
+    def cancel(self) -> None:
+        """End the child: its single transaction never commits, so SQLite rolls it back."""
+        if self._finished or self.cancel_requested:
+            return
+        self.cancel_requested = True
+        if sys.platform == "win32":  # terminate() posts WM_CLOSE, which a console process ignores
+            self.process.kill()
+            return
+        self.process.terminate()
+        QTimer.singleShot(self.KILL_AFTER_MS, self._kill_if_running)
 
-        services, entity, path, mapping, skip_invalid = self._args
+    def _kill_if_running(self) -> None:
+        if not self._finished and self.running():
+            self.process.kill()
+
+    def wait(self, msecs: int = 30000) -> bool:
+        return self.process.waitForFinished(msecs)
+
+    def _read_stderr(self) -> None:
+        self._stderr = (self._stderr + bytes(self.process.readAllStandardError()))[-8192:]
+
+    def _read_stdout(self) -> None:
+        self._buffer += bytes(self.process.readAllStandardOutput())
+        *lines, self._buffer = self._buffer.split(b"\n")
+        for line in lines:
+            self._line(line)
+
+    def _line(self, raw: bytes) -> None:
+        if not raw.strip():
+            return
         try:
-            result = importer.import_file(services, entity, path, mapping=mapping, progress=self._report,
-                                          skip_invalid=skip_invalid)
-        except Exception as exc:  # shown in the dialog; CrmErrors carry the file line
-            log.info("import of %s failed: %s", path, exc)
-            result = exc
+            message = json.loads(raw)
+        except ValueError:
+            log.debug("import child said: %r", raw[:200])
+            return
+        if not isinstance(message, dict):
+            return
+        if "done" in message and "total" in message:
+            if not self.cancel_requested:
+                self.progress.emit(int(message["done"]), int(message["total"]))
+        elif "summary" in message:
+            from crm_desktop.services.importer import ImportSummary
+
+            self._summary = ImportSummary.from_dict(message["summary"])
+        elif "error" in message:
+            self._error = " ".join(str(message["error"]).split()) or "failed"
+
+    def _on_error(self, error) -> None:
+        if error == QProcess.ProcessError.FailedToStart:  # finished() does not follow
+            self._finish(ImportFailed(f"could not start the import ({self.program}): "
+                                      f"{self.process.errorString()}"))
+
+    def _on_finished(self, exit_code: int, exit_status) -> None:
+        self._read_stdout()
+        self._read_stderr()
+        if self._buffer:
+            self._line(self._buffer)
+            self._buffer = b""
+        if self._summary is not None:  # committed (even when Cancel came too late to stop it)
+            self._finish(self._summary)
+        elif self.cancel_requested:
+            from crm_desktop.services.importer import ImportSummary, detect_format
+
+            try:
+                fmt = detect_format(self.path, None)
+            except Exception:
+                fmt = ""
+            self._finish(ImportSummary(self.entity, str(self.path), fmt, cancelled=True, unmapped=self.unmapped))
+        elif self._error is not None:
+            self._finish(ImportFailed(self._error))
+        else:
+            last = [line for line in self._stderr.decode("utf-8", "replace").splitlines() if line.strip()]
+            reason = last[-1].strip() if last else f"exit code {exit_code}"
+            self._finish(ImportFailed(f"the import ended unexpectedly: {reason}"))
+
+    def _finish(self, result) -> None:
+        if self._finished:
+            return
+        self._finished = True
         self.done.emit(result)
 
 
@@ -105,7 +234,7 @@ class ImportDialog(QDialog):
         layout.addWidget(buttons)
         self.mapping_boxes: dict[str, QComboBox] = {}
         self.progress_dialog: QProgressDialog | None = None
-        self._run: _ImportRun | None = None
+        self._run: ImportProcess | None = None
         self._load_preview()
 
     def _load_preview(self) -> None:
@@ -167,10 +296,19 @@ class ImportDialog(QDialog):
         self._show_unmapped([h for h, f in mapping.items() if not f])
 
     def run_import(self) -> None:
-        """Start the import with a cancellable progress dialog."""
+        """Start the import in a child process, with a cancellable progress dialog."""
         self.import_button.setEnabled(False)
         self.message.hide()
-        self._run = _ImportRun(self._services, self.entity, self.path, self.mapping(), self.skip_invalid.isChecked())
+        self.error = None
+        mapping = self.mapping()
+        try:
+            self._run = ImportProcess(self._services, self.entity, self.path, mapping, self.skip_invalid.isChecked(),
+                                      parent=self)
+        except CrmError as exc:
+            self._run = None
+            self._on_done(exc)
+            return
+        self._run.unmapped = [h for h, f in (mapping or {}).items() if not f]
         total = getattr(getattr(self, "preview", None), "total_rows", 0) or 0
         self.progress_dialog = QProgressDialog(f"Importing {self.path.name}…", "Cancel", 0, max(1, total), self)
         self.progress_dialog.setWindowTitle("Import")
@@ -185,11 +323,17 @@ class ImportDialog(QDialog):
         self._run.start()
 
     def cancel_import(self) -> None:
-        """Ask the running import to stop; it rolls back, leaving the database unchanged."""
-        if self._run is not None:
-            self._run.cancel_requested.set()
+        """End the running import's process; its transaction rolls back, leaving the database unchanged."""
+        if self._run is not None and self.running():
+            self._run.cancel()
             if self.progress_dialog is not None:
                 self.progress_dialog.setLabelText("Cancelling… nothing will be changed")
+
+    def reject(self) -> None:  # Esc or closing the window while the child runs: cancel it first
+        if self.running():
+            self.cancel_import()
+            self._run.wait(ImportProcess.KILL_AFTER_MS + 2000)
+        super().reject()
 
     def running(self) -> bool:
         return self._run is not None and self.summary is None and self.error is None
@@ -216,6 +360,21 @@ class ImportDialog(QDialog):
             return
         self.summary = result
         self.show_summary(result)
+        if not result.cancelled:
+            self._publish_finished(result)
+
+    def _publish_finished(self, summary) -> None:
+        """The import committed in another process: tell this one, as the in-process import did
+        (the shell refreshes its views from it; plugins get it as ``crm_event``)."""
+        from crm_desktop.services.events import Event
+
+        events = getattr(self._services, "events", None)
+        if events is None:
+            return
+        payload = {"entity": summary.entity, "path": summary.path, "created": summary.created,
+                   "updated": summary.updated, "unchanged": summary.unchanged, "skipped": summary.skipped,
+                   "refused": summary.refused}
+        events.publish(Event("import.finished", payload, str(getattr(self._services, "actor", "core"))))
 
     def show_summary(self, summary) -> None:
         """Replace the preview by what was created, updated and skipped (and why)."""

@@ -119,3 +119,108 @@ def test_import_the_valid_rows_and_set_the_refused_one_aside(qtbot, services, ba
     assert "1 rows refused" in text and "mixed.refused.csv" in text and "line 3" in text
     assert "Lieblingsfarbe" in text
     assert (bad_row_csv.parent / "mixed.refused.csv").exists()
+
+
+# --- the import runs in a child process (issue 8: the UI thread does no database work) -------------
+
+def _table_counts(db_path):
+    import sqlite3
+
+    conn = sqlite3.connect(db_path)
+    try:
+        tables = [r[0] for r in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%' "
+            "AND name NOT LIKE '%fts%'")]
+        return {t: conn.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0] for t in tables}
+    finally:
+        conn.close()
+
+
+def test_the_import_runs_in_a_child_process_with_the_chosen_mapping(qtbot, services, small_csv, monkeypatch):
+    from crm_desktop.services import importer
+
+    def not_here(*args, **kwargs):
+        raise AssertionError("import_file ran in the app's process")
+
+    monkeypatch.setattr(importer, "import_file", not_here)
+    events = []
+    unsubscribe = services.events.subscribe(events.append)
+    dialog = ImportDialog(services, "contact", small_csv)
+    qtbot.addWidget(dialog)
+    dialog.mapping_boxes["Vorname"].setCurrentText("first_name")
+    dialog.mapping_boxes["Nachname"].setCurrentText("last_name")
+    dialog.mapping_boxes["Lieblingsfarbe"].setCurrentText("notes")
+    dialog.run_import()
+    assert "--map=Lieblingsfarbe=notes" in dialog._run.arguments and "--progress-json" in dialog._run.arguments
+    qtbot.waitUntil(lambda: dialog.summary is not None, timeout=20000)
+    unsubscribe()
+    assert (dialog.summary.created, dialog.summary.skipped) == (2, 1)
+    assert "2 created" in dialog.summary_view.toPlainText() and "line 4" in dialog.summary_view.toPlainText()
+    ada = [c for c in services.contacts.list().items if c.first_name == "Ada"]
+    assert len(ada) == 1 and ada[0].last_name == "Lovelace" and ada[0].notes == "blue"
+    [finished] = [e for e in events if e.name == "import.finished"]  # views and plugins hear of it
+    assert finished.payload["created"] == 2 and finished.payload["entity"] == "contact"
+
+
+def test_the_childs_progress_reaches_the_dialog(qtbot, services, tmp_path):
+    big = write_csv(tmp_path / "many.csv", [[f"F{i}", f"L{i}", f"p{i}@example.com", "", ""] for i in range(3000)])
+    dialog = ImportDialog(services, "contact", big)
+    qtbot.addWidget(dialog)
+    ticks = []
+    dialog.run_import()
+    dialog._run.progress.connect(lambda done, total: ticks.append((done, total)))
+    progress = dialog.progress_dialog
+    seen = []
+    dialog._run.progress.connect(lambda done, total: seen.append(progress.value()))
+    qtbot.waitUntil(lambda: dialog.summary is not None, timeout=30000)
+    assert dialog.summary.created == 3000
+    assert ticks and ticks[-1] == (3000, 3000) and len(ticks) >= 3
+    assert max(seen) == 3000  # the progress bar itself moved
+
+
+def test_cancel_ends_the_child_and_leaves_the_database_unchanged(qtbot, services, tmp_path):
+    services.contacts.create(first_name="Already", last_name="There")
+    big = write_csv(tmp_path / "big.csv", [[f"F{i}", f"L{i}", f"p{i}@example.com", f"Firm {i % 50}", ""]
+                                           for i in range(40000)])
+    before = _table_counts(services.db.path)
+    dialog = ImportDialog(services, "contact", big)
+    qtbot.addWidget(dialog)
+    dialog.run_import()
+    ticks = []
+    dialog._run.progress.connect(lambda done, total: ticks.append(done))
+    qtbot.waitUntil(lambda: bool(ticks), timeout=30000)  # the child is inside its transaction
+    [cancel] = dialog.progress_dialog.findChildren(QPushButton)
+    cancel.click()
+    qtbot.waitUntil(lambda: dialog.summary is not None, timeout=20000)
+    assert dialog.summary.cancelled and not dialog._run.running()
+    assert "Nothing was changed" in dialog.summary_view.toPlainText()
+    assert _table_counts(services.db.path) == before
+    assert services.contacts.count() == 1 and services.companies.count() == 0
+    services.contacts.create(first_name="Still", last_name="Writable")  # no lock left behind
+    assert services.contacts.count() == 2
+
+
+def test_a_file_gone_before_the_import_shows_one_line(qtbot, services, small_csv):
+    dialog = ImportDialog(services, "contact", small_csv)
+    qtbot.addWidget(dialog)
+    small_csv.unlink()
+    dialog.run_import()
+    qtbot.waitUntil(lambda: dialog.error is not None, timeout=20000)
+    assert dialog.progress_dialog is None and dialog.summary is None
+    text = dialog.message.text()
+    assert "\n" not in text and "people.csv" in text and "no such file" in text
+    assert services.contacts.count() == 0
+
+
+def test_the_child_command_in_a_checkout_and_in_the_frozen_app(monkeypatch, tmp_path):
+    import sys
+
+    from crm_desktop.ui.import_dialog import import_command
+
+    program, args = import_command(tmp_path, "company", tmp_path / "f.csv", {"-Name": "name", "X": None}, True)
+    assert program == sys.executable and args[:2] == ["-m", "crm_desktop"]
+    assert args[2:] == ["--home", str(tmp_path), "import", "companies", str(tmp_path / "f.csv"), "--progress-json",
+                        "--map=-Name=name", "--map=X=", "--skip-invalid"]
+    monkeypatch.setattr(sys, "frozen", True, raising=False)
+    program, args = import_command(tmp_path, "contact", tmp_path / "f.csv", None)
+    assert program == sys.executable and args[:3] == ["--home", str(tmp_path), "import"]

@@ -273,6 +273,37 @@ def test_cli_import_json_and_export(home, tmp_path, capsys):
     assert "exported 3 contacts" in capsys.readouterr().out and out.read_text().count("BEGIN:VCARD") == 3
 
 
+def test_cli_import_progress_json_is_one_object_a_line(home, tmp_path, capsys):
+    """What the import dialog reads from its child process: ticks, then the summary, nothing else."""
+    from crm_desktop.services.importer import ImportSummary
+
+    path = write(tmp_path / "p.csv", PEOPLE + "Anne;M;ANNA@acme.de;;;;\r\n")
+    assert main(["--home", str(home.root), "import", "contacts", str(path), "--progress-json"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    ticks, last = lines[:-1], lines[-1]
+    assert ticks and all(set(t) == {"done", "total"} for t in ticks) and ticks[-1] == {"done": 4, "total": 4}
+    summary = ImportSummary.from_dict(last["summary"])
+    assert (summary.created, summary.skipped) == (3, 1)
+    assert summary.skipped_lines[0].line == 5 and "same e-mail" in summary.skipped_lines[0].reason
+    assert summary.to_dict() == last["summary"]
+
+
+def test_cli_import_progress_json_error_is_one_json_line_and_exit_2(home, tmp_path, capsys):
+    bad = write(tmp_path / "bad.csv", "Last Name,E-mail\nLee,a@x.de\nLi,b@x.de,extra\n")
+    assert main(["--home", str(home.root), "import", "contacts", str(bad), "--progress-json"]) == 2
+    captured = capsys.readouterr()
+    [line] = [json.loads(line) for line in captured.out.splitlines() if "error" in line]
+    assert set(line) == {"error"} and "bad.csv, line 3" in line["error"] and "\n" not in line["error"]
+    assert captured.err.startswith("error: ")
+
+
+def test_cli_import_map_column_with_equals_sign(home, tmp_path, capsys):
+    path = write(tmp_path / "eq.csv", "Name=Last,E-mail\nLee,a@x.de\n")
+    assert main(["--home", str(home.root), "import", "contacts", str(path), "--map", "Name=Last=last_name",
+                 "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["created"] == 1
+
+
 @pytest.mark.parametrize("args, message", [
     (["import", "contacts", "{tmp}/missing.csv"], "missing.csv: no such file"),
     (["import", "contacts", "{tmp}/p.csv", "--format", "xls"], "invalid choice: 'xls'"),
