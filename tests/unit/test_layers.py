@@ -6,7 +6,7 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[2] / "crm_desktop"
-QT_ALLOWED = ("ui/", "app.py", "plugin_host/qt")
+QT_ALLOWED = ("ui/", "app.py")
 QT_MODULES = ("PySide6", "shiboken6", "PyQt5", "PyQt6", "qtpy")
 
 
