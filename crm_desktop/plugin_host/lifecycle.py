@@ -7,7 +7,6 @@
 * Activation markers: ``<home>/plugin-data/.activating-<name>`` exists only
   while a plugin activates; one left over at start means that plugin took the
   process down, so it is disabled with a message saying so.
-* :func:`bundle_post_install`: the seam the bundle installer calls.
 * :func:`check_plugin`: ``crm-desktop plugin check`` (activate, build, reload, look for leaks).
 """
 
@@ -121,28 +120,6 @@ def leftover_markers(markers_dir: Path) -> list[str]:
         return sorted(p.name[len(MARKER_PREFIX):] for p in Path(markers_dir).glob(MARKER_PREFIX + "*"))
     except OSError:
         return []
-
-
-def bundle_post_install(home: Any, result: Any) -> None:
-    """After the bundle installer put ``result.path`` in place: migrate and activate it headless.
-
-    Raises :class:`~crm_desktop.plugin_api.PluginError` if the plugin does not
-    come up active, so the installer rolls the install back.
-    """
-    from crm_desktop.core import Core
-    from crm_desktop.plugin_api.errors import PluginError
-    from crm_desktop.plugin_host.host import PluginHost
-
-    with Core.open(home) as core:
-        host = PluginHost(core, home)
-        try:
-            host.start()
-            record = host.activate_installed(Path(result.path))
-            if record.state is not PluginState.ACTIVE:
-                raise PluginError(f"plugin {record.name} {record.version} installed but is "
-                                  f"{record.state.value}: {(record.error or '').splitlines()[0] if record.error else ''}")
-        finally:
-            host.stop()
 
 
 @dataclass
