@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 export QT_QPA_PLATFORM ?= offscreen
 
-.PHONY: run test bench screenshots quit-cycles system-deps venv clean lint-layers package package-test
+.PHONY: run test bench screenshots quit-cycles system-deps venv clean lint-layers lint-imports package package-test
 
 run: $(STAMP)
 	@if [ -z "$$DISPLAY$$WAYLAND_DISPLAY" ]; then \
@@ -18,8 +18,14 @@ run: $(STAMP)
 	  env -u QT_QPA_PLATFORM $(PY) -m crm_desktop $(ARGS); \
 	fi
 
+# The import contracts of pyproject.toml ([tool.importlinter]) first: a wrong-way import fails fast.
 test: $(STAMP)
+	$(VENV)/bin/lint-imports
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest $(PYTEST_ARGS)
+
+# Only the import contracts (docs/architecture.md).
+lint-imports: $(STAMP)
+	$(VENV)/bin/lint-imports
 
 bench: $(STAMP)
 	$(PY) bench/run_all.py
@@ -64,3 +70,6 @@ package-test: $(PKG_STAMP)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache
+
+# Old name of lint-imports.
+lint-layers: lint-imports

@@ -79,7 +79,7 @@ def start_plugins(window, core, *, dev: bool = False):
     """Start the plugin host and its Qt adapter; failures are logged and shown, never raised."""
     try:
         from crm_desktop.plugin_host.host import PluginHost
-        from crm_desktop.plugin_host.qt_adapter import QtPluginAdapter
+        from crm_desktop.ui.plugins.adapter import QtPluginAdapter
     except ImportError as exc:
         log.info("plugins not available: %s", exc)
         _add_plugins_page(window, None, f"The plugin host is not available in this build ({exc}).")

@@ -81,22 +81,14 @@ def _sign(args: argparse.Namespace) -> int:
 
 
 def host_post_install(home: Any) -> Callable[[Any], None] | None:
-    """The plugin host's post-install step (migrations, activation), if the host provides one.
+    """The plugin host's post-install step (migrations, activation).
 
-    Seam: ``crm_desktop.plugin_host.lifecycle.bundle_post_install(home, result)``.
-    It is called after the new folder is in place; if it raises, the install
-    is rolled back. Without it, the plugin is picked up at the next start.
+    :func:`crm_desktop.plugin_host.post_install.bundle_post_install` is called after the
+    new folder is in place; if it raises, the install is rolled back.
     """
-    try:
-        lifecycle = importlib.import_module("crm_desktop.plugin_host.lifecycle")
-    except ModuleNotFoundError as exc:
-        if exc.name != "crm_desktop.plugin_host.lifecycle":
-            raise
-        return None
-    hook = getattr(lifecycle, "bundle_post_install", None)
-    if hook is None:
-        return None
-    return lambda result: hook(home, result)
+    from crm_desktop.plugin_host.post_install import bundle_post_install
+
+    return lambda result: bundle_post_install(home, result)
 
 
 def host_manifest_validator() -> Callable[[Path], Any] | None:

@@ -204,8 +204,12 @@ def _check(args: argparse.Namespace) -> int:
         if candidate.error:
             return _report_check(args, {"name": candidate.name, "ok": False, "problems": [candidate.error]})
         name, extra = candidate.name, (target.resolve(),)
+    try:  # the panels are Qt: the composition root hands the UI's offscreen builder to the headless check
+        from crm_desktop.ui.plugins.check import build_panels
+    except ImportError:  # no Qt binding: list the panels without building them
+        build_panels = None
     with _host(args, extra_folders=extra) as host:
-        report = check_plugin(host, name)
+        report = check_plugin(host, name, build_panels=build_panels)
     return _report_check(args, report.to_json())
 
 

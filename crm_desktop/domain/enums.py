@@ -6,6 +6,8 @@ from enum import StrEnum
 
 
 class LeadStatus(StrEnum):
+    """Where a lead stands in qualification."""
+
     NEW = "new"
     CONTACTED = "contacted"
     QUALIFIED = "qualified"
@@ -13,6 +15,8 @@ class LeadStatus(StrEnum):
 
 
 class ActivityKind(StrEnum):
+    """What an activity is: a call, meeting, visit, task or note."""
+
     CALL = "call"
     MEETING = "meeting"
     VISIT = "visit"
@@ -21,12 +25,16 @@ class ActivityKind(StrEnum):
 
 
 class DealStatus(StrEnum):
+    """Whether a deal is still open, won or lost."""
+
     OPEN = "open"
     WON = "won"
     LOST = "lost"
 
 
 class Role(StrEnum):
+    """A user's role; it limits what the user (and the plugins acting for them) may do."""
+
     REP = "rep"
     MANAGER = "manager"
     ADMIN = "admin"

@@ -36,10 +36,30 @@ def _deny(gate: Any, plugin: str, permission: str, operation: str, reason: str) 
     raise PermissionDenied(plugin, permission, operation, reason)
 
 
+class RecordStore(Protocol):
+    """What the host gives each :class:`RecordsFacade`: one entity's records, acting as the plugin.
+
+    The host implements it over its services (``crm_desktop.plugin_host.facade``); the facade
+    only checks permissions and forwards, so this module imports no internals.
+    """
+
+    def get(self, record_id: str) -> Any: ...
+
+    def list(self, *, limit: int, sort: str | None, descending: bool, filters: Mapping[str, Any]) -> list: ...
+
+    def search(self, text: str, limit: int = 50) -> list: ...
+
+    def create(self, **fields: Any) -> Any: ...
+
+    def update(self, record_id: str, **fields: Any) -> Any: ...
+
+    def delete(self, record_id: str) -> None: ...
+
+
 class RecordsFacade:
     """One entity's records (``ctx.contacts``, ``ctx.deals``, ...): ``<resource>:read`` / ``:write``."""
 
-    def __init__(self, resource: str, service: Any, gate: Gate):
+    def __init__(self, resource: str, service: RecordStore, gate: Gate):
         self._resource = resource
         self._service = service
         self._gate = gate
@@ -55,10 +75,7 @@ class RecordsFacade:
     def list(self, *, limit: int = 200, sort: str | None = None, descending: bool = False, **filters: Any) -> list:
         """Up to ``limit`` records, filtered by ``filters`` (``text``, ``tag``, ``status``, ``owner_id``, ...)."""
         self._check("read", "list")
-        from crm_desktop.services.paging import ListQuery, Sort
-
-        sort_obj = Sort(sort, descending) if sort else None
-        return list(self._service.list(ListQuery(**filters), sort_obj, limit=limit).items)
+        return self._service.list(limit=limit, sort=sort, descending=descending, filters=filters)
 
     def search(self, text: str, limit: int = 50) -> list:
         """Records matching the words of ``text``, best first."""
@@ -285,7 +302,7 @@ class PluginContext:
     The host builds it; plugins never construct one.
     """
 
-    def __init__(self, *, name: str, version: str, data_dir: Path, gate: Gate, records: Mapping[str, Any],
+    def __init__(self, *, name: str, version: str, data_dir: Path, gate: Gate, records: Mapping[str, RecordStore],
                  events: EventsFacade, settings: SettingsFacade, secrets: SecretsFacade, http: HttpFacade,
                  api: ApiFacade, db: DbFacade, allowed: Callable[[str], bool]):
         self.name = name

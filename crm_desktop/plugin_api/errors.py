@@ -1,8 +1,15 @@
-"""Errors a plugin may see from the host (and raise itself)."""
+"""Errors a plugin may see from the host (and raise itself).
+
+``NotFound`` (no record with that id) and ``ValidationError`` (a field value breaks a
+rule; the message names the field, the value and the rule) are the app's own errors,
+re-exported so a plugin can catch them through the public API.
+"""
 
 from __future__ import annotations
 
-from crm_desktop.errors import CrmError
+from crm_desktop.errors import CrmError, NotFound, ValidationError
+
+__all__ = ["NotConfigured", "NotFound", "PermissionDenied", "PluginError", "ValidationError"]
 
 
 class PluginError(CrmError):

@@ -9,13 +9,14 @@ class is defined, so a wrong name fails at import with a clear message.
 from __future__ import annotations
 
 import weakref
-
-from sqlalchemy import MetaData
-from sqlalchemy.orm import DeclarativeBase
+from typing import TYPE_CHECKING
 
 from crm_desktop.plugin_api.errors import PluginError
 # The core schema's naming convention, so alembic names a plugin's constraints alike.
-from crm_desktop.storage.base import NAMING_CONVENTION
+from crm_desktop.schema_naming import NAMING_CONVENTION
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import DeclarativeBase
 
 # plugin name -> its bases; weak so a reloaded plugin's old classes can die.
 _BASES: "weakref.WeakValueDictionary[tuple[str, int], type]" = weakref.WeakValueDictionary()
@@ -33,6 +34,10 @@ def declarative_base_for(plugin_name: str) -> type[DeclarativeBase]:
     otherwise defining the class raises :class:`PluginError` naming the plugin,
     the table and the rule. Call it once per plugin, in your models module.
     """
+    # imported here, not at the top: importing the plugin API must not load SQLAlchemy
+    from sqlalchemy import MetaData
+    from sqlalchemy.orm import DeclarativeBase
+
     prefix = table_prefix(plugin_name)
 
     class PluginBase(DeclarativeBase):

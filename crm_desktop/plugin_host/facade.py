@@ -22,7 +22,7 @@ import sqlite3
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Mapping
 
 from sqlalchemy.orm import Session
 
@@ -35,6 +35,7 @@ from crm_desktop.plugin_host.manifest import Manifest
 from crm_desktop.plugin_host.permissions import PermissionGate
 from crm_desktop.plugin_host.settings_store import secret_service
 from crm_desktop.plugin_host.tripwire import Tripwire
+from crm_desktop.services.paging import ListQuery, Sort
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +82,37 @@ class CoreCalls:
 
     def __repr__(self) -> str:
         return repr(self._target)
+
+
+class ServiceRecords:
+    """:class:`~crm_desktop.plugin_api.context.RecordStore` over one entity's service.
+
+    Turns the facade's plain ``list`` arguments into the service's query objects, so the
+    plugin API itself never imports :mod:`crm_desktop.services`. An unknown filter raises
+    ``TypeError`` from ``ListQuery`` as before.
+    """
+
+    def __init__(self, service: Any):
+        self._service = service
+
+    def get(self, record_id: str) -> Any:
+        return self._service.get(record_id)
+
+    def list(self, *, limit: int, sort: str | None, descending: bool, filters: Mapping[str, Any]) -> list:
+        sort_obj = Sort(sort, descending) if sort else None
+        return list(self._service.list(ListQuery(**filters), sort_obj, limit=limit).items)
+
+    def search(self, text: str, limit: int = 50) -> list:
+        return self._service.search(text, limit=limit)
+
+    def create(self, **fields: Any) -> Any:
+        return self._service.create(**fields)
+
+    def update(self, record_id: str, **fields: Any) -> Any:
+        return self._service.update(record_id, **fields)
+
+    def delete(self, record_id: str) -> None:
+        self._service.delete(record_id)
 
 
 def _wrapped(target: Any, tripwire: Tripwire | None) -> Any:
@@ -192,7 +224,7 @@ def build_context(*, manifest: Manifest, services: Any, db_path: Path, data_dir:
 
     with _core_scope(tripwire):
         data_dir.mkdir(parents=True, exist_ok=True)
-    records = {key: _wrapped(getattr(plugin_services, key), tripwire)
+    records = {key: ServiceRecords(_wrapped(getattr(plugin_services, key), tripwire))
                for key in ("contacts", "companies", "leads", "deals", "activities", "users")}
     ctx = PluginContext(
         name=name, version=manifest.version, data_dir=data_dir, gate=gate, records=records,

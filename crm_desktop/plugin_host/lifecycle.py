@@ -7,7 +7,6 @@
 * Activation markers: ``<home>/plugin-data/.activating-<name>`` exists only
   while a plugin activates; one left over at start means that plugin took the
   process down, so it is disabled with a message saying so.
-* :func:`bundle_post_install`: the seam the bundle installer calls.
 * :func:`check_plugin`: ``crm-desktop plugin check`` (activate, build, reload, look for leaks).
 """
 
@@ -22,7 +21,7 @@ import weakref
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from crm_desktop.plugin_host.manifest import Manifest
 
@@ -123,28 +122,6 @@ def leftover_markers(markers_dir: Path) -> list[str]:
         return []
 
 
-def bundle_post_install(home: Any, result: Any) -> None:
-    """After the bundle installer put ``result.path`` in place: migrate and activate it headless.
-
-    Raises :class:`~crm_desktop.plugin_api.PluginError` if the plugin does not
-    come up active, so the installer rolls the install back.
-    """
-    from crm_desktop.core import Core
-    from crm_desktop.plugin_api.errors import PluginError
-    from crm_desktop.plugin_host.host import PluginHost
-
-    with Core.open(home) as core:
-        host = PluginHost(core, home)
-        try:
-            host.start()
-            record = host.activate_installed(Path(result.path))
-            if record.state is not PluginState.ACTIVE:
-                raise PluginError(f"plugin {record.name} {record.version} installed but is "
-                                  f"{record.state.value}: {(record.error or '').splitlines()[0] if record.error else ''}")
-        finally:
-            host.stop()
-
-
 @dataclass
 class CheckReport:
     """What ``plugin check`` found."""
@@ -187,9 +164,16 @@ def _contributions(host: Any, name: str) -> tuple[dict[str, list[str]], list[wea
     return out, refs
 
 
-def check_plugin(host: Any, name: str, *, reloads: int = 3) -> CheckReport:
+def check_plugin(host: Any, name: str, *, reloads: int = 3,
+                 build_panels: Callable[[Any, str], list] | None = None) -> CheckReport:
     """Activate ``name`` in a started headless ``host``, list and build what it contributes,
-    reload it ``reloads`` times and report leaks. ``report.ok`` is False on any problem."""
+    reload it ``reloads`` times and report leaks. ``report.ok`` is False on any problem.
+
+    ``build_panels(host, name)`` builds each panel offscreen and returns one report per panel;
+    the caller injects it (the CLI passes :func:`crm_desktop.ui.plugins.check.build_panels`)
+    because building widgets is Qt, and this package stays headless. Without it, panels
+    are listed but not built.
+    """
     from crm_desktop.plugin_host import loader
 
     report = CheckReport(name=name)
@@ -202,13 +186,9 @@ def check_plugin(host: Any, name: str, *, reloads: int = 3) -> CheckReport:
         report.problems.append(f"{name} is {record.state.value}: {record.error or ''}".strip())
         return report
     report.contributions, refs = _contributions(host, name)
-    try:
-        from crm_desktop.plugin_host import qt_check  # the Qt engineer's offscreen builder
-    except ImportError:
-        qt_check = None
-    if qt_check is not None:
+    if build_panels is not None:
         try:
-            built = [dataclasses.asdict(b) if dataclasses.is_dataclass(b) else b for b in (qt_check.build_panels(host, name) or [])]
+            built = [dataclasses.asdict(b) if dataclasses.is_dataclass(b) else b for b in (build_panels(host, name) or [])]
             report.panels_built = [b.get("title", b.get("id")) if isinstance(b, dict) else str(b) for b in built]
             report.problems += [f"panel {b.get('title')!r}: {b.get('error')}" for b in built
                                 if isinstance(b, dict) and b.get("ok") is False]

@@ -17,20 +17,13 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass, field
 from typing import Any, Callable
+
+from crm_desktop.domain.events import Event  # noqa: F401  (defined in domain so plugin_api can export it)
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class Event:
-    """``name`` like ``contact.created``; ``payload`` plain data (ids, field values);
-    ``source`` the actor or plugin that caused it."""
-
-    name: str
-    payload: dict[str, Any] = field(default_factory=dict)
-    source: str = "core"
 
 
 Subscriber = Callable[[Event], None]

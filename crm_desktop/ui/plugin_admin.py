@@ -46,7 +46,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from crm_desktop.plugin_host.qt_adapter import state_name
+from crm_desktop.ui.plugins.adapter import state_name
 from crm_desktop.ui.plugin_failures import summarize
 from crm_desktop.ui.settings_form import SettingsDialog, schema_for
 

@@ -2,7 +2,7 @@
 
 It owns no business logic. Views are made elsewhere (:mod:`list_view`, :mod:`kanban`,
 :mod:`today`); plugins add pages, menu entries, routes and record actions through the
-methods below (the interface agreed with :mod:`crm_desktop.plugin_host.qt_adapter`).
+methods below (the interface agreed with :mod:`crm_desktop.ui.plugins.adapter`).
 """
 
 from __future__ import annotations

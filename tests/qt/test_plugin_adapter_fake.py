@@ -13,7 +13,7 @@ from test_plugin_fakes import (  # noqa: E402
     FakeHost, FakeMenuAction, FakeMenuEntry, FakePanel, FakePlugin, FakeRecordAction, FakeWindow,
 )
 
-from crm_desktop.plugin_host.qt_adapter import QtPluginAdapter, page_key  # noqa: E402
+from crm_desktop.ui.plugins.adapter import QtPluginAdapter, page_key  # noqa: E402
 
 
 def _titles(menu):

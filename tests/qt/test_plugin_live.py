@@ -13,8 +13,8 @@ from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QLabel, QMenu
 
 from crm_desktop.plugin_host.host import PluginHost
-from crm_desktop.plugin_host.qt_adapter import QtPluginAdapter, page_key
-from crm_desktop.plugin_host.qt_check import build_panels
+from crm_desktop.ui.plugins.adapter import QtPluginAdapter, page_key
+from crm_desktop.ui.plugins.check import build_panels
 from crm_desktop.ui.plugin_admin import PluginAdminPanel
 from crm_desktop.ui.shell import MainWindow
 

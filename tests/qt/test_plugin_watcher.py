@@ -9,7 +9,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from test_plugin_fakes import FakeHost, FakePlugin  # noqa: E402
 
-from crm_desktop.plugin_host.qt_watcher import PluginWatcher  # noqa: E402
+from crm_desktop.ui.plugins.watcher import PluginWatcher  # noqa: E402
 
 
 def _bump(path: Path, text: str) -> None:

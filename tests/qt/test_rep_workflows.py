@@ -250,7 +250,7 @@ def write_thread_plugin(home):
 def test_events_published_on_a_worker_reach_plugins_and_qt_on_the_gui_thread(qtbot, main_window, core, home,
                                                                               thread_probe, qtlog, fail):
     from crm_desktop.plugin_host.host import PluginHost
-    from crm_desktop.plugin_host.qt_adapter import QtPluginAdapter
+    from crm_desktop.ui.plugins.adapter import QtPluginAdapter
 
     write_thread_plugin(home)
     thread_probe.fail = fail

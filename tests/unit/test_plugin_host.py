@@ -531,7 +531,7 @@ def test_a_plugin_that_kills_the_process_during_activation_is_disabled_next_star
 def test_bundle_post_install_activates_or_refuses_so_the_installer_rolls_back(home, core):
     from types import SimpleNamespace
 
-    from crm_desktop.plugin_host.lifecycle import bundle_post_install
+    from crm_desktop.plugin_host.post_install import bundle_post_install
 
     good = write_plugin(home.plugins_dir, "from-bundle")
     bundle_post_install(home, SimpleNamespace(name="from-bundle", version="1.0.0", path=good))

@@ -10,7 +10,7 @@ comparing the size and mtime of its ``.py``/``.json`` files, which ignores the
 every reload would trigger the next one.
 
 Keeping an open panel open across the reload is the adapter's job
-(:class:`~crm_desktop.plugin_host.qt_adapter.QtPluginAdapter`).
+(:class:`~crm_desktop.ui.plugins.adapter.QtPluginAdapter`).
 """
 
 from __future__ import annotations

@@ -11,8 +11,8 @@ callback, a record action) runs through :meth:`PluginHost.guard`: an exception
 marks that plugin failed and is reported in one :class:`PluginFailureDialog`,
 while the app and every other plugin carry on.
 
-This is the only module of ``plugin_host`` (with ``qt_watcher`` and
-``qt_check``) that imports Qt; the host itself stays headless.
+It lives in ``ui/plugins/`` (with :mod:`.watcher` and :mod:`.check`) because it
+is Qt; :mod:`crm_desktop.plugin_host` stays headless and never imports it.
 """
 
 from __future__ import annotations
@@ -130,7 +130,7 @@ class QtPluginAdapter(QObject):
     ``window`` is the main window (``crm_desktop.ui.shell.MainWindow``): the adapter uses
     only ``menu``, ``add_page``/``remove_page``/``show_page``, ``register_path``,
     ``add_record_action_provider`` and ``show_status``. With ``host.dev`` set it also
-    starts a :class:`~crm_desktop.plugin_host.qt_watcher.PluginWatcher`.
+    starts a :class:`~crm_desktop.ui.plugins.watcher.PluginWatcher`.
     """
 
     def __init__(self, window: Any, host: Any, *, show_failures: bool = True):
@@ -162,7 +162,7 @@ class QtPluginAdapter(QObject):
             if state_name(record.state) == "active" and not self._ui_for(name).contributed:
                 self._contribute(name)
         if getattr(self.host, "dev", False):
-            from crm_desktop.plugin_host.qt_watcher import PluginWatcher
+            from crm_desktop.ui.plugins.watcher import PluginWatcher
 
             self.watcher = PluginWatcher(self.host, parent=self)
             self.watcher.start()
