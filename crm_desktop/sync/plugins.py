@@ -262,6 +262,12 @@ def apply_to_host(host: Any, report: PluginSyncReport | dict) -> list[str]:
     """
     data = report.as_dict() if isinstance(report, PluginSyncReport) else dict(report or {})
     problems: list[str] = []
+    if not (data.get("installed") or data.get("updated") or data.get("removed")):
+        return problems
+    try:  # the organisation layer may have changed with this sync; it only tightens
+        host.policy = policies.load_home_policy(host.home)
+    except policies.PolicyError as exc:
+        problems.append(f"plugin policy: {exc}")
     plugins_dir = Path(host.home.plugins_dir)
     for entry in data.get("installed", []) + data.get("updated", []):
         try:

@@ -171,3 +171,24 @@ def test_organisation_policy_blocks_and_only_tightens(tmp_path, server, memory_k
     assert "blocked" in refused["reason"] and "organisation" in refused["reason"], refused
     assert json.loads((home / "org-policy.json").read_text())["blocked"] == [NAME]
     assert _reports(server)[NAME][1] == "refused"
+
+
+def test_a_running_host_picks_up_installs_and_removals_live(tmp_path, server, memory_keyring, monkeypatch, capsys):
+    from crm_desktop.sync.plugins import apply_to_host
+
+    key, pub = generate_keypair(tmp_path / "admin")
+    server.admin("plugin", "trust", str(pub))
+    server.admin("plugin", "publish", str(_bundle(tmp_path, "1.0.0", key)))
+    home = _home(tmp_path, server, monkeypatch, [pub])
+    with Core.open(Home(home)) as core:
+        host = PluginHost(core, Home(home), bundled_dir=None, system_dir=None, tripwire=False)
+        host.start()
+        try:
+            assert NAME not in host.records
+            assert apply_to_host(host, _sync(home, capsys)) == []
+            assert host.records[NAME].state is PluginState.ACTIVE
+            server.admin("plugin", "withdraw", NAME)
+            assert apply_to_host(host, _sync(home, capsys)) == []
+            assert NAME not in host.records
+        finally:
+            host.stop()
