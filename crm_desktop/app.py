@@ -93,6 +93,7 @@ def start_plugins(window, core, *, dev: bool = False):
         _add_plugins_page(window, None, f"Plugins failed to start: {exc}")
         return None
     _add_plugins_page(window, host, None)
+    window._plugin_host = host  # sync hands it the plugins it installed or removed (sync_view.attach_sync)
     return host
 
 

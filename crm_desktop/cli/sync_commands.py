@@ -61,7 +61,7 @@ def cmd_sync(args) -> int:
     from crm_desktop.sync.service import SyncService
 
     with open_core(args) as core:
-        service = SyncService(core.db)
+        service = SyncService(core.db, home=core.home)
         if args.what == "status":
             status = service.status()
             if args.as_json:
@@ -73,7 +73,9 @@ def cmd_sync(args) -> int:
         status = service.status()
     out = {"pushed": report.pushed, "pulled": report.pulled, "conflicts": report.conflicts,
            "rejected": report.rejected, "errors": report.errors, "offline": report.offline,
-           "pending": status["pending"], "open_conflicts": status["conflicts"], "problems": status["problems"]}
+           "pending": status["pending"], "open_conflicts": status["conflicts"], "problems": status["problems"],
+           "plugins": report.plugins or {"installed": [], "updated": [], "removed": [], "refused": [],
+                                         "unchanged": [], "errors": []}}
     if args.as_json:
         print_json(out)
     else:
@@ -85,10 +87,24 @@ def cmd_sync(args) -> int:
         else:
             for error in report.errors:
                 print(f"error: {for_terminal(error)}")
+        _print_plugins(report.plugins)
         if status["conflicts"] or status["problems"]:
             print(f"{status['conflicts']} conflict(s) and {status['problems']} sync problem(s) need you: "
                   "open the app (Sync menu)")
     return 0 if report.ok else 1
+
+
+def _print_plugins(plugins: dict) -> None:
+    for entry in plugins.get("installed", []):
+        print(f"plugin installed: {entry['name']} {entry['version']}")
+    for entry in plugins.get("updated", []):
+        print(f"plugin updated: {entry['name']} {entry['previous']} -> {entry['version']}")
+    for entry in plugins.get("removed", []):
+        print(f"plugin removed: {entry['name']} (withdrawn by the admin; its data is kept)")
+    for entry in plugins.get("refused", []):
+        print(f"plugin refused: {entry['name']} {entry['version']}: {for_terminal(entry['reason'])}")
+    for error in plugins.get("errors", []):
+        print(f"plugin error: {for_terminal(error)}")
 
 
 def _print_status(status: dict) -> None:

@@ -64,6 +64,16 @@ file is the policy. With one, :func:`merge` gives:
                           user's own, and so are its exemptions)
 ========================  ==================================================
 
+The organisation layer — from the sync server, tightening only
+--------------------------------------------------------------
+When the home is signed in to a sync server, each sync writes the
+organisation's plugin policy (edited on the server's admin console) to
+``<home>/org-policy.json`` (:data:`ORG_POLICY_NAME`). :func:`load_policy`
+applies it last, and it can only tighten: its ``blocked`` names are added to
+``blockedPlugins``, its ``allowed`` list (if not null) is intersected with
+``allowedPlugins``. It never adds a trusted key, a grant or an exemption, and
+``required`` is not a policy rule here (the sync installs required plugins).
+
 A malformed policy file is an error naming the file, the key and the rule:
 the app does not guess what an admin meant.
 """
@@ -83,6 +93,8 @@ from crm_desktop.plugin_host.json_files import read_bounded_json
 log = logging.getLogger(__name__)
 
 POLICY_ENV = "CRM_DESKTOP_POLICY"
+#: Written by sync into the home: the organisation's plugin policy served with ``GET /api/v1/plugins``.
+ORG_POLICY_NAME = "org-policy.json"
 MAX_POLICY_BYTES = 1024 * 1024
 
 #: Tripwire grants a policy may give: ``network``, ``subprocess``, ``native`` or ``files:<folder>``.
@@ -356,8 +368,51 @@ def load_policy(
     if user_path is not None and Path(user_path).exists():
         user, user_doc = read_policy_file(Path(user_path))
     if system and user:
-        return merge(system, user, user_doc)
-    return system or user or Policy()
+        effective = merge(system, user, user_doc)
+    else:
+        effective = system or user or Policy()
+    if user_path is not None:
+        org = read_org_policy(org_policy_path(user_path))
+        if org is not None:
+            effective = tighten_with_org(effective, org)
+    return effective
+
+
+def org_policy_path(user_path: str | os.PathLike[str]) -> Path:
+    """``org-policy.json`` beside the user policy (both in the home)."""
+    return Path(user_path).parent / ORG_POLICY_NAME
+
+
+def read_org_policy(path: Path) -> Policy | None:
+    """The organisation layer written by sync (``{"allowed", "blocked", "required", ...}``), or None."""
+    if not Path(path).exists():
+        return None
+    doc = read_bounded_json(Path(path), MAX_POLICY_BYTES, PolicyError, noun="organisation policy")
+    if not isinstance(doc, dict):
+        raise PolicyError(f"{path}: the organisation policy must be a JSON object")
+
+    def names(key: str) -> frozenset[str] | None:
+        value = doc.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise PolicyError(f"{path}: {key} must be a list of plugin names or null, not {value!r}")
+        return frozenset(value)
+
+    return Policy(allowed_plugins=names("allowed"), blocked_plugins=names("blocked") or frozenset(),
+                  sources=(f"{path} (organisation policy from the sync server)",))
+
+
+def tighten_with_org(local: Policy, org: Policy) -> Policy:
+    """``local`` with the organisation's blocked names added and its allowed list intersected."""
+    if org.allowed_plugins is None:
+        allowed = local.allowed_plugins
+    elif local.allowed_plugins is None:
+        allowed = org.allowed_plugins
+    else:
+        allowed = local.allowed_plugins & org.allowed_plugins
+    return replace(local, allowed_plugins=allowed, blocked_plugins=local.blocked_plugins | org.blocked_plugins,
+                   sources=local.sources + org.sources)
 
 
 def load_home_policy(home: Any) -> Policy:

@@ -15,6 +15,9 @@ from crm_desktop.sync.protocol import (
     MAX_PUSH_BATCH,
     PENDING_HEADER,
     Mutation,
+    PluginList,
+    PluginReport,
+    PluginReportAck,
     PullResponse,
     PushResponse,
 )
@@ -54,6 +57,19 @@ class SyncClient:
         headers = {PENDING_HEADER: str(pending)} if pending is not None else None
         response = self._call("GET", "/sync/pull", params={"cursor": cursor, "limit": limit}, headers=headers)
         return PullResponse.model_validate_json(response.content)
+
+    def plugins(self) -> PluginList:
+        """The published plugins and the organisation's plugin policy."""
+        return PluginList.model_validate_json(self._call("GET", "/plugins").content)
+
+    def plugin_bundle(self, name: str) -> bytes:
+        """The bytes of a published bundle (checked against the listed sha256 by the caller)."""
+        return self._call("GET", f"/plugins/{name}/bundle").content
+
+    def report_plugins(self, report: PluginReport) -> PluginReportAck:
+        body = orjson.dumps(report.model_dump(mode="json"))
+        response = self._call("POST", "/plugins/report", data=body, content_type="application/json")
+        return PluginReportAck.model_validate_json(response.content)
 
     def events(self, stop: Callable[[], bool] = lambda: False) -> Iterator[str]:
         """Server-sent event names (``ready``, ``changes``, ``signed_out``) until the stream ends.

@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Callable
 
+from crm_desktop.errors import CrmError
 from crm_desktop.storage.base import utcnow
 from crm_desktop.storage.changes import db_time
 from crm_desktop.storage.engine import Database
@@ -60,6 +61,8 @@ class SyncReport:
     started_at: str = ""
     finished_at: str = ""
     entities: list[str] = field(default_factory=list)
+    #: installed/updated/removed/refused/unchanged/errors of plugin distribution (:mod:`crm_desktop.sync.plugins`)
+    plugins: dict = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -82,8 +85,9 @@ class SyncEngine:
     """Runs syncs of one database against one server (through a :class:`SyncClient`)."""
 
     def __init__(self, db: Database, client, *, push_batch: int = PUSH_BATCH, pull_limit: int = PULL_LIMIT,
-                 progress: Callable[[Progress], None] | None = None):
+                 progress: Callable[[Progress], None] | None = None, plugin_sync=None):
         self.db = db
+        self.plugin_sync = plugin_sync
         self.client = client
         self.push_batch = push_batch
         self.pull_limit = pull_limit
@@ -96,6 +100,7 @@ class SyncEngine:
         try:
             self.push(report)
             self.pull(report)
+            self.plugins(report)
         except Offline as exc:
             report.offline = True
             report.errors.append(str(exc))
@@ -205,6 +210,24 @@ class SyncEngine:
                 ahead.cancel()
         report.entities = sorted(entities)
 
+    # -- plugins ------------------------------------------------------------------------------
+
+    def plugins(self, report: SyncReport) -> None:
+        """After the pull: install, update and remove published plugins (no plugin code runs)."""
+        if self.plugin_sync is None:
+            return
+        self.progress(Progress("plugins", 0))
+        try:
+            result = self.plugin_sync.run(self.client)
+        except (Offline, ServerFailed):
+            raise
+        except (CrmError, OSError) as exc:
+            log.exception("plugin distribution failed")
+            report.plugins = {"installed": [], "updated": [], "removed": [], "refused": [], "unchanged": [],
+                              "errors": [f"plugin distribution failed: {exc}"]}
+            return
+        report.plugins = result.as_dict()
+
     # -- status -------------------------------------------------------------------------------
 
     def pending_count(self) -> int:
@@ -270,5 +293,6 @@ def sync_with_retries(engine: SyncEngine, attempts: int = 3, sleep: Callable[[fl
         retry.pulled += report.pulled
         retry.conflicts += report.conflicts
         retry.rejected += report.rejected
+        retry.plugins = retry.plugins or report.plugins
         report = retry
     return report

@@ -42,8 +42,11 @@ def actor_for(db: Database) -> Actor | None:
 class SyncService:
     """Sync of one database; ``keyring_backend`` only for tests (default: the OS keyring)."""
 
-    def __init__(self, db: Database, *, keyring_backend=None, transport_factory: Callable[[str], Transport] = Transport):
+    def __init__(self, db: Database, *, keyring_backend=None, transport_factory: Callable[[str], Transport] = Transport,
+                 home=None):
         self.db = db
+        #: with a home, a sync also installs/updates/removes the server's published plugins
+        self.home = home
         self.keyring_backend = keyring_backend
         self.transport_factory = transport_factory
         # one AuthSession per account, shared by every thread: two refreshing the same single-use
@@ -94,6 +97,12 @@ class SyncService:
         return SyncClient(self.transport_factory(account.server_url), self._auth[1])
 
     def engine(self, client: SyncClient | None = None, **kwargs) -> sync_engine.SyncEngine:
+        if self.home is not None and "plugin_sync" not in kwargs:
+            account = self.account()
+            if account is not None:
+                from crm_desktop.sync.plugins import PluginSync
+
+                kwargs["plugin_sync"] = PluginSync(self.home, account.server_url)
         return sync_engine.SyncEngine(self.db, client or self.client(), **kwargs)
 
     def sync(self, *, attempts: int = 1, **kwargs) -> sync_engine.SyncReport:

@@ -375,7 +375,7 @@ def attach_sync(window, core, *, start: bool = True, interval: float = 300.0) ->
     """Wire sync into the main window: status bar, F5 and the Sync button, the Sync page."""
     from crm_desktop.sync.service import SyncService
 
-    service = SyncService(core.db)
+    service = SyncService(core.db, home=core.home)  # with the home: published plugins install on sync
     controller = SyncController(service, window, interval=interval)
     widget = SyncStatusWidget()
     window.statusBar().addPermanentWidget(widget)
@@ -392,6 +392,14 @@ def attach_sync(window, core, *, start: bool = True, interval: float = 300.0) ->
     def after_status(status: SyncStatus) -> None:
         if status.state in ("idle", "error", "offline"):
             page.reload()
+        plugins = status.report.plugins if status.report is not None else None
+        host = getattr(window, "_plugin_host", None)
+        if status.state == "idle" and plugins and host is not None:
+            # the sync installed files only; the host loads them here, live (the admin panel refreshes)
+            from crm_desktop.sync.plugins import apply_to_host
+
+            for problem in apply_to_host(host, plugins):
+                window.show_status(f"Plugin from the server: {problem}", 10000)
 
     controller.status_changed.connect(after_status)
     controller.synced.connect(lambda _s: window.refresh_all())
