@@ -61,7 +61,9 @@ def cmd_sync(args) -> int:
     from crm_desktop.sync.service import SyncService
 
     with open_core(args) as core:
-        service = SyncService(core.db, home=core.home)
+        from crm_desktop.plugin_host.distribution import PluginSync
+
+        service = SyncService(core.db, home=core.home, plugin_sync=PluginSync)
         if args.what == "status":
             status = service.status()
             if args.as_json:

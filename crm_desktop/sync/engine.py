@@ -61,7 +61,7 @@ class SyncReport:
     started_at: str = ""
     finished_at: str = ""
     entities: list[str] = field(default_factory=list)
-    #: installed/updated/removed/refused/unchanged/errors of plugin distribution (:mod:`crm_desktop.sync.plugins`)
+    #: installed/updated/removed/refused/unchanged/errors of plugin distribution (:mod:`crm_desktop.plugin_host.distribution`)
     plugins: dict = field(default_factory=dict)
 
     @property

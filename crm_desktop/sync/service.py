@@ -8,7 +8,7 @@ two accounts never mix in one database.
 from __future__ import annotations
 
 import logging
-from typing import Callable
+from typing import Any, Callable
 
 from crm_desktop.auth.credentials import CredentialStore
 from crm_desktop.auth.session import AuthSession, SignedOut
@@ -43,10 +43,13 @@ class SyncService:
     """Sync of one database; ``keyring_backend`` only for tests (default: the OS keyring)."""
 
     def __init__(self, db: Database, *, keyring_backend=None, transport_factory: Callable[[str], Transport] = Transport,
-                 home=None):
+                 home=None, plugin_sync: Callable[[Any, str], Any] | None = None):
         self.db = db
-        #: with a home, a sync also installs/updates/removes the server's published plugins
+        #: with a home and ``plugin_sync`` (``plugin_host.distribution.PluginSync``, handed in by the
+        #: composition root: sync sits below the plugin host), a sync also installs, updates and
+        #: removes the server's published plugins
         self.home = home
+        self.plugin_sync = plugin_sync
         self.keyring_backend = keyring_backend
         self.transport_factory = transport_factory
         # one AuthSession per account, shared by every thread: two refreshing the same single-use
@@ -97,12 +100,10 @@ class SyncService:
         return SyncClient(self.transport_factory(account.server_url), self._auth[1])
 
     def engine(self, client: SyncClient | None = None, **kwargs) -> sync_engine.SyncEngine:
-        if self.home is not None and "plugin_sync" not in kwargs:
+        if self.home is not None and self.plugin_sync is not None and "plugin_sync" not in kwargs:
             account = self.account()
             if account is not None:
-                from crm_desktop.sync.plugins import PluginSync
-
-                kwargs["plugin_sync"] = PluginSync(self.home, account.server_url)
+                kwargs["plugin_sync"] = self.plugin_sync(self.home, account.server_url)
         return sync_engine.SyncEngine(self.db, client or self.client(), **kwargs)
 
     def sync(self, *, attempts: int = 1, **kwargs) -> sync_engine.SyncReport:

@@ -373,9 +373,10 @@ class SyncPage(QTabWidget):
 
 def attach_sync(window, core, *, start: bool = True, interval: float = 300.0) -> SyncController:
     """Wire sync into the main window: status bar, F5 and the Sync button, the Sync page."""
+    from crm_desktop.plugin_host.distribution import PluginSync
     from crm_desktop.sync.service import SyncService
 
-    service = SyncService(core.db, home=core.home)  # with the home: published plugins install on sync
+    service = SyncService(core.db, home=core.home, plugin_sync=PluginSync)  # published plugins install on sync
     controller = SyncController(service, window, interval=interval)
     widget = SyncStatusWidget()
     window.statusBar().addPermanentWidget(widget)
@@ -396,7 +397,7 @@ def attach_sync(window, core, *, start: bool = True, interval: float = 300.0) ->
         host = getattr(window, "_plugin_host", None)
         if status.state == "idle" and plugins and host is not None:
             # the sync installed files only; the host loads them here, live (the admin panel refreshes)
-            from crm_desktop.sync.plugins import apply_to_host
+            from crm_desktop.plugin_host.distribution import apply_to_host
 
             for problem in apply_to_host(host, plugins):
                 window.show_status(f"Plugin from the server: {problem}", 10000)

@@ -174,7 +174,7 @@ def test_organisation_policy_blocks_and_only_tightens(tmp_path, server, memory_k
 
 
 def test_a_running_host_picks_up_installs_and_removals_live(tmp_path, server, memory_keyring, monkeypatch, capsys):
-    from crm_desktop.sync.plugins import apply_to_host
+    from crm_desktop.plugin_host.distribution import apply_to_host
 
     key, pub = generate_keypair(tmp_path / "admin")
     server.admin("plugin", "trust", str(pub))
