@@ -51,7 +51,7 @@ def record_contact(session: Session, device_id: str, *, app_version: str | None,
     values: dict = {"last_sync_at": now(), "protocol_version": (protocol_version or "")[:10] or None}
     if app_version:
         values["app_version"] = app_version[:50]
-    if pending is not None and pending.isdigit():
+    if pending is not None and pending.isascii() and pending.isdigit():  # "²".isdigit() too, but int() refuses it
         values["pending_reported"] = min(int(pending), 2**31 - 1)
     if rejected:
         values["rejected_total"] = Device.rejected_total + rejected

@@ -32,6 +32,8 @@ API_PREFIX = "/api/v1"
 
 #: The most mutations one push may carry, and the most changes one pull page may hold.
 MAX_PUSH_BATCH = 1000
+#: The largest mutation id or version: both are stored as signed 64-bit integers (BIGINT).
+MAX_INT64 = 2**63 - 1
 MAX_PULL_LIMIT = 5000
 DEFAULT_PULL_LIMIT = 1000
 #: The cursor of a client that has pulled nothing yet.
@@ -116,12 +118,12 @@ class Mutation(_Model):
     """One outbox entry. ``fields`` maps a field name to ``[base, new]``: the value the
     client's edit started from and the value it set (base is null for a create)."""
 
-    mutation_id: int = Field(gt=0, description="Increases by at least one per device, across pushes.")
+    mutation_id: int = Field(gt=0, le=MAX_INT64, description="Increases by at least one per device, across pushes.")
     entity: str = Field(max_length=40, description="e.g. contact; checked per mutation, not per batch.")
     id: str = Field(min_length=1, max_length=64)
     op: Op
     fields: dict[str, tuple[JsonValue, JsonValue]] = Field(default_factory=dict)
-    base_version: int = Field(default=0, ge=0, description="The record's server version the edit started from.")
+    base_version: int = Field(default=0, ge=0, le=MAX_INT64, description="The record's server version the edit started from.")
     actor: str | None = Field(default=None, max_length=120,
                               description="Who made the edit on the device: user, plugin:<name> or agent:<name> "
                                           "(recorded in the server's audit; absent means the user).")
