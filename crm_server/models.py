@@ -24,13 +24,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-NAMING_CONVENTION = {
-    "ix": "ix_%(column_0_label)s",
-    "uq": "uq_%(table_name)s_%(column_0_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-}
+from crm_desktop.schema_naming import NAMING_CONVENTION  # the client's convention: one copy
 
 #: A 64-bit id that is SQLite's rowid there (INTEGER PRIMARY KEY autoincrements only as INTEGER).
 BigId = BigInteger().with_variant(Integer, "sqlite")
