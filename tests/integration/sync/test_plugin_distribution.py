@@ -133,8 +133,9 @@ def test_untrusted_key_is_refused_and_reported(tmp_path, server, memory_keyring,
     plugins = _sync(home, capsys)
     assert plugins["installed"] == [] and not (home / "plugins" / NAME).exists()
     [refused] = plugins["refused"]
-    assert refused["name"] == NAME and "not one of the policy's trusted keys" in refused["reason"] \
-        or "does not trust" in refused["reason"], refused
+    assert refused["name"] == NAME, refused
+    assert ("not one of the policy's trusted keys" in refused["reason"]
+            or "does not trust" in refused["reason"]), refused
     version, state, reason = _reports(server)[NAME]
     assert (version, state) == ("1.0.0", "refused") and reason == refused["reason"]
 
