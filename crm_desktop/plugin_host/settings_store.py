@@ -53,6 +53,24 @@ def secret_storage_problem() -> str | None:
     return None
 
 
+#: Keyring problems already reported in this process: one line per cause, not one per read.
+_reported_keyring_problems: set[str] = set()
+
+
+def _warn_unreadable_secret(plugin: str, key: str, exc: Exception) -> None:
+    """Say once per process why plugin secrets cannot be read, in one line naming the fix.
+
+    Without a system keyring every secret read fails the same way; repeating the
+    backend's multi-sentence message for each plugin, key and read buries it.
+    """
+    problem = secret_storage_problem() or f"the keyring refused the read ({exc})"
+    if problem in _reported_keyring_problems:
+        log.debug("plugin %s: secret %s not readable: %s", plugin, key, problem)
+        return
+    _reported_keyring_problems.add(problem)
+    log.warning("plugin secrets cannot be read (first: %s of plugin %s): %s", key, plugin, problem)
+
+
 @dataclass(frozen=True)
 class SettingField:
     """One field of a plugin's settings form."""
@@ -145,7 +163,7 @@ class SettingsStore:
                 try:
                     secret = keyring.get_password(secret_service(manifest.name), name)
                 except KeyringError as exc:  # no OS keyring: the secret is simply not available
-                    log.warning("plugin %s: cannot read secret %s from the keyring: %s", manifest.name, name, exc)
+                    _warn_unreadable_secret(manifest.name, name, exc)
                     secret = None
                 out[name] = secret if secret is not None else spec.default
             else:
