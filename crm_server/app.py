@@ -11,6 +11,7 @@ import asyncio
 import json
 import logging
 import os
+import secrets
 from contextlib import asynccontextmanager
 from typing import Annotated
 
@@ -45,7 +46,8 @@ def _error(status: int, code: str, detail: str, headers: dict[str, str] | None =
     return JSONResponse(p.ErrorBody(error=code, detail=detail).model_dump(), status_code=status, headers=headers)
 
 
-_ERRORS = {400: {"model": p.ErrorBody}, 401: {"model": p.ErrorBody}, 403: {"model": p.ErrorBody}}
+_ERRORS = {400: {"model": p.ErrorBody}, 401: {"model": p.ErrorBody}, 403: {"model": p.ErrorBody},
+           500: {"model": p.ErrorBody}}
 
 
 def create_app(db: Database | str | None = None, *, watch_interval: float = 0.25, run_migrations: bool = True) -> FastAPI:
@@ -93,6 +95,19 @@ def create_app(db: Database | str | None = None, *, watch_interval: float = 0.25
     @app.exception_handler(ServerError)
     async def _server_error(_request: Request, exc: ServerError):
         return _error(400, "invalid_request", str(exc))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception):
+        # A bug or a failing dependency: the client still gets the protocol's error body (it reads
+        # JSON, never an HTML or plain-text page), and the admin gets an id to find the traceback.
+        incident = secrets.token_hex(4)
+        log.error("unexpected error %s on %s %s", incident, request.method, request.url.path,
+                  exc_info=(type(exc), exc, exc.__traceback__))
+        detail = (f"the server failed unexpectedly (incident {incident}); "
+                  f"try again later; if it persists, give the incident id to the server's admin")
+        if not request.url.path.startswith(p.API_PREFIX):
+            return Response(f"Internal server error: {detail}\n", status_code=500, media_type="text/plain")
+        return _error(500, "internal_error", detail)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError):

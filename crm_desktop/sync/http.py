@@ -80,7 +80,9 @@ class Transport:
         if response.status_code in (502, 503, 504):
             raise Offline(f"{self.server_url} is unavailable (HTTP {response.status_code})")
         if response.status_code >= 500:
-            raise ServerFailed(f"{self.server_url} failed with HTTP {response.status_code}")
+            detail = _error_detail(response)
+            raise ServerFailed(f"{self.server_url} failed with HTTP {response.status_code}"
+                               + (f": {detail}" if detail else ""))
         if response.status_code >= 400:
             code, detail = "http_error", response.reason or f"HTTP {response.status_code}"
             try:
@@ -93,6 +95,16 @@ class Transport:
 
     def close(self) -> None:
         self.http.close()
+
+
+def _error_detail(response: requests.Response) -> str | None:
+    """The protocol error body's one sentence (a 500 from crm_server names its incident id), if any."""
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    detail = body.get("detail") if isinstance(body, dict) else None
+    return detail[:300] if isinstance(detail, str) and detail else None
 
 
 def _reason(exc: Exception) -> str:
