@@ -130,7 +130,11 @@ def create_app(db: Database | str | None = None, *, watch_interval: float = 0.25
         if credentials is None:
             raise AuthError("unauthorized", "sign in first: no bearer access token was sent")
         with db.read() as session:
-            return auth.principal_for_token(session, credentials.credentials)
+            who = auth.principal_for_token(session, credentials.credentials)
+        if who.unreceived_pair:  # the first request with a new pair: the client has it (once per refresh)
+            with db.write() as session:
+                auth.mark_pair_received(session, who.unreceived_pair)
+        return who
 
     Who = Annotated[Principal, Depends(principal)]
     api = APIRouter(prefix=p.API_PREFIX, dependencies=[Depends(protocol_version)], responses=_ERRORS)

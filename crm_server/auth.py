@@ -8,7 +8,13 @@
 - Refresh tokens: 32 random bytes, stored as sha256, single use. Refreshing
   marks the old one used and answers a new one; presenting a used one again
   means it was copied, so the whole device session is revoked (RFC 6819 §5.2.2.3,
-  "refresh token rotation").
+  "refresh token rotation"). One exception keeps a crashed client signed in: if the
+  pair answered to that refresh never reached the client (neither its access token
+  nor its refresh token was ever used — ``received_at`` is unset), the old token may
+  be presented again within :data:`REFRESH_RETRY_WINDOW`; the unreceived pair is
+  dropped and a new one answered. A client killed between the answer and saving it
+  to the keyring is thus not signed out, while a copied token still is as soon as
+  the rightful client has used its new pair.
 - Login rate limit: failures of the last minute per user name and per address,
   in the database so all workers share the count.
 """
@@ -38,6 +44,8 @@ log = logging.getLogger(__name__)
 
 ACCESS_TTL = timedelta(minutes=15)
 REFRESH_TTL = timedelta(days=60)
+#: How long a rotated refresh token may be presented again when the pair answered for it never arrived.
+REFRESH_RETRY_WINDOW = timedelta(days=1)
 LOGIN_WINDOW = timedelta(minutes=1)
 MAX_FAILURES_PER_USER = 5
 MAX_FAILURES_PER_ADDRESS = 30
@@ -92,9 +100,13 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def make_access_token(key: bytes, session_id: str, user_id: str, ttl: timedelta = ACCESS_TTL) -> str:
-    payload = _b64(json.dumps({"sid": session_id, "sub": user_id, "exp": int(time.time() + ttl.total_seconds())},
-                              separators=(",", ":")).encode())
+def make_access_token(key: bytes, session_id: str, user_id: str, ttl: timedelta = ACCESS_TTL,
+                      pair: str | None = None) -> str:
+    """A signed access token; ``pair`` is the hash of the refresh token answered with it (claim ``rt``)."""
+    claims = {"sid": session_id, "sub": user_id, "exp": int(time.time() + ttl.total_seconds())}
+    if pair:
+        claims["rt"] = pair
+    payload = _b64(json.dumps(claims, separators=(",", ":")).encode())
     mac = _b64(hmac.new(key, payload.encode("ascii"), hashlib.sha256).digest())
     return f"v1.{payload}.{mac}"
 
@@ -128,6 +140,8 @@ class Principal:
     teams: tuple[str, ...]
     device_id: str
     session_id: str
+    #: the refresh token hash of this access token's pair, when the server has not yet seen it arrive
+    unreceived_pair: str | None = None
 
     @property
     def is_admin(self) -> bool:
@@ -152,8 +166,20 @@ def principal_for_token(session: Session, token: str) -> Principal:
         raise AuthError("session_revoked", f"this device was signed out ({dev_session.revoked_reason}): sign in again")
     if user.disabled:
         raise AuthError("user_disabled", f"the account {user.username!r} is disabled: ask an admin", status=403)
+    pair = claims.get("rt")
+    unreceived = None
+    if isinstance(pair, str):
+        token_row = session.get(RefreshToken, pair)
+        if token_row is not None and token_row.received_at is None:
+            unreceived = pair
     return Principal(user.id, user.username, user.display_name, user.role, user_teams(session, user.id),
-                     dev_session.device_id, dev_session.id)
+                     dev_session.device_id, dev_session.id, unreceived)
+
+
+def mark_pair_received(session: Session, pair: str) -> None:
+    """The client used this pair's access token: it has the pair, so its old token may not come back."""
+    session.execute(update(RefreshToken).where(RefreshToken.token_hash == pair, RefreshToken.received_at.is_(None))
+                    .values(received_at=now()))
 
 
 def _check_rate_limit(session: Session, username: str, address: str) -> None:
@@ -168,9 +194,9 @@ def _check_rate_limit(session: Session, username: str, address: str) -> None:
 
 def _issue(session: Session, dev_session: DeviceSession) -> tuple[str, str]:
     refresh = secrets.token_urlsafe(32)
-    session.add(RefreshToken(token_hash=_token_hash(refresh), session_id=dev_session.id,
-                             expires_at=now() + REFRESH_TTL))
-    access = make_access_token(signing_key(session), dev_session.id, dev_session.user_id)
+    pair = _token_hash(refresh)
+    session.add(RefreshToken(token_hash=pair, session_id=dev_session.id, expires_at=now() + REFRESH_TTL))
+    access = make_access_token(signing_key(session), dev_session.id, dev_session.user_id, pair=pair)
     return access, refresh
 
 
@@ -238,7 +264,7 @@ def refresh(session: Session, token: str) -> tuple[User, DeviceSession, str, str
     dev_session = session.get(DeviceSession, row.session_id, with_for_update=True)
     if dev_session.revoked_at is not None:
         raise AuthError("session_revoked", f"this device was signed out ({dev_session.revoked_reason}): sign in again")
-    if row.used_at is not None:
+    if row.used_at is not None and not _retry_of_a_lost_answer(session, row):
         dev_session.revoked_at = now()
         dev_session.revoked_reason = "a used refresh token was presented again"
         log.warning("refresh token reuse on device %s: session %s revoked", dev_session.device_id, dev_session.id)
@@ -249,9 +275,29 @@ def refresh(session: Session, token: str) -> tuple[User, DeviceSession, str, str
     user = session.get(User, dev_session.user_id)
     if user.disabled:
         raise AuthError("user_disabled", f"the account {user.username!r} is disabled: ask an admin", status=403)
-    row.used_at = now()
+    row.used_at = row.used_at or now()
+    row.received_at = row.received_at or now()
     access, new_refresh = _issue(session, dev_session)
     return user, dev_session, access, new_refresh
+
+
+def _retry_of_a_lost_answer(session: Session, row: RefreshToken) -> bool:
+    """A used token came back: true (and the lost pair dropped) when its answer never reached the client.
+
+    The answer is lost when every live token of the session (the pair answered for ``row``) was
+    never used nor had its access token used, and ``row`` was used within the retry window.
+    """
+    if _aware(row.used_at) + REFRESH_RETRY_WINDOW < now():
+        return False
+    live = session.scalars(select(RefreshToken).where(RefreshToken.session_id == row.session_id,
+                                                      RefreshToken.used_at.is_(None))).all()
+    if any(t.received_at is not None for t in live):
+        return False
+    for t in live:
+        session.delete(t)
+    log.info("refresh retried on session %s: the pair answered before never arrived, so it was dropped",
+             row.session_id)
+    return True
 
 
 def revoke_session(session: Session, session_id: str, reason: str) -> None:

@@ -111,6 +111,8 @@ class RefreshToken(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    #: when the client showed it has this token (used it, or its pair's access token); see auth.refresh
+    received_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class LoginFailure(Base):

@@ -50,6 +50,44 @@ def test_refresh_rotates_and_a_reused_refresh_token_signs_the_device_out(client_
     client.pull()
 
 
+def test_a_refresh_whose_answer_was_lost_can_be_retried(client_factory):
+    """The client was killed after the server rotated its token but before the new pair reached the keyring."""
+    client = client_factory("alice")
+    kept = client.refresh_token  # what the keyring still holds
+    lost = client.call("POST", "/auth/refresh", auth=False, json_body={"refresh_token": kept})
+
+    client.refresh()  # the restarted client refreshes with the token it kept: not signed out
+    client.pull()
+    # the pair that never arrived is dropped: it can neither refresh nor sign the device out
+    with pytest.raises(ApiFailure) as failure:
+        client.call("POST", "/auth/refresh", auth=False, json_body={"refresh_token": lost["refresh_token"]})
+    assert failure.value.status == 401 and failure.value.body["error"] == "unauthorized"
+    client.pull()
+
+    # once the new pair was used, the old token coming back is a copy: the device is signed out
+    with pytest.raises(ApiFailure) as failure:
+        client.call("POST", "/auth/refresh", auth=False, json_body={"refresh_token": kept})
+    assert failure.value.body["error"] == "refresh_reused"
+    with pytest.raises(ApiFailure) as failure:
+        client.pull()
+    assert failure.value.body["error"] == "session_revoked"
+
+
+def test_a_copied_token_used_first_signs_the_device_out_when_the_owner_comes_back(client_factory):
+    owner = client_factory("alice")
+    copied = owner.refresh_token
+    thief = client_factory("alice", login=False)
+    thief.refresh_token = copied
+    thief.refresh()
+    thief.pull()  # the thief uses the pair it got
+    with pytest.raises(ApiFailure) as failure:
+        owner.refresh()
+    assert failure.value.body["error"] == "refresh_reused"
+    with pytest.raises(ApiFailure) as failure:
+        thief.pull()
+    assert failure.value.body["error"] == "session_revoked"
+
+
 def test_logout_ends_the_session(client_factory):
     client = client_factory("bob")
     client.call("POST", "/auth/logout", json_body={})
