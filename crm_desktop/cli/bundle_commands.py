@@ -107,28 +107,21 @@ def host_manifest_validator() -> Callable[[Path], Any] | None:
 
 
 def _print_plan(plan) -> None:
-    previous = f" (replaces {plan.previous_version})" if plan.previous_version else ""
-    print(f"plugin:      {plan.name} {plan.version}{previous}")
-    print(f"publisher:   {plan.publisher}")
-    print(f"permissions: {', '.join(plan.permissions) or '(none)'}")
-    print(f"files:       {plan.file_count} ({plan.total_bytes} bytes), sha256 {plan.bundle_sha256}")
-    for warning in plan.warnings:
-        print(f"warning:     {warning}")
-    if plan.findings:
-        print(f"static checks: {len(plan.findings)} finding(s)")
-        for finding in plan.findings:
-            print(f"  {finding}")
-    else:
-        print("static checks: no findings")
+    _print_install_plan(plan, f"files:       {plan.file_count} ({plan.total_bytes} bytes), sha256 {plan.bundle_sha256}")
 
 
 def _print_folder_plan(plan) -> None:
+    _print_install_plan(plan, f"from folder: {plan.source}", f"into:        {plan.target}")
+
+
+def _print_install_plan(plan, *where: str) -> None:
+    """What an install would do, as the confirmation shows it: a bundle's or a folder's ``where`` lines."""
     previous = f" (replaces {plan.previous_version})" if plan.previous_version else ""
     print(f"plugin:      {plan.name} {plan.version}{previous}")
     print(f"publisher:   {plan.publisher}")
     print(f"permissions: {', '.join(plan.permissions) or '(none)'}")
-    print(f"from folder: {plan.source}")
-    print(f"into:        {plan.target}")
+    for line in where:
+        print(line)
     for warning in plan.warnings:
         print(f"warning:     {warning}")
     if plan.findings:
