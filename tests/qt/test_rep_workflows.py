@@ -16,7 +16,7 @@ from PySide6.QtCore import QElapsedTimer, Qt, QTimer
 from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
-from conftest import wait_rows_loaded
+from conftest import open_and_wait, show_and_wait, wait_rows_loaded
 
 
 def contacts_page(window):
@@ -98,7 +98,7 @@ def test_save_in_the_question_saves_then_moves_on(qtbot, main_window, services, 
 def test_switching_view_with_unsaved_edits_asks(qtbot, main_window, services, unsaved_answers):
     ada, _ = two_contacts(services)
     view = contacts_page(main_window)
-    view.show_record_id(ada.id)
+    show_and_wait(qtbot, view, ada.id)
     view.detail.form.inputs["city"].setText("London")
     unsaved_answers.append("cancel")
     main_window.show_page("companies")
@@ -128,7 +128,7 @@ def test_closing_the_window_with_unsaved_edits_asks(qtbot, main_window, services
 def test_ctrl_s_saves_and_the_status_bar_says_so(qtbot, main_window, services):
     ada, _ = two_contacts(services)
     view = contacts_page(main_window)
-    view.show_record_id(ada.id)
+    show_and_wait(qtbot, view, ada.id)
     form = view.detail.form
     form.inputs["city"].setText("London")
     assert form.is_dirty()
@@ -170,7 +170,7 @@ def test_a_save_while_another_writer_holds_the_database_keeps_the_window_alive(q
                                                                                   core):
     ada, _ = two_contacts(services)
     view = contacts_page(main_window)
-    view.show_record_id(ada.id)
+    show_and_wait(qtbot, view, ada.id)
     form = view.detail.form
     form.inputs["city"].setText("Paris")
     other = sqlite3.connect(str(core.home.db_path), isolation_level=None)
