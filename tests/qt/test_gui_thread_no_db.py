@@ -9,6 +9,7 @@ came from; then it checks what the user sees once the answer came back.
 from __future__ import annotations
 
 import json
+import threading
 
 from PySide6.QtCore import Qt
 
@@ -115,7 +116,7 @@ def test_logging_an_activity_writes_off_the_gui_thread(gui_db_guard, qtbot, main
 
 
 def test_export_runs_off_the_gui_thread_with_progress_and_cancel(gui_db_guard, qtbot, main_window, services,
-                                                                 tmp_path):
+                                                                 tmp_path, monkeypatch):
     from crm_desktop.ui.export_dialog import ExportProgressDialog
 
     for i in range(30):
@@ -128,15 +129,27 @@ def test_export_runs_off_the_gui_thread_with_progress_and_cancel(gui_db_guard, q
         dialog.start()
         qtbot.waitUntil(lambda: dialog.outcome is not None, timeout=10000)
     assert dialog.outcome == ("done", 30)
+    assert dialog.maximum() == 30 and dialog.value() == 30
     assert len(target.read_text(encoding="utf-8").splitlines()) == 31
     assert dialog.isHidden()
     # cancelled: the old file stays as it was
+    from crm_desktop.services import exporter
+
     target.write_text("old\n", encoding="utf-8")
+    clicked = threading.Event()
+    real_write_csv = exporter.write_csv
+
+    def write_after_the_click(stream, fields, rows):
+        clicked.wait(5)  # the rows are read (and Cancel checked) only once the user clicked
+        return real_write_csv(stream, fields, rows)
+
+    monkeypatch.setattr(exporter, "write_csv", write_after_the_click)
     with gui_db_guard.watching():
         dialog = ExportProgressDialog(services, "contact", target, executor=main_window.executor,
-                                      parent=main_window, chunk_pause=0.02)
+                                      parent=main_window)
         dialog.start()
         dialog.cancel()
+        clicked.set()
         qtbot.waitUntil(lambda: dialog.outcome is not None, timeout=10000)
     assert dialog.outcome == ("cancelled", None)
     assert target.read_text(encoding="utf-8") == "old\n"
@@ -154,8 +167,7 @@ def test_export_from_the_menu_says_how_many_and_a_failure_in_one_sentence(gui_db
     qtbot.waitUntil(lambda: main_window.executor.idle())
     with gui_db_guard.watching():
         main_window.export_file("company")
-        qtbot.waitUntil(lambda: "Exported 1 companys" in main_window.statusBar().currentMessage()
-                        or "Exported 1 companies" in main_window.statusBar().currentMessage(), timeout=10000)
+        qtbot.waitUntil(lambda: "Exported 1 companies" in main_window.statusBar().currentMessage(), timeout=10000)
     assert "Acme GmbH" in target.read_text(encoding="utf-8")
     warnings = []
     monkeypatch.setattr(QMessageBox, "warning", lambda parent, title, text: warnings.append((title, text)))

@@ -301,6 +301,7 @@ def test_export_asks_before_replacing_an_existing_file(qtbot, main_window, servi
 
     monkeypatch.setattr(export_dialog, "confirm_replace", lambda parent, path: True)
     main_window.export_file("contact")
+    qtbot.waitUntil(lambda: "Exported 1 contacts" in main_window.statusBar().currentMessage())
     assert "Lovelace" in target.read_text(encoding="utf-8-sig")
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".contacts")] == []  # no temp file left
     assert "Exported 1 contacts" in main_window.statusBar().currentMessage()
@@ -337,6 +338,7 @@ def test_a_failed_export_leaves_the_old_file(qtbot, main_window, services, tmp_p
     warnings = []
     monkeypatch.setattr(QMessageBox, "warning", lambda parent, title, text, *a: warnings.append(text))
     main_window.export_file("contact")
+    qtbot.waitUntil(lambda: bool(warnings))
     assert len(warnings) == 1 and "disk full" in warnings[0]  # one sentence naming what went wrong
     assert target.read_text() == "old\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["contacts.csv", "ui-test.ini"] or \
