@@ -404,3 +404,95 @@ def test_enabling_a_plugin_migrates_its_tables_off_the_ui_thread(qtbot, core, ho
     finally:
         executor.stop()
         host.stop()
+
+
+def _notes_plugin(home, core):
+    from crm_desktop.plugin_host.host import PluginHost
+
+    folder = home.plugins_dir / "notes"
+    (folder / "migrations" / "versions").mkdir(parents=True)
+    (folder / "plugin.json").write_text(json.dumps({
+        "name": "notes", "version": "1.0.0", "displayName": "Notes", "author": "Tests", "description": "Notes.",
+        "main": "plugin.py", "permissions": ["contacts:read"], "migrations": "migrations"}))
+    (folder / "plugin.py").write_text("")
+    (folder / "migrations" / "env.py").write_text(
+        "from alembic import context\nfrom crm_desktop.plugin_api.migrations import run_migrations\n"
+        "run_migrations(context)\n")
+    (folder / "migrations" / "versions" / "0001.py").write_text(NOTES_MIGRATION)
+    host = PluginHost(core, home, bundled_dir=None, system_dir=None)
+    host.start()
+    return host, folder
+
+
+def test_reloading_a_plugin_migrates_its_new_revision_off_the_ui_thread_and_shows_busy(qtbot, core, home,
+                                                                                      monkeypatch):
+    from crm_desktop.plugin_host.lifecycle import PluginState
+    from crm_desktop.storage import migrate
+    from crm_desktop.ui.executor import DataExecutor
+    from crm_desktop.ui.plugin_admin import PluginAdminPanel
+
+    host, folder = _notes_plugin(home, core)
+    # the plugin's new code brings a second revision
+    (folder / "migrations" / "versions" / "0002.py").write_text(NOTES_MIGRATION.replace(
+        'revision = "notes_0001"\ndown_revision = None', 'revision = "notes_0002"\ndown_revision = "notes_0001"')
+        .replace('op.create_table("notes_items", sa.Column("id", sa.Integer, primary_key=True))',
+                 'op.add_column("notes_items", sa.Column("title", sa.String(100)))')
+        .replace('op.drop_table("notes_items")', 'op.drop_column("notes_items", "title")'))
+    ran = []
+    real = migrate.upgrade_in_one_transaction
+
+    def spy(*args, **kwargs):
+        changed = real(*args, **kwargs)
+        ran.append((threading.current_thread() is threading.main_thread(), changed))
+        return changed
+
+    monkeypatch.setattr(migrate, "upgrade_in_one_transaction", spy)
+    executor = DataExecutor()
+    panel = PluginAdminPanel(host, executor=executor)
+    qtbot.addWidget(panel)
+    try:
+        panel.select("notes")
+        panel.reload_selected()
+        assert panel.busy and not panel.reload_button.isEnabled() and "updating its tables" in panel.message.text()
+        qtbot.waitUntil(lambda: not panel.busy and "reloaded" in panel.message.text(), timeout=10000)
+        assert host.records["notes"].state is PluginState.ACTIVE
+        assert [changed for on_gui, changed in ran if on_gui] in ([], [False]), \
+            "a revision ran on the UI thread"
+        assert (False, True) in ran
+        with sqlite3.connect(home.db_path) as conn:
+            assert "title" in [r[1] for r in conn.execute("PRAGMA table_info(notes_items)")]
+        assert panel.reload_button.isEnabled()
+    finally:
+        executor.stop()
+        host.stop()
+
+
+def test_uninstalling_with_its_data_drops_the_tables_off_the_ui_thread(qtbot, core, home, monkeypatch):
+    from crm_desktop.ui.executor import DataExecutor
+    from crm_desktop.ui.plugin_admin import PluginAdminPanel
+
+    host, folder = _notes_plugin(home, core)
+    dropped_on = []
+    real = host.drop_data
+
+    def spy(manifest):
+        dropped_on.append(threading.current_thread() is threading.main_thread())
+        return real(manifest)
+
+    monkeypatch.setattr(host, "drop_data", spy)
+    executor = DataExecutor()
+    panel = PluginAdminPanel(host, executor=executor)
+    qtbot.addWidget(panel)
+    monkeypatch.setattr(panel, "ask_uninstall", lambda name: "drop")
+    try:
+        panel.select("notes")
+        panel.uninstall_selected()
+        assert "notes" not in host.records and not folder.exists()
+        qtbot.waitUntil(lambda: "data deleted" in panel.message.text(), timeout=10000)
+        assert dropped_on == [False], "dropping the plugin's tables (and the backup) ran on the UI thread"
+        with sqlite3.connect(home.db_path) as conn:
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        assert "notes_items" not in tables and "alembic_version_notes" not in tables
+    finally:
+        executor.stop()
+        host.stop()
