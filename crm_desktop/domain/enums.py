@@ -6,12 +6,17 @@ from enum import StrEnum
 
 
 class LeadStatus(StrEnum):
-    """Where a lead stands in qualification."""
+    """Where a lead stands in qualification.
+
+    ``CONVERTED`` is set only by converting the lead (``services.leads.convert``), which also
+    records the contact, company and deal it became; a converted lead keeps that status.
+    """
 
     NEW = "new"
     CONTACTED = "contacted"
     QUALIFIED = "qualified"
     DISQUALIFIED = "disqualified"
+    CONVERTED = "converted"
 
 
 class ActivityKind(StrEnum):

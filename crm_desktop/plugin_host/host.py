@@ -481,19 +481,27 @@ class PluginHost:
         self._notify(name, "state_changed")
 
     @_core_work
-    def migrate(self, name: str) -> None:
+    def migrate(self, name: str, *, reread: bool = False) -> None:
         """Bring plugin ``name``'s own tables to its newest revision without importing its code.
 
-        This is the slow part of :meth:`enable` (a backup and an integrity check of the database
-        when a revision is due); it touches no Qt, so the admin panel runs it on its writer thread
-        first, and ``enable`` then finds nothing left to migrate. Raises on a failed migration.
+        This is the slow part of :meth:`enable` and :meth:`reload` (the plugin's revisions in one
+        write transaction); it touches no Qt, so the admin panel runs it on its writer thread
+        first, and ``enable`` / ``reload`` then find nothing left to migrate. ``reread`` migrates
+        what the plugin's folder holds now (its code may have changed: a reload), even while the
+        plugin is active. Raises on a failed migration.
         """
         record = self.record(name)
-        if record.manifest is None:
-            raise PluginError(f"plugin {name!r} has no valid manifest: {record.error}")
-        if name in self._runtime:
+        manifest = record.manifest
+        if reread:
+            candidate = discovery.inspect_folder(record.path, record.source)
+            if candidate.manifest is None:
+                return  # the reload itself reports the broken manifest
+            manifest = candidate.manifest
+        elif name in self._runtime:
             return  # active: its tables were migrated when it loaded
-        self._migrate(record.manifest, record.path)
+        if manifest is None:
+            raise PluginError(f"plugin {name!r} has no valid manifest: {record.error}")
+        self._migrate(manifest, record.path)
 
     def _migrate(self, manifest: Manifest, folder: Path) -> None:
         if not manifest.migrations:
@@ -891,13 +899,21 @@ class PluginHost:
                 self._set_state(dependent, PluginState.ERROR, f"needs plugin {name!r}, which was uninstalled")
             self._teardown(name)
             if drop_data and record.manifest is not None:
-                self.drop_data(record.manifest)
-                self._settings.forget(record.manifest)
-                shutil.rmtree(Path(self.home.plugin_data_dir) / name, ignore_errors=True)
+                self.forget_data(record.manifest)
             shutil.rmtree(record.path, ignore_errors=True)
             del self._records[name]
             self._state.set_enabled(name)
             self._notify(name, "state_changed")
+
+    @_core_work
+    def forget_data(self, manifest: Manifest) -> Path | None:
+        """Delete an uninstalled plugin's data: its tables (after a backup, :meth:`drop_data`), its
+        settings and its data folder; returns the backup. No Qt and no plugin code: the admin panel
+        runs it on its writer thread after ``uninstall(name, drop_data=False)``."""
+        backup = self.drop_data(manifest)
+        self._settings.forget(manifest)
+        shutil.rmtree(Path(self.home.plugin_data_dir) / manifest.name, ignore_errors=True)
+        return backup
 
     @_core_work
     def drop_data(self, manifest: Manifest) -> Path | None:

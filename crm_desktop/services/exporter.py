@@ -79,6 +79,10 @@ def export_file(services, entity: str, path: Path, *, fmt: str = "csv",
             conn = session.connection()
             table = "contacts" if entity == "contact" else "companies"
             total = int(conn.execute(text(f"SELECT count(*) FROM {table} WHERE deleted_at IS NULL")).scalar())
+            # about every 1 % (at most every 1000 rows): a progress bar moves and Cancel is heard soon
+            every = max(1, min(1000, total // 100))
+            if progress is not None and progress(0, total) is False:
+                raise _Cancelled()
 
             def rows() -> Iterator[dict[str, Any]]:
                 nonlocal count
@@ -90,7 +94,7 @@ def export_file(services, entity: str, path: Path, *, fmt: str = "csv",
                     if has_controls("".join(v for v in row.values() if type(v) is str)):
                         row = {name: strip_controls(v, name) if type(v) is str else v for name, v in row.items()}
                     count += 1
-                    if progress is not None and count % 1000 == 0 and progress(count, total) is False:
+                    if progress is not None and count % every == 0 and progress(count, total) is False:
                         raise _Cancelled()
                     yield row
 

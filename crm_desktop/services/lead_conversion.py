@@ -4,8 +4,8 @@ One unit of work does it all, so a failure anywhere leaves the lead as it
 was: the company is reused when one with the same normalised name exists
 (or the caller names one), the contact is created from the lead's person
 (or the caller names an existing one), the deal is opened in the default
-pipeline, the lead's activities are linked to the new records, and the lead
-is marked qualified with the ids it became. Event: ``lead.converted``.
+pipeline, the lead's activities are linked to the new records, and the lead's
+status becomes ``converted`` (:attr:`LeadStatus.CONVERTED`) with the ids it became. Event: ``lead.converted``.
 """
 
 from __future__ import annotations
@@ -108,7 +108,7 @@ def convert_lead(services: "CrmServices", lead_id: str, *, create_deal: bool = T
                     moved += 1
             # -- the lead itself
             changed = {}
-            for column, value in (("status", LeadStatus.QUALIFIED.value), ("converted_at", utcnow()),
+            for column, value in (("status", LeadStatus.CONVERTED.value), ("converted_at", utcnow()),
                                   ("converted_contact_id", contact_id), ("converted_company_id", company_id),
                                   ("converted_deal_id", deal_id)):
                 old = getattr(lead, column)

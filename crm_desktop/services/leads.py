@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 from crm_desktop.domain import records
 from crm_desktop.domain.enums import LeadStatus
 from crm_desktop.domain.validation import check_choice, check_email, check_phone, clean_text
+from crm_desktop.errors import ValidationError
 from crm_desktop.services.entity import EntityService
 from crm_desktop.storage import models
 
@@ -38,7 +39,16 @@ class LeadService(EntityService[models.Lead, records.Lead]):
         if "phone" in fields or row is None:
             out["phone"] = check_phone(fields.get("phone"), "phone", e)
         if "status" in fields or row is None:
-            out["status"] = check_choice(fields.get("status"), LeadStatus, "status", e, LeadStatus.NEW).value
+            status = check_choice(fields.get("status"), LeadStatus, "status", e, LeadStatus.NEW)
+            was = row.status if row is not None else None
+            if status is LeadStatus.CONVERTED and was != LeadStatus.CONVERTED.value:
+                raise ValidationError("status", status.value,
+                                      "is set by converting the lead (Convert), which creates its contact, "
+                                      "company and deal", e)
+            if was == LeadStatus.CONVERTED.value and status is not LeadStatus.CONVERTED:
+                raise ValidationError("status", status.value,
+                                      "cannot be changed: the lead was converted already", e)
+            out["status"] = status.value
         if "tags" in fields:
             out["tags"] = fields["tags"]
         return out

@@ -12,18 +12,23 @@ from PySide6.QtWidgets import (
 
 from crm_desktop.domain.enums import ActivityKind
 from crm_desktop.errors import ValidationError
+from crm_desktop.ui.executor import InlineExecutor
 
 
 class ActivityDialog(QDialog):
     """Log something that happened (``schedule=False``) or plan a follow-up (``schedule=True``).
 
-    ``links`` are the record ids the activity belongs to (contact_id, company_id, ...).
+    ``links`` are the record ids the activity belongs to (contact_id, company_id, ...). The write
+    runs on the ``executor``'s writer: the dialog says "Saving…" and closes once it is written, or
+    stays open with the reason.
     """
 
     def __init__(self, services, kind: ActivityKind, links: dict[str, str | None], *, schedule: bool = False,
-                 parent: QWidget | None = None):
+                 executor=None, parent: QWidget | None = None):
         super().__init__(parent)
         self._services = services
+        self._executor = executor if executor is not None else InlineExecutor()
+        self.saving = False
         self._links = {k: v for k, v in links.items() if v}
         self._schedule = schedule
         self.activity = None
@@ -53,24 +58,51 @@ class ActivityDialog(QDialog):
         self.error.hide()
         layout.addWidget(self.error)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
-        buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Schedule" if schedule else "Log")
-        buttons.button(QDialogButtonBox.StandardButton.Ok).setProperty("primary", True)
+        self.ok_button = buttons.button(QDialogButtonBox.StandardButton.Ok)
+        self.ok_button.setText("Schedule" if schedule else "Log")
+        self.ok_button.setProperty("primary", True)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
         layout.addWidget(buttons)
 
     def accept(self) -> None:
-        """Write the activity; stay open with the service's message when it is invalid."""
-        fields = dict(self._links, body=self.body.toPlainText() or None)
-        try:
-            if self._schedule:
-                due = self.due.dateTime().toPython().astimezone().astimezone(timezone.utc)
-                self.activity = self._services.activities.schedule(self.kind.currentData(), self.subject.text(),
-                                                                   due, **fields)
-            else:
-                self.activity = self._services.activities.log(self.kind.currentData(), self.subject.text(), **fields)
-        except ValidationError as exc:
-            self.error.setText(f"{exc.field.replace('_', ' ').capitalize()}: {exc.rule}")
-            self.error.show()
+        """Write the activity on the writer; stay open with the service's message when it is invalid."""
+        if self.saving:
             return
+        fields = dict(self._links, body=self.body.toPlainText() or None)
+        activities, kind, subject = self._services.activities, self.kind.currentData(), self.subject.text()
+        if self._schedule:
+            due = self.due.dateTime().toPython().astimezone().astimezone(timezone.utc)
+
+            def write():
+                return activities.schedule(kind, subject, due, **fields)
+        else:
+            def write():
+                return activities.log(kind, subject, **fields)
+
+        self.saving = True
+        self.ok_button.setEnabled(False)
+        self.error.hide()
+        self.ok_button.setText("Saving…")
+        self._executor.write(write, done=self._written, failed=self._refused, context=self,
+                             label="log activity")
+
+    def _written(self, activity) -> None:
+        self.saving = False
+        self.activity = activity
         super().accept()
+
+    def _refused(self, exc: BaseException) -> None:
+        self.saving = False
+        self.ok_button.setEnabled(True)
+        self.ok_button.setText("Schedule" if self._schedule else "Log")
+        if isinstance(exc, ValidationError):
+            self.error.setText(f"{exc.field.replace('_', ' ').capitalize()}: {exc.rule}")
+        else:
+            self.error.setText(f"Not saved: {exc}")
+        self.error.show()
+
+    def reject(self) -> None:
+        if self.saving:
+            return  # the write is on its way; closing now would hide whether it was saved
+        super().reject()

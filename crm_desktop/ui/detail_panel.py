@@ -25,6 +25,28 @@ from crm_desktop.ui.resources import icon
 log = logging.getLogger(__name__)
 
 _LINK_FIELD = {"contact": "contact_id", "company": "company_id", "deal": "deal_id", "lead": "lead_id"}
+_EMPTY_RELATED = {"activities": "No activities yet. Log a call, visit or note above.",
+                  "deals": "No deals yet.", "contacts": "No contacts at this company yet."}
+
+
+def _related_items(services, entity: str, record_id: str, wanted: list[str]) -> dict[str, list[tuple[str, str, str]]]:
+    """(entity, id, line) of each related list of a record; runs on the executor's reader."""
+    link = _LINK_FIELD.get(entity)
+    out: dict[str, list[tuple[str, str, str]]] = {}
+    if "activities" in wanted and link:
+        out["activities"] = [
+            ("activity", a.id, f"{'✓' if a.done_at else '○'}  {a.kind.value.capitalize()}: {a.subject}   "
+                               f"{when(a.done_at or a.due_at)}")
+            for a in services.activities.for_record(**{link: record_id}, limit=100)]
+    if "deals" in wanted and link in ("contact_id", "company_id"):
+        page = services.deals.list(ListQuery(**{link: record_id}), Sort("updated", True), limit=100)
+        out["deals"] = [("deal", d.id, f"{d.title}   ·   {d.stage_name}   ·   {money(d.amount_cents, d.currency)}")
+                        for d in page.items]
+    if "contacts" in wanted:
+        page = services.contacts.list(ListQuery(company_id=record_id), limit=200)
+        out["contacts"] = [("contact", c.id, " · ".join(p for p in (c.display_name, c.job_title, c.email) if p))
+                           for c in page.items]
+    return out
 
 
 class DuplicateBanner(QFrame):
@@ -135,6 +157,7 @@ class DetailPanel(QFrame):
             self.related.addTab(view, name.capitalize())
         layout.addWidget(self.related, 1)
         self.related.setVisible(bool(spec.related))
+        self._related_for: str | None = None
 
         if spec.entity == "contact":
             self._dup_timer = QTimer(self, singleShot=True, interval=250)
@@ -180,33 +203,65 @@ class DetailPanel(QFrame):
         return " · ".join(p for p in (getattr(record, "industry", None), getattr(record, "city", None)) if p)
 
     def _load_related(self, record) -> None:
+        """Fill the related lists on the reader: "Loading…" until the answer, then the items, an
+        empty-state line, or the error in one sentence."""
+        self._related_for = record.id if record is not None else None
         for view in self.related_lists.values():
             view.clear()
-        if record is None:
+        if record is None or not self.related_lists:
+            self._related_titles(None)
             return
-        s, e = self._services, self.spec.entity
-        link = _LINK_FIELD.get(e)
-        try:
-            if "activities" in self.related_lists and link:
-                for a in s.activities.for_record(**{link: record.id}, limit=100):
-                    state = "✓" if a.done_at else "○"
-                    self._add_related("activities", "activity", a.id,
-                                      f"{state}  {a.kind.value.capitalize()}: {a.subject}   {when(a.done_at or a.due_at)}")
-            if "deals" in self.related_lists and link in ("contact_id", "company_id"):
-                page = s.deals.list(ListQuery(**{link: record.id}), Sort("updated", True), limit=100)
-                for d in page.items:
-                    self._add_related("deals", "deal", d.id,
-                                      f"{d.title}   ·   {d.stage_name}   ·   {money(d.amount_cents, d.currency)}")
-            if "contacts" in self.related_lists:
-                page = s.contacts.list(ListQuery(company_id=record.id), limit=200)
-                for c in page.items:
-                    self._add_related("contacts", "contact", c.id,
-                                      " · ".join(p for p in (c.display_name, c.job_title, c.email) if p))
-        except CrmError:
-            log.exception("related lists of %s %s", e, record.id)
+        for view in self.related_lists.values():
+            self._note(view, "Loading…")
+        self._related_titles("…")
+        services, entity, record_id, wanted = self._services, self.spec.entity, record.id, list(self.related_lists)
+        self._executor.read(lambda: _related_items(services, entity, record_id, wanted),
+                            done=lambda items: self._show_related(record_id, items),
+                            failed=lambda exc: self._related_failed(record_id, exc), context=self,
+                            key=("related", id(self)), label=f"related lists of {entity}")
+
+    def _show_related(self, record_id: str, items: dict[str, list[tuple[str, str, str]]]) -> None:
+        if self._related_for != record_id:
+            return  # another record is shown by now
         for name, view in self.related_lists.items():
-            index = list(self.related_lists).index(name)
-            self.related.setTabText(index, f"{name.capitalize()} ({view.count()})")
+            view.clear()
+            rows = items.get(name, [])
+            for entity, rid, text in rows:
+                self._add_related(name, entity, rid, text)
+            if not rows:
+                self._note(view, _EMPTY_RELATED.get(name, f"No {name} yet."))
+        self._related_titles({name: len(items.get(name, [])) for name in self.related_lists})
+
+    def _related_failed(self, record_id: str, exc: BaseException) -> None:
+        if self._related_for != record_id:
+            return
+        log.warning("related lists of %s %s: %s", self.spec.entity, record_id, exc)
+        for view in self.related_lists.values():
+            view.clear()
+            self._note(view, f"Could not load this list: {exc}")
+        self._related_titles("!")
+
+    def _related_titles(self, counts) -> None:
+        for index, name in enumerate(self.related_lists):
+            if isinstance(counts, dict):
+                self.related.setTabText(index, f"{name.capitalize()} ({counts[name]})")
+            elif counts:
+                self.related.setTabText(index, f"{name.capitalize()} ({counts})")
+            else:
+                self.related.setTabText(index, name.capitalize())
+
+    @staticmethod
+    def _note(view: QListWidget, text: str) -> None:
+        """A grey line in an empty list (loading, nothing yet, an error); it opens nothing."""
+        item = QListWidgetItem(text)
+        item.setFlags(Qt.ItemFlag.NoItemFlags)
+        view.addItem(item)
+
+    def related_texts(self, name: str) -> list[str]:
+        """The lines of related list ``name`` that open a record (what the user can click)."""
+        view = self.related_lists[name]
+        return [view.item(i).text() for i in range(view.count())
+                if view.item(i).data(Qt.ItemDataRole.UserRole) is not None]
 
     def _add_related(self, list_name: str, entity: str, record_id: str, text: str) -> None:
         item = QListWidgetItem(text)
@@ -214,8 +269,10 @@ class DetailPanel(QFrame):
         self.related_lists[list_name].addItem(item)
 
     def _follow(self, item: QListWidgetItem) -> None:
-        entity, record_id = item.data(Qt.ItemDataRole.UserRole)
-        self.open_record.emit(entity, record_id)
+        data = item.data(Qt.ItemDataRole.UserRole)
+        if data:
+            entity, record_id = data
+            self.open_record.emit(entity, record_id)
 
     # -- actions --------------------------------------------------------------------------
 
@@ -243,12 +300,13 @@ class DetailPanel(QFrame):
         return links
 
     def log_activity(self, kind: ActivityKind) -> None:
-        dialog = ActivityDialog(self._services, kind, self._links(), parent=self)
+        dialog = ActivityDialog(self._services, kind, self._links(), executor=self._executor, parent=self)
         if dialog.exec():
             self._after_change()
 
     def schedule_follow_up(self) -> None:
-        dialog = ActivityDialog(self._services, ActivityKind.TASK, self._links(), schedule=True, parent=self)
+        dialog = ActivityDialog(self._services, ActivityKind.TASK, self._links(), schedule=True,
+                                executor=self._executor, parent=self)
         if dialog.exec():
             self._after_change()
 

@@ -185,8 +185,5 @@ PAGE_OF_ENTITY = {spec.entity: key for key, spec in SPECS.items()}
 
 
 def lead_status_text(lead) -> str:
-    """What a rep reads as a lead's status: "Converted" once it became a contact, company and deal
-    (the stored status stays what it was, e.g. qualified)."""
-    if getattr(lead, "converted_at", None):
-        return "Converted"
-    return str(lead.status).capitalize()
+    """What a rep reads as a lead's status ("Converted" once it became a contact, company and deal)."""
+    return str(getattr(lead.status, "value", lead.status)).capitalize()

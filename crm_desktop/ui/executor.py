@@ -10,6 +10,8 @@ comes back to ``done(result)`` — or ``failed(exc)`` — on the GUI thread.
 - **One writer**, first in first out: writes happen in the order the user made them, and a
   write that finds the database locked by another connection (an import on its own worker)
   waits for it and retries, so a save made during an import completes when the import commits.
+- **A long reader** for reads that take seconds and report progress (an export), so they do not
+  hold up the quick reads behind them.
 - **A reader**, first in first out, except that a job submitted with a ``key`` replaces the
   same key's job still waiting (the Today view asks again after every event; only the newest
   answer matters). Reads never wait for writers under WAL.
@@ -160,6 +162,7 @@ class DataExecutor(QObject):
         self._writes_lock = threading.Lock()
         self._writer = _Lane("writer", self._post)
         self._reader = _Lane("reader", self._post)
+        self._long = _Lane("long-reader", self._post)
 
     # -- submitting (GUI thread) -------------------------------------------------------------
 
@@ -179,11 +182,17 @@ class DataExecutor(QObject):
         """Run the query ``fn`` on the reader thread; a ``key`` replaces that key's waiting job."""
         self._reader.submit(_Job(fn, done, failed, context, key=key, label=label))
 
+    def read_long(self, fn: Callable[[], Any], *, done: Callable[[Any], None] | None = None,
+                  failed: Callable[[BaseException], None] | None = None, context: QObject | None = None,
+                  label: str = "long read") -> None:
+        """Run a long query ``fn`` (an export) on its own thread, so quick reads do not wait for it."""
+        self._long.submit(_Job(fn, done, failed, context, label=label))
+
     def idle(self) -> bool:
         """Nothing queued or running, and every answer delivered (tests and benchmarks wait for this)."""
         with self._writes_lock:
             writes = self._writes
-        return writes == 0 and self._writer.idle() and self._reader.idle()
+        return writes == 0 and self._writer.idle() and self._reader.idle() and self._long.idle()
 
     def writes_pending(self) -> int:
         with self._writes_lock:
@@ -193,6 +202,7 @@ class DataExecutor(QObject):
         """Stop both threads (queued jobs are dropped; a running write is waited for, up to ``timeout``)."""
         self._writer.stop(timeout)
         self._reader.stop(timeout)
+        self._long.stop(timeout)
 
     # -- delivering (worker thread -> GUI thread) ------------------------------------------------
 
@@ -229,6 +239,9 @@ class InlineExecutor:
         self._run(fn, done, failed, context)
 
     def read(self, fn, *, done=None, failed=None, context=None, key=None, label: str = "read") -> None:
+        self._run(fn, done, failed, context)
+
+    def read_long(self, fn, *, done=None, failed=None, context=None, label: str = "long read") -> None:
         self._run(fn, done, failed, context)
 
     def idle(self) -> bool:

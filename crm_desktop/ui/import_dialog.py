@@ -20,7 +20,7 @@ from pathlib import Path
 from PySide6.QtCore import QObject, QProcess, Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QCheckBox, QComboBox, QDialog, QDialogButtonBox, QHBoxLayout, QHeaderView, QLabel, QProgressDialog, QPushButton,
-    QTableWidget, QTableWidgetItem, QTextBrowser, QVBoxLayout, QWidget, QApplication, QMessageBox,
+    QTableWidget, QTableWidgetItem, QTextBrowser, QVBoxLayout, QWidget, QMessageBox,
 )
 
 from crm_desktop.errors import CrmError
@@ -407,27 +407,3 @@ class ImportDialog(QDialog):
         self.summary_view.setHtml(text)
         self.layout().insertWidget(1, self.summary_view, 1)
         self.info.setText(self.path.name)
-
-
-def export_with_progress(services, entity: str, path: Path, parent: QWidget | None = None) -> int | None:
-    """Export with a progress dialog (exports are fast; this runs on the UI thread, processing events)."""
-    from crm_desktop.services import exporter
-
-    dialog = QProgressDialog(f"Exporting to {path.name}…", "Cancel", 0, 1, parent)
-    dialog.setMinimumDuration(300)
-
-    def progress(done: int, total: int) -> bool:
-        dialog.setMaximum(max(1, total))
-        dialog.setValue(done)
-        QApplication.processEvents()
-        return not dialog.wasCanceled()
-
-    fmt = "vcard" if path.suffix.lower() == ".vcf" else "csv"
-    try:
-        count = exporter.export_file(services, entity, path, fmt=fmt, progress=progress)
-    except CrmError as exc:
-        QMessageBox.warning(parent, "Export", str(exc))
-        return None
-    finally:
-        dialog.close()
-    return count

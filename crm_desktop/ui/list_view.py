@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
 from crm_desktop.services.paging import ListQuery
 from crm_desktop.ui.detail_panel import DetailPanel
 from crm_desktop.ui.entities import EntitySpec
+from crm_desktop.ui.executor import InlineExecutor
 from crm_desktop.ui.paged_model import PagedTableModel
 from crm_desktop.ui.resources import icon
 
@@ -40,6 +41,7 @@ class EntityListView(QWidget):
         self._settings = settings
         self._record_actions = record_actions
         self.service = services.entity_service(spec.entity)
+        self._executor = executor if executor is not None else InlineExecutor()
         layout = QVBoxLayout(self)
         layout.setContentsMargins(16, 12, 16, 12)
         layout.setSpacing(10)
@@ -117,30 +119,45 @@ class EntityListView(QWidget):
     # -- filters -------------------------------------------------------------------------
 
     def _fill_filters(self) -> None:
-        s = self._services
-        for name, combo in self.filter_combos.items():
+        """The filter choices: fixed ones now, tags, owners and stages from the reader."""
+        s, wanted = self._services, [n for n in self.filter_combos if n in ("tag", "owner", "stage")]
+        fixed = {name: [(choice.capitalize(), choice) for choice in self.spec.status_choices]
+                 for name in self.filter_combos if name in ("status", "kind")}
+        self._set_filter_choices(fixed)
+        if not wanted:
+            return
+
+        def fetch() -> dict[str, list[tuple[str, str]]]:
+            out: dict[str, list[tuple[str, str]]] = {}
+            if "tag" in wanted:
+                out["tag"] = [(t.name, t.name) for t in s.tags.all()]
+            if "owner" in wanted:
+                out["owner"] = [(u.display_name, u.id) for u in s.users.list(limit=500).items]
+            if "stage" in wanted:
+                out["stage"] = [(st.name, st.id) for p in s.pipelines.all() for st in s.pipelines.stages(p.id)]
+            return out
+
+        def failed(exc: BaseException) -> None:
+            self.status.emit(f"The filter choices could not be loaded: {exc}")
+
+        self._executor.read(fetch, done=self._set_filter_choices, failed=failed, context=self,
+                            key=("filters", id(self)), label=f"filter choices of {self.spec.plural}")
+
+    _FILTER_ALL = {"tag": "All tags", "owner": "Any owner", "stage": "All stages", "status": "Any status",
+                   "kind": "All kinds"}
+
+    def _set_filter_choices(self, choices: dict[str, list[tuple[str, str]]]) -> None:
+        for name, items in choices.items():
+            combo = self.filter_combos.get(name)
+            if combo is None:
+                continue
             current = combo.currentData()
             combo.blockSignals(True)
             combo.clear()
-            if name == "tag":
-                combo.addItem("All tags", None)
-                for tag in s.tags.all():
-                    combo.addItem(tag.name, tag.name)
-            elif name == "owner":
-                combo.addItem("Any owner", None)
-                for user in s.users.list(limit=500).items:
-                    combo.addItem(user.display_name, user.id)
-            elif name == "stage":
-                combo.addItem("All stages", None)
-                for pipeline in s.pipelines.all():
-                    for stage in s.pipelines.stages(pipeline.id):
-                        combo.addItem(stage.name, stage.id)
-            elif name in ("status", "kind"):
-                combo.addItem("Any status" if name == "status" else "All kinds", None)
-                for choice in self.spec.status_choices:
-                    combo.addItem(choice.capitalize(), choice)
-            index = combo.findData(current)
-            combo.setCurrentIndex(max(0, index))
+            combo.addItem(self._FILTER_ALL[name], None)
+            for label, value in items:
+                combo.addItem(label, value)
+            combo.setCurrentIndex(max(0, combo.findData(current)))
             combo.blockSignals(False)
 
     def current_query(self) -> ListQuery:
@@ -175,7 +192,8 @@ class EntityListView(QWidget):
         if not self.detail.confirm_leave(lambda: self.show_record_id(record_id)):
             self._select_row_quietly(previous)  # stay on the record with the unsaved edits
             return
-        self.detail.show_record(self.service.find(record.id) or record)
+        self.detail.show_record(record)  # the row's record at once; the fresh one from the reader
+        self._fetch(record_id, lambda fresh: self._show_fresh(record_id, fresh))
 
     def _select_row_quietly(self, index) -> None:
         self._reverting = True
@@ -203,24 +221,49 @@ class EntityListView(QWidget):
         first = self.detail.form.inputs[self.spec.form[0].name]
         first.setFocus()
 
-    def show_record_id(self, record_id: str) -> bool:
-        """Show a record in the detail panel (and select it if its row is loaded)."""
-        record = self.service.find(record_id)
-        if record is None:
-            return False
+    def show_record_id(self, record_id: str, *, missing: Callable[[], None] | None = None) -> bool:
+        """Show a record in the detail panel (and select it if its row is loaded). The record is read
+        on the reader; ``missing()`` runs if it no longer exists. Returns True (it was asked for)."""
         shown = self.detail.record
         if not (shown is not None and shown.id == record_id) and \
-                not self.detail.confirm_leave(lambda: self.show_record_id(record_id)):
+                not self.detail.confirm_leave(lambda: self.show_record_id(record_id, missing=missing)):
             return True  # the user stays with the unsaved edits (or it opens once they are saved)
-        self._reverting = True
-        try:
-            row = self.model.row_of(record_id)
-            if row is not None:
-                self.table.selectRow(row)
-        finally:
-            self._reverting = False
-        self.detail.show_record(record)
+
+        def found(record) -> None:
+            if record is None:
+                if missing is not None:
+                    missing()
+                else:
+                    self.status.emit(f"That {self.spec.singular.lower()} no longer exists")
+                return
+            if self.detail.is_dirty() and (self.detail.record is None or self.detail.record.id != record_id):
+                return  # edits were started meanwhile: they are not thrown away by a late answer
+            self._reverting = True
+            try:
+                row = self.model.row_of(record_id)
+                if row is not None:
+                    self.table.selectRow(row)
+            finally:
+                self._reverting = False
+            self.detail.show_record(record)
+
+        self._fetch(record_id, found)
         return True
+
+    def _fetch(self, record_id: str, done: Callable[[object], None]) -> None:
+        service = self.service
+
+        def failed(exc: BaseException) -> None:
+            self.status.emit(f"Could not open the {self.spec.singular.lower()}: {exc}")
+
+        self._executor.read(lambda: service.find(record_id), done=done, failed=failed, context=self,
+                            key=("record", id(self)), label=f"open {self.spec.entity}")
+
+    def _show_fresh(self, record_id: str, fresh) -> None:
+        shown = self.detail.record
+        if fresh is None or shown is None or shown.id != record_id or self.detail.is_dirty() or fresh == shown:
+            return
+        self.detail.show_record(fresh)
 
     def refresh(self) -> None:
         """Reload counts and visible rows (after an edit here or elsewhere)."""

@@ -174,6 +174,7 @@ class PluginAdminPanel(QWidget):
         self.host = host
         # the window's DataExecutor: a plugin's migration (backup + integrity check) runs on its writer
         self._executor = executor
+        self.busy = False
         self._names: list[str] = []
 
         title = QLabel("Plugins")
@@ -389,6 +390,10 @@ class PluginAdminPanel(QWidget):
             except Exception:
                 log.debug("no settings schema for %s", record.name, exc_info=True)
         self.settings_button.setEnabled(has_settings)
+        if self.busy:  # the writer is working for the panel: one thing at a time
+            for button in (self.enable_button, self.disable_button, self.reload_button, self.uninstall_button,
+                           self.settings_button):
+                button.setEnabled(False)
         if record is None:
             self.detail_title.setText("Select a plugin")
             self.detail_text.setText("")
@@ -467,7 +472,7 @@ class PluginAdminPanel(QWidget):
         return QDesktopServices.openUrl(url)
 
     # ------------------------------------------------------------------ actions
-    def _act(self, verb: str, fn: Callable[[], Any], done: str) -> bool:
+    def _act(self, verb: str, fn: Callable[[], Any], done: str | Callable[[], str]) -> bool:
         """Run a host call; show what happened (or why not) in the message strip."""
         try:
             fn()
@@ -476,33 +481,65 @@ class PluginAdminPanel(QWidget):
             self.show_message(f"{verb} failed: {exc}", error=True)
             self.refresh()
             return False
-        self.show_message(done)
+        self.show_message(done() if callable(done) else done)
         self.refresh()
         return True
 
+    def _with_prepare(self, verb: str, prepare: Callable[[], Any] | None, busy: str,
+                      finish: Callable[[], Any], done: Callable[[], str]) -> None:
+        """Run ``prepare()`` (the database and file work: migrations, dropping tables) on the
+        executor's writer while the panel shows ``busy`` and its buttons are off, then ``finish()``
+        (the host call that runs plugin code and builds Qt contributions) here, on the GUI thread,
+        where the host expects it. Without an executor both run here, one after the other."""
+        if self._executor is None or prepare is None:
+            if prepare is not None:
+                try:
+                    prepare()
+                except Exception as exc:
+                    self.show_message(f"{verb} failed: {exc}", error=True)
+                    self.refresh()
+                    return
+            self._act(verb, finish, done)
+            return
+        self.set_busy(True)
+        self.show_message(busy)
+
+        def prepared(_result: Any) -> None:
+            self.set_busy(False)
+            self._act(verb, finish, done)
+
+        def failed(exc: BaseException) -> None:
+            self.set_busy(False)
+            log.warning("%s failed: %s", verb, exc)
+            self.show_message(f"{verb} failed: {exc}", error=True)
+            self.refresh()
+
+        self._executor.write(prepare, done=prepared, failed=failed, context=self, label=verb)
+
+    def set_busy(self, busy: bool) -> None:
+        """While the writer works for the panel: every action button off (the table stays usable)."""
+        self.busy = busy
+        buttons = (self.enable_button, self.disable_button, self.reload_button, self.uninstall_button,
+                   self.settings_button, self.install_folder_button, self.install_bundle_button)
+        if busy:
+            for button in buttons:
+                button.setEnabled(False)
+            self.setCursor(Qt.CursorShape.BusyCursor)
+        else:
+            self.unsetCursor()
+            self.install_folder_button.setEnabled(True)
+            self.install_bundle_button.setEnabled(True)
+            self._selection_changed()
+
     def enable_selected(self) -> None:
-        """Enable the selected plugin."""
+        """Enable the selected plugin: its tables are migrated on the writer first."""
         name = self.selected_name()
         if not name:
             return
         migrate = getattr(self.host, "migrate", None)
-        if self._executor is None or migrate is None:
-            self._act(f"Enabling {name}", lambda: self.host.enable(name), self._outcome(name, "enabled"))
-            return
-        # migrate its tables on the writer thread first; activation (Qt contributions) stays here
-        self.enable_button.setEnabled(False)
-        self.show_message(f"Enabling {name}: updating its tables…")
-
-        def migrated(_result: Any) -> None:
-            self._act(f"Enabling {name}", lambda: self.host.enable(name), self._outcome(name, "enabled"))
-
-        def failed(exc: BaseException) -> None:
-            log.warning("migrating plugin %s failed: %s", name, exc)
-            self.show_message(f"Enabling {name} failed: migrating its tables failed: {exc}", error=True)
-            self.refresh()
-
-        self._executor.write(lambda: migrate(name), done=migrated, failed=failed, context=self,
-                             label=f"migrate plugin {name}")
+        self._with_prepare(f"Enabling {name}", (lambda: migrate(name)) if migrate is not None else None,
+                           f"Enabling {name}: updating its tables…", lambda: self.host.enable(name),
+                           lambda: self._outcome(name, "enabled"))
 
     def disable_selected(self) -> None:
         """Disable the selected plugin (after asking)."""
@@ -511,22 +548,49 @@ class PluginAdminPanel(QWidget):
             self._act(f"Disabling {name}", lambda: self.host.disable(name), f"{name} disabled.")
 
     def reload_selected(self) -> None:
-        """Reload the selected plugin's code."""
+        """Reload the selected plugin's code: the tables of the code now on disk are migrated on the writer."""
         name = self.selected_name()
-        if name:
-            self._act(f"Reloading {name}", lambda: self.host.reload(name), self._outcome(name, "reloaded"))
+        if not name:
+            return
+        migrate = getattr(self.host, "migrate", None)
+        self._with_prepare(f"Reloading {name}",
+                           (lambda: migrate(name, reread=True)) if migrate is not None else None,
+                           f"Reloading {name}: updating its tables…", lambda: self.host.reload(name),
+                           lambda: self._outcome(name, "reloaded"))
 
     def uninstall_selected(self) -> None:
-        """Uninstall the selected plugin, asking whether to keep its data."""
+        """Uninstall the selected plugin, asking whether to keep its data. Its code is unloaded and its
+        files removed here; deleting its data (a backup, then dropping its tables) runs on the writer."""
         name = self.selected_name()
         if not name:
             return
         choice = self.ask_uninstall(name)
         if choice is None:
             return
-        drop = choice == "drop"
-        self._act(f"Uninstalling {name}", lambda: self.host.uninstall(name, drop_data=drop),
-                  f"{name} uninstalled" + (" and its data deleted." if drop else "; its data was kept."))
+        record = self.host.records.get(name)
+        manifest = getattr(record, "manifest", None)
+        forget = getattr(self.host, "forget_data", None)
+        if choice == "keep" or self._executor is None or forget is None or manifest is None:
+            drop = choice == "drop"
+            self._act(f"Uninstalling {name}", lambda: self.host.uninstall(name, drop_data=drop),
+                      f"{name} uninstalled" + (" and its data deleted." if drop else "; its data was kept."))
+            return
+        if not self._act(f"Uninstalling {name}", lambda: self.host.uninstall(name, drop_data=False),
+                         f"{name} uninstalled; deleting its data…"):
+            return
+        self.set_busy(True)
+
+        def forgotten(_backup: Any) -> None:
+            self.set_busy(False)
+            self.show_message(f"{name} uninstalled and its data deleted.")
+
+        def failed(exc: BaseException) -> None:
+            self.set_busy(False)
+            log.warning("deleting the data of plugin %s failed: %s", name, exc)
+            self.show_message(f"{name} uninstalled, but deleting its data failed: {exc}", error=True)
+
+        self._executor.write(lambda: forget(manifest), done=forgotten, failed=failed, context=self,
+                             label=f"delete the data of plugin {name}")
 
     def _outcome(self, name: str, verb: str) -> str:
         record = self.host.records.get(name)

@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
     QPlainTextEdit, QPushButton, QVBoxLayout, QWidget,
 )
 
+from crm_desktop.domain.enums import LeadStatus
 from crm_desktop.errors import CrmError, ValidationError
 from crm_desktop.ui.entities import EntitySpec, FormField
 from crm_desktop.ui.executor import InlineExecutor
@@ -29,12 +30,19 @@ _ERROR_ALIASES = {"amount_cents": "amount", "pipeline_id": "stage_id", "name_key
 
 
 class LookupEdit(QLineEdit):
-    """Pick a company or contact by typing part of its name (full-text search as you type)."""
+    """Pick a company or contact by typing part of its name (full-text search as you type).
 
-    def __init__(self, service, parent: QWidget | None = None):
+    The search runs on the executor's reader (the newest text replaces a search still waiting);
+    the suggestions pop up when its answer comes, if the text is still the one searched for.
+    ``search_state`` says what the user sees: "", "searching", "found", "none" or the error.
+    """
+
+    def __init__(self, service, parent: QWidget | None = None, *, executor=None):
         super().__init__(parent)
         self._service = service
+        self._executor = executor if executor is not None else InlineExecutor()
         self.record_id: str | None = None
+        self.search_state = ""
         self._ids: dict[str, str] = {}
         self._model = QStringListModel(self)
         completer = QCompleter(self._model, self)
@@ -49,16 +57,38 @@ class LookupEdit(QLineEdit):
         self.record_id = record_id
         self.setText(label or "")
 
+    def suggestions(self) -> list[str]:
+        """The names offered for the text typed (what the pop-up lists)."""
+        return self._model.stringList()
+
     def _search(self, text: str) -> None:
         self.record_id = self._ids.get(text)
         if len(text.strip()) < 2:
+            self.search_state = ""
+            self.setToolTip("")
             return
-        try:
-            found = self._service.search(text, limit=15)
-        except CrmError:
-            return
-        self._ids = {r.display_name: r.id for r in found}
+        service = self._service
+        self.search_state = "searching"
+        self._executor.read(lambda: [(r.display_name, r.id) for r in service.search(text, limit=15)],
+                            done=lambda found: self._found(text, found), failed=self._not_found,
+                            context=self, key=("lookup", id(self)), label="lookup search")
+
+    def _found(self, text: str, found: list[tuple[str, str]]) -> None:
+        if self.text() != text:
+            return  # typed on meanwhile: a newer search is on its way
+        self._ids = dict(found)
         self._model.setStringList(list(self._ids))
+        self.record_id = self._ids.get(text)
+        self.search_state = "found" if found else "none"
+        self.setToolTip("" if found else f"Nothing matches “{text}”")
+        if found and self.hasFocus():
+            self.completer().setCompletionPrefix(text)
+            self.completer().complete()
+
+    def _not_found(self, exc: BaseException) -> None:
+        self.search_state = f"Search failed: {exc}"
+        self.setToolTip(self.search_state)
+        log.warning("lookup search failed: %s", exc)
 
     def _picked(self, text: str) -> None:
         self.record_id = self._ids.get(text)
@@ -126,6 +156,50 @@ class RecordForm(QWidget):
         if own_buttons:
             layout.addWidget(self.button_bar)
         layout.addStretch(1)  # extra height goes below the form, not between its rows
+        self._stage_value: str | None = None
+        self._stages_loaded = False
+        if any(f.kind == "stage" for f in spec.form):
+            self._load_stages()
+
+    def _load_stages(self) -> None:
+        pipelines = self._services.pipelines
+
+        def fetch() -> list[tuple[str, tuple[str, str]]]:
+            return [(f"{p.name} › {st.name}", (p.id, st.id)) for p in pipelines.all() for st in pipelines.stages(p.id)]
+
+        self._executor.read(fetch, done=self._fill_stages, failed=self._stages_failed, context=self,
+                            label="pipeline stages")
+
+    def _fill_stages(self, stages: list[tuple[str, tuple[str, str]]]) -> None:
+        name = next(f.name for f in self.spec.form if f.kind == "stage")
+        widget = self.inputs[name]
+        was_clean = not self.is_dirty()
+        self._loading = True
+        try:
+            widget.clear()
+            for label, data in stages:
+                widget.addItem(label, data)
+            if not stages:
+                widget.addItem("No pipeline has stages", None)
+            self._stages_loaded = True
+            self._select_stage(widget)
+        finally:
+            self._loading = False
+        if was_clean:
+            self._clean = self.values()
+
+    def _stages_failed(self, exc: BaseException) -> None:
+        name = next(f.name for f in self.spec.form if f.kind == "stage")
+        self.inputs[name].setItemText(0, "Stages could not be loaded")
+        self.errors[name].setText(f"The pipeline stages could not be loaded: {exc}")
+        self.errors[name].show()
+
+    def _select_stage(self, widget: QComboBox) -> None:
+        if not self._stages_loaded:
+            return
+        value = self._stage_value
+        i = next((n for n in range(widget.count()) if widget.itemData(n) and widget.itemData(n)[1] == value), 0)
+        widget.setCurrentIndex(i)
 
     # -- inputs -------------------------------------------------------------------
 
@@ -138,12 +212,11 @@ class RecordForm(QWidget):
             for choice in f.choices:
                 widget.addItem(choice.capitalize(), choice)
         elif f.kind == "stage":
-            widget = QComboBox()
-            for pipeline in self._services.pipelines.all():
-                for stage in self._services.pipelines.stages(pipeline.id):
-                    widget.addItem(f"{pipeline.name} › {stage.name}", (pipeline.id, stage.id))
+            widget = QComboBox()  # filled by _load_stages, on the reader
+            widget.addItem("Loading stages…", None)
         elif f.kind in ("company", "contact"):
-            widget = LookupEdit(self._services.companies if f.kind == "company" else self._services.contacts)
+            widget = LookupEdit(self._services.companies if f.kind == "company" else self._services.contacts,
+                                executor=self._executor)
         elif f.kind == "date":
             widget = QDateEdit(calendarPopup=True)
             widget.setMinimumDate(_NO_DATE)
@@ -192,17 +265,17 @@ class RecordForm(QWidget):
             elif f.kind == "choice":
                 i = widget.findData(str(value)) if value is not None else 0
                 widget.setCurrentIndex(max(0, i))
+                if self.spec.entity == "lead" and f.name == "status":
+                    self._lead_status_choices(widget, str(value) if value is not None else None)
             elif f.kind == "stage":
-                i = next((n for n in range(widget.count()) if widget.itemData(n)[1] == value), 0)
-                widget.setCurrentIndex(i)
+                self._stage_value = value
+                self._select_stage(widget)
             elif f.kind == "company":
                 widget.set_value(value, getattr(record, "company_name", None) if record else None)
             elif f.kind == "contact":
-                label = None
+                widget.set_value(value, "…" if value else None)
                 if value:
-                    found = self._services.contacts.find(value)
-                    label = found.display_name if found else None
-                widget.set_value(value, label)
+                    self._load_contact_name(f.name, value)
             elif f.kind == "date":
                 widget.setDate(QDate(value.year, value.month, value.day) if value else _NO_DATE)
             elif f.kind == "datetime":
@@ -213,6 +286,35 @@ class RecordForm(QWidget):
                 widget.setText(", ".join(value or ()))
             else:
                 widget.setText("" if value is None else str(value))
+
+    def _load_contact_name(self, name: str, contact_id: str) -> None:
+        """The name shown in a contact field: read on the reader, shown if the field still holds it."""
+        contacts, widget = self._services.contacts, self.inputs[name]
+
+        def fetch() -> str | None:
+            found = contacts.find(contact_id)
+            return found.display_name if found is not None else None
+
+        def shown(label: str | None) -> None:
+            if widget.record_id == contact_id and widget.text() == "…":
+                widget.setText(label or "(deleted contact)")
+
+        def failed(exc: BaseException) -> None:
+            if widget.record_id == contact_id and widget.text() == "…":
+                widget.setText("(name not available)")
+                widget.setToolTip(f"The contact's name could not be read: {exc}")
+
+        self._executor.read(fetch, done=shown, failed=failed, context=widget, label="contact name")
+
+    def _lead_status_choices(self, widget: QComboBox, status: str | None) -> None:
+        """"Converted" is set by converting the lead: offered only on a converted lead, which keeps it."""
+        converted = status == LeadStatus.CONVERTED.value
+        item = widget.model().item(widget.findData(LeadStatus.CONVERTED.value))
+        if item is not None:
+            item.setEnabled(converted)
+        widget.setEnabled(not converted)
+        widget.setToolTip("A converted lead keeps the status Converted" if converted else
+                          "Converted is set by the Convert button")
 
     def is_dirty(self) -> bool:
         """True when an input differs from what was loaded or last saved."""

@@ -451,15 +451,18 @@ class MainWindow(QMainWindow):
         self.refresh_all()
 
     def export_file(self, entity: str) -> None:
-        from crm_desktop.ui.export_dialog import choose_export_path
-        from crm_desktop.ui.import_dialog import export_with_progress
+        """Ask where to, then export on the executor with a progress dialog (Cancel keeps the old file)."""
+        from crm_desktop.ui import export_dialog
 
-        path = choose_export_path(self, entity)
+        path = export_dialog.choose_export_path(self, entity)
         if path is None:
             return
-        count = export_with_progress(self.services, entity, path, parent=self)
-        if count is not None:
-            self.show_status(f"Exported {count:,} {entity}s to {path}".replace(",", "\u2009"), 8000)
+
+        def exported(count: int) -> None:
+            plural = "companies" if entity == "company" else f"{entity}s"
+            self.show_status(f"Exported {count:,} {plural} to {path}".replace(",", "\u2009"), 8000)
+
+        export_dialog.export_to(self, self.services, entity, path, executor=self.executor, done=exported)
 
     def load_demo_data(self) -> None:
         """Fill an empty database with sample records (the welcome view's first button), on the

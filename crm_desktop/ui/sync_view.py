@@ -3,16 +3,18 @@
 :class:`SyncController` runs the Qt-free :class:`~crm_desktop.sync.worker.SyncWorker`
 (its own threads; the UI thread never waits for the network or for a sync
 transaction) and re-emits each :class:`SyncStatus` on the UI thread.
-:class:`SyncPage` lists conflicts (each field with mine / theirs / base; keep
-mine or take theirs) and problems (the server's reason; resend or discard).
-Resolving runs a short local transaction through :mod:`crm_desktop.sync.resolve`.
+:class:`SyncPage` holds two :class:`SyncListPane` s, one class configured by a
+:class:`PaneSpec`: conflicts (each field with mine / theirs / base; keep mine or
+take theirs) and problems (the server's reason; resend or discard). Each pane
+reads its list on the window's executor (reader) and resolves on its writer
+through :mod:`crm_desktop.sync.resolve`; the GUI thread only draws plain rows.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Callable
 
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtGui import QKeySequence, QShortcut
@@ -35,6 +37,7 @@ from PySide6.QtWidgets import (
 
 from crm_desktop.sync import resolve
 from crm_desktop.sync.worker import SyncStatus, SyncWorker
+from crm_desktop.ui.executor import InlineExecutor
 from crm_desktop.ui.resources import icon
 
 log = logging.getLogger(__name__)
@@ -160,183 +163,233 @@ def _show(value: Any) -> str:
     return str(value)
 
 
-class ConflictsView(QWidget):
-    """Each conflict with its fields: mine, theirs, base. Keep mine / Take theirs."""
+@dataclass(frozen=True)
+class PaneRow:
+    """One top-level row of a :class:`SyncListPane` as plain data (made on the reader)."""
+
+    key: int  # what the pane's actions get: a conflict id or an outbox mutation id
+    cells: tuple[str, ...]
+    children: tuple[tuple[str, ...], ...] = ()
+    tooltip: str = ""
+
+
+@dataclass(frozen=True)
+class PaneAction:
+    """A button under the list: ``run(services, key)`` on the writer, then the list reloads."""
+
+    attr: str  # the pane's attribute for the button (``pane.keep``)
+    text: str
+    tooltip: str
+    run: Callable[[Any, int], Any]
+    failure: str  # the warning's first words: "Could not resolve it"
+
+
+@dataclass(frozen=True)
+class PaneSpec:
+    """What makes a pane the Conflicts pane or the Sync problems pane."""
+
+    what: str  # "conflicts", "sync problems": in messages
+    intro: str
+    headers: tuple[str, ...]
+    stretch: tuple[int, ...]  # columns that take the spare width (the others fit their contents)
+    nested: bool  # rows have child rows (fields)
+    empty: str
+    load: Callable[[Any], list[PaneRow]]
+    actions: tuple[PaneAction, ...]
+    title: str  # the warning box's title
+
+
+def load_conflicts(services) -> list[PaneRow]:
+    """Every open conflict with its fields (mine, theirs, base); runs on the reader."""
+    rows = []
+    for conflict in resolve.conflicts(services.db):
+        if conflict.kind == "fields":
+            children = tuple((_label(f["field"]), _show(f["mine"]), _show(f["theirs"]), _show(f["base"]))
+                             for f in conflict.fields)
+        elif conflict.kind == "deleted":
+            children = (("Record", "your edits", "deleted", ""),)
+        else:
+            children = (("Record", "deleted", "changed", ""),)
+        rows.append(PaneRow(conflict.id, (f"{conflict.entity.capitalize()}: {conflict.title}", "", "",
+                                          KINDS.get(conflict.kind, conflict.kind)), children))
+    return rows
+
+
+def load_problems(services) -> list[PaneRow]:
+    """Every change the server refused, with its reason; runs on the reader."""
+    with services.db.read_connection() as c:
+        conn = c.connection.driver_connection
+        entries = resolve.outbox.problems(conn)
+        titles = {e.mutation_id: resolve.record_title(conn, e.entity, e.record_id) for e in entries}
+    rows = []
+    for entry in entries:
+        change = entry.op if entry.op != "update" else "edit " + ", ".join(sorted(entry.fields))
+        rows.append(PaneRow(entry.mutation_id, (f"{entry.entity.capitalize()}: {titles[entry.mutation_id]}", change,
+                                                REASONS.get(entry.reason or "", entry.reason or ""),
+                                                entry.message or ""), tooltip=entry.message or ""))
+    return rows
+
+
+CONFLICTS = PaneSpec(
+    what="conflicts",
+    intro="Someone changed the same field on the server while you edited it here. "
+          "For each record choose whose value stays; nothing is lost until you choose.",
+    headers=("Record / field", "Mine", "Theirs (server)", "Before (base)"), stretch=(1, 2, 3), nested=True,
+    empty="No conflicts. Edits made here and on the server were merged field by field.",
+    load=load_conflicts, title="Conflict",
+    actions=(PaneAction("keep", "Keep mine", "Send your value again, on top of the server's",
+                        lambda services, key: resolve.keep_mine(services, key), "Could not resolve it"),
+             PaneAction("take", "Take theirs", "Drop your change and keep the server's value",
+                        lambda services, key: resolve.take_theirs(services, key), "Could not resolve it")))
+
+PROBLEMS = PaneSpec(
+    what="sync problems",
+    intro="The server refused these changes. They do not hold up your other changes. "
+          "Fix the record and resend, or discard the change to get the server's version back.",
+    headers=("Record", "Change", "Reason", "What the server said"), stretch=(3,), nested=False,
+    empty="No sync problems. Every change you made was accepted by the server.",
+    load=load_problems, title="Sync problem",
+    actions=(PaneAction("resend", "Resend", "Send the change again with the record's current values",
+                        lambda services, key: resolve.resend(services, key), "That did not work"),
+             PaneAction("discard", "Discard", "Drop the change; the record goes back to the server's version",
+                        lambda services, key: resolve.discard(services, key), "That did not work")))
+
+
+class SyncListPane(QWidget):
+    """A list of conflicts or sync problems (``spec``) with its two buttons.
+
+    The list is read on the executor's reader and its actions run on the writer; meanwhile it
+    shows "Loading…" (first load), and afterwards the rows, the empty state or the error in
+    one sentence. ``count`` is the number of rows shown (None until the first answer);
+    ``loaded()`` after each answer, ``changed()`` after an action changed something.
+    """
 
     changed = Signal()
+    loaded = Signal()
 
-    def __init__(self, services, parent: QWidget | None = None):
+    def __init__(self, spec: PaneSpec, services, *, executor=None, parent: QWidget | None = None):
         super().__init__(parent)
+        self.spec = spec
         self.services = services
+        self._executor = executor if executor is not None else InlineExecutor()
+        self.count: int | None = None
+        self.busy = False
         layout = QVBoxLayout(self)
         layout.setContentsMargins(16, 12, 16, 12)
-        intro = QLabel("Someone changed the same field on the server while you edited it here. "
-                       "For each record choose whose value stays; nothing is lost until you choose.",
-                       wordWrap=True, objectName="Hint")
-        layout.addWidget(intro)
+        layout.addWidget(QLabel(spec.intro, wordWrap=True, objectName="Hint"))
         self.stack = QStackedWidget()
         self.tree = QTreeWidget()
-        self.tree.setColumnCount(4)
-        self.tree.setHeaderLabels(["Record / field", "Mine", "Theirs (server)", "Before (base)"])
+        self.tree.setColumnCount(len(spec.headers))
+        self.tree.setHeaderLabels(list(spec.headers))
+        self.tree.setRootIsDecorated(spec.nested)
         self.tree.setAlternatingRowColors(True)
         self.tree.setStyleSheet(_TREE_STYLE)
         self.tree.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.tree.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         header = self.tree.header()
-        header.setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
-        for column in (1, 2, 3):
-            header.setSectionResizeMode(column, QHeaderView.ResizeMode.Stretch)
+        for column in range(len(spec.headers)):
+            header.setSectionResizeMode(column, QHeaderView.ResizeMode.Stretch if column in spec.stretch
+                                        else QHeaderView.ResizeMode.ResizeToContents)
         self.tree.itemSelectionChanged.connect(self._selection_changed)
-        self.empty = QLabel("No conflicts. Edits made here and on the server were merged field by field.",
-                            alignment=Qt.AlignmentFlag.AlignCenter, objectName="EmptyState", wordWrap=True)
-        self.stack.addWidget(self.tree)
-        self.stack.addWidget(self.empty)
+        self.empty = self._state_label(spec.empty)
+        self.loading = self._state_label(f"Loading {spec.what}…")
+        self.error = self._state_label("")
+        self.error.setProperty("error", True)
+        for widget in (self.tree, self.empty, self.loading, self.error):
+            self.stack.addWidget(widget)
+        self.stack.setCurrentWidget(self.loading)
         layout.addWidget(self.stack, 1)
         buttons = QHBoxLayout()
         buttons.addStretch(1)
-        self.keep = QPushButton("Keep mine")
-        self.keep.setToolTip("Send your value again, on top of the server's")
-        self.take = QPushButton("Take theirs")
-        self.take.setToolTip("Drop your change and keep the server's value")
-        self.keep.clicked.connect(lambda: self._resolve(resolve.keep_mine))
-        self.take.clicked.connect(lambda: self._resolve(resolve.take_theirs))
-        buttons.addWidget(self.keep)
-        buttons.addWidget(self.take)
+        self.buttons: list[QPushButton] = []
+        for action in spec.actions:
+            button = QPushButton(action.text)
+            button.setToolTip(action.tooltip)
+            button.clicked.connect(lambda _checked=False, a=action: self._act(a))
+            setattr(self, action.attr, button)
+            self.buttons.append(button)
+            buttons.addWidget(button)
         layout.addLayout(buttons)
+        self._selection_changed()
         self.reload()
 
+    @staticmethod
+    def _state_label(text: str) -> QLabel:
+        return QLabel(text, alignment=Qt.AlignmentFlag.AlignCenter, objectName="EmptyState", wordWrap=True)
+
     def reload(self) -> None:
+        """Read the list again (on the reader); the rows on screen stay until the answer."""
+        if self.count is None:
+            self.stack.setCurrentWidget(self.loading)
+        load, services = self.spec.load, self.services
+        self._executor.read(lambda: load(services), done=self._show_rows, failed=self._show_error, context=self,
+                            key=("sync-pane", self.spec.what, id(self)), label=f"load {self.spec.what}")
+
+    def _show_rows(self, rows: list[PaneRow]) -> None:
+        selected = self._selected()
         self.tree.clear()
-        items = resolve.conflicts(self.services.db)
-        for conflict in items:
-            top = QTreeWidgetItem([f"{conflict.entity.capitalize()}: {conflict.title}",
-                                   "", "", KINDS.get(conflict.kind, conflict.kind)])
-            top.setData(0, Qt.ItemDataRole.UserRole, conflict.id)
-            font = top.font(0)
-            font.setBold(True)
-            top.setFont(0, font)
-            if conflict.kind == "fields":
-                for f in conflict.fields:
-                    child = QTreeWidgetItem([_label(f["field"]), _show(f["mine"]), _show(f["theirs"]),
-                                             _show(f["base"])])
-                    child.setData(0, Qt.ItemDataRole.UserRole, conflict.id)
-                    top.addChild(child)
-            elif conflict.kind == "deleted":
-                top.addChild(QTreeWidgetItem(["Record", "your edits", "deleted", ""]))
-            else:
-                top.addChild(QTreeWidgetItem(["Record", "deleted", "changed", ""]))
-            for i in range(top.childCount()):
-                top.child(i).setData(0, Qt.ItemDataRole.UserRole, conflict.id)
+        for row in rows:
+            top = QTreeWidgetItem(list(row.cells))
+            top.setData(0, Qt.ItemDataRole.UserRole, row.key)
+            if row.tooltip:
+                top.setToolTip(len(row.cells) - 1, row.tooltip)
+            if self.spec.nested:
+                font = top.font(0)
+                font.setBold(True)
+                top.setFont(0, font)
+            for cells in row.children:
+                child = QTreeWidgetItem(list(cells))
+                child.setData(0, Qt.ItemDataRole.UserRole, row.key)
+                top.addChild(child)
             self.tree.addTopLevelItem(top)
             top.setExpanded(True)
-        self.stack.setCurrentWidget(self.tree if items else self.empty)
-        if items:
-            self.tree.setCurrentItem(self.tree.topLevelItem(0))
+        self.count = len(rows)
+        self.stack.setCurrentWidget(self.tree if rows else self.empty)
+        keys = [row.key for row in rows]
+        if rows:
+            self.tree.setCurrentItem(self.tree.topLevelItem(keys.index(selected) if selected in keys else 0))
         self._selection_changed()
+        self.loaded.emit()
 
-    def _selected(self) -> int | None:
-        item = self.tree.currentItem()
-        return item.data(0, Qt.ItemDataRole.UserRole) if item is not None else None
-
-    def _selection_changed(self) -> None:
-        enabled = self._selected() is not None
-        self.keep.setEnabled(enabled)
-        self.take.setEnabled(enabled)
-
-    def _resolve(self, action) -> None:
-        conflict_id = self._selected()
-        if conflict_id is None:
-            return
-        try:
-            action(self.services, conflict_id)
-        except Exception as exc:
-            log.exception("resolving conflict %s failed", conflict_id)
-            QMessageBox.warning(self, "Conflict", f"Could not resolve it: {exc}")
-        self.reload()
-        self.changed.emit()
-
-
-class ProblemsView(QWidget):
-    """Changes the server refused, with its reason. Resend (after fixing) or Discard."""
-
-    changed = Signal()
-
-    def __init__(self, services, parent: QWidget | None = None):
-        super().__init__(parent)
-        self.services = services
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(16, 12, 16, 12)
-        layout.addWidget(QLabel("The server refused these changes. They do not hold up your other changes. "
-                                "Fix the record and resend, or discard the change to get the server's version "
-                                "back.", wordWrap=True, objectName="Hint"))
-        self.stack = QStackedWidget()
-        self.tree = QTreeWidget()
-        self.tree.setColumnCount(4)
-        self.tree.setHeaderLabels(["Record", "Change", "Reason", "What the server said"])
-        self.tree.setRootIsDecorated(False)
-        self.tree.setAlternatingRowColors(True)
-        self.tree.setStyleSheet(_TREE_STYLE)
-        header = self.tree.header()
-        for column in (0, 1, 2):
-            header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
-        header.setSectionResizeMode(3, QHeaderView.ResizeMode.Stretch)
-        self.tree.itemSelectionChanged.connect(self._selection_changed)
-        self.empty = QLabel("No sync problems. Every change you made was accepted by the server.",
-                            alignment=Qt.AlignmentFlag.AlignCenter, objectName="EmptyState", wordWrap=True)
-        self.stack.addWidget(self.tree)
-        self.stack.addWidget(self.empty)
-        layout.addWidget(self.stack, 1)
-        buttons = QHBoxLayout()
-        buttons.addStretch(1)
-        self.resend = QPushButton("Resend")
-        self.resend.setToolTip("Send the change again with the record's current values")
-        self.discard = QPushButton("Discard")
-        self.discard.setToolTip("Drop the change; the record goes back to the server's version")
-        self.resend.clicked.connect(lambda: self._act(resolve.resend))
-        self.discard.clicked.connect(lambda: self._act(resolve.discard))
-        buttons.addWidget(self.resend)
-        buttons.addWidget(self.discard)
-        layout.addLayout(buttons)
-        self.reload()
-
-    def reload(self) -> None:
+    def _show_error(self, exc: BaseException) -> None:
+        log.warning("loading %s failed: %s", self.spec.what, exc)
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        self.error.setText(f"Could not read the {self.spec.what}: {first_line}")
         self.tree.clear()
-        with self.services.db.read_connection() as c:
-            conn = c.connection.driver_connection
-            entries = resolve.outbox.problems(conn)
-            titles = {e.mutation_id: resolve.record_title(conn, e.entity, e.record_id) for e in entries}
-        for entry in entries:
-            change = entry.op if entry.op != "update" else "edit " + ", ".join(sorted(entry.fields))
-            item = QTreeWidgetItem([f"{entry.entity.capitalize()}: {titles[entry.mutation_id]}", change,
-                                    REASONS.get(entry.reason or "", entry.reason or ""), entry.message or ""])
-            item.setToolTip(3, entry.message or "")
-            item.setData(0, Qt.ItemDataRole.UserRole, entry.mutation_id)
-            self.tree.addTopLevelItem(item)
-        self.stack.setCurrentWidget(self.tree if entries else self.empty)
-        if entries:
-            self.tree.setCurrentItem(self.tree.topLevelItem(0))
+        self.count = 0
+        self.stack.setCurrentWidget(self.error)
         self._selection_changed()
+        self.loaded.emit()
 
     def _selected(self) -> int | None:
         item = self.tree.currentItem()
         return item.data(0, Qt.ItemDataRole.UserRole) if item is not None else None
 
     def _selection_changed(self) -> None:
-        enabled = self._selected() is not None
-        self.resend.setEnabled(enabled)
-        self.discard.setEnabled(enabled)
+        enabled = self._selected() is not None and not self.busy
+        for button in self.buttons:
+            button.setEnabled(enabled)
 
-    def _act(self, action) -> None:
-        mutation_id = self._selected()
-        if mutation_id is None:
+    def _act(self, action: PaneAction) -> None:
+        key = self._selected()
+        if key is None or self.busy:
             return
-        try:
-            action(self.services, mutation_id)
-        except Exception as exc:
-            log.exception("sync problem %s: %s failed", mutation_id, action.__name__)
-            QMessageBox.warning(self, "Sync problem", f"That did not work: {exc}")
-        self.reload()
-        self.changed.emit()
+        self.busy = True
+        self._selection_changed()
+        services = self.services
+
+        def finished(_result: Any = None) -> None:
+            self.busy = False
+            self.reload()
+            self.changed.emit()
+
+        def failed(exc: BaseException) -> None:
+            log.warning("%s %s: %s failed: %s", self.spec.what, key, action.text, exc)
+            QMessageBox.warning(self, self.spec.title, f"{action.failure}: {exc}")
+            finished()
+
+        self._executor.write(lambda: action.run(services, key), done=finished, failed=failed, context=self,
+                             label=f"{action.text} ({self.spec.what} {key})")
 
 
 class SyncPage(QTabWidget):
@@ -344,29 +397,27 @@ class SyncPage(QTabWidget):
 
     changed = Signal()
 
-    def __init__(self, services, parent: QWidget | None = None):
+    def __init__(self, services, parent: QWidget | None = None, *, executor=None):
         super().__init__(parent, objectName="Page")
         self.setDocumentMode(True)
-        self.conflicts = ConflictsView(services)
-        self.problems = ProblemsView(services)
+        self.conflicts = SyncListPane(CONFLICTS, services, executor=executor)
+        self.problems = SyncListPane(PROBLEMS, services, executor=executor)
         self.addTab(self.conflicts, icon("warning"), "Conflicts")
         self.addTab(self.problems, icon("cloud-off"), "Sync problems")
-        self.conflicts.changed.connect(self._changed)
-        self.problems.changed.connect(self._changed)
+        for pane in (self.conflicts, self.problems):
+            pane.changed.connect(self._changed)
+            pane.loaded.connect(self._titles)
         self._titles()
 
     def reload(self) -> None:
         self.conflicts.reload()
         self.problems.reload()
-        self._titles()
 
     def _changed(self) -> None:
-        self._titles()
         self.changed.emit()
 
     def _titles(self) -> None:
-        n = self.conflicts.tree.topLevelItemCount()
-        m = self.problems.tree.topLevelItemCount()
+        n, m = self.conflicts.count, self.problems.count
         self.setTabText(0, f"Conflicts ({n})" if n else "Conflicts")
         self.setTabText(1, f"Sync problems ({m})" if m else "Sync problems")
 
@@ -382,7 +433,7 @@ def attach_sync(window, core, *, start: bool = True, interval: float = 300.0) ->
     window.statusBar().addPermanentWidget(widget)
     window.sync_icon.hide()
     window.sync_label.hide()
-    page = SyncPage(core.services)
+    page = SyncPage(core.services, executor=getattr(window, "executor", None))
     window._add_core_page("sync", page, "Sync", "cloud")
     widget.sync_requested.connect(controller.sync_now)
     widget.details_requested.connect(lambda: (page.reload(), window.show_page("sync")))

@@ -126,7 +126,7 @@ def test_global_search_finds_across_entities_and_opens_the_record(qtbot, main_wi
     assert [(e, i) for e, i, _ in search.results()] == [("contact", contact.id)]
     qtbot.keyClick(search, Qt.Key.Key_Return)
     assert main_window.current_page() == "contacts"
-    assert main_window.lists["contacts"].detail.title.text() == "Hans Müller"
+    qtbot.waitUntil(lambda: main_window.lists["contacts"].detail.title.text() == "Hans Müller")  # read off the GUI
     assert not search.popup.isVisible()
 
 

@@ -16,7 +16,7 @@ from PySide6.QtCore import QElapsedTimer, Qt, QTimer
 from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
-from conftest import wait_rows_loaded
+from conftest import open_and_wait, show_and_wait, wait_rows_loaded
 
 
 def contacts_page(window):
@@ -98,7 +98,7 @@ def test_save_in_the_question_saves_then_moves_on(qtbot, main_window, services, 
 def test_switching_view_with_unsaved_edits_asks(qtbot, main_window, services, unsaved_answers):
     ada, _ = two_contacts(services)
     view = contacts_page(main_window)
-    view.show_record_id(ada.id)
+    show_and_wait(qtbot, view, ada.id)
     view.detail.form.inputs["city"].setText("London")
     unsaved_answers.append("cancel")
     main_window.show_page("companies")
@@ -128,7 +128,7 @@ def test_closing_the_window_with_unsaved_edits_asks(qtbot, main_window, services
 def test_ctrl_s_saves_and_the_status_bar_says_so(qtbot, main_window, services):
     ada, _ = two_contacts(services)
     view = contacts_page(main_window)
-    view.show_record_id(ada.id)
+    show_and_wait(qtbot, view, ada.id)
     form = view.detail.form
     form.inputs["city"].setText("London")
     assert form.is_dirty()
@@ -170,7 +170,7 @@ def test_a_save_while_another_writer_holds_the_database_keeps_the_window_alive(q
                                                                                   core):
     ada, _ = two_contacts(services)
     view = contacts_page(main_window)
-    view.show_record_id(ada.id)
+    show_and_wait(qtbot, view, ada.id)
     form = view.detail.form
     form.inputs["city"].setText("Paris")
     other = sqlite3.connect(str(core.home.db_path), isolation_level=None)
@@ -301,6 +301,7 @@ def test_export_asks_before_replacing_an_existing_file(qtbot, main_window, servi
 
     monkeypatch.setattr(export_dialog, "confirm_replace", lambda parent, path: True)
     main_window.export_file("contact")
+    qtbot.waitUntil(lambda: "Exported 1 contacts" in main_window.statusBar().currentMessage())
     assert "Lovelace" in target.read_text(encoding="utf-8-sig")
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".contacts")] == []  # no temp file left
     assert "Exported 1 contacts" in main_window.statusBar().currentMessage()
@@ -337,6 +338,7 @@ def test_a_failed_export_leaves_the_old_file(qtbot, main_window, services, tmp_p
     warnings = []
     monkeypatch.setattr(QMessageBox, "warning", lambda parent, title, text, *a: warnings.append(text))
     main_window.export_file("contact")
+    qtbot.waitUntil(lambda: bool(warnings))
     assert len(warnings) == 1 and "disk full" in warnings[0]  # one sentence naming what went wrong
     assert target.read_text() == "old\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["contacts.csv", "ui-test.ini"] or \
@@ -399,6 +401,98 @@ def test_enabling_a_plugin_migrates_its_tables_off_the_ui_thread(qtbot, core, ho
         assert migrated_on[0] is False, "the migration (backup + integrity check) ran on the UI thread"
         with sqlite3.connect(home.db_path) as conn:
             assert conn.execute("SELECT count(*) FROM notes_items").fetchone() == (0,)
+    finally:
+        executor.stop()
+        host.stop()
+
+
+def _notes_plugin(home, core):
+    from crm_desktop.plugin_host.host import PluginHost
+
+    folder = home.plugins_dir / "notes"
+    (folder / "migrations" / "versions").mkdir(parents=True)
+    (folder / "plugin.json").write_text(json.dumps({
+        "name": "notes", "version": "1.0.0", "displayName": "Notes", "author": "Tests", "description": "Notes.",
+        "main": "plugin.py", "permissions": ["contacts:read"], "migrations": "migrations"}))
+    (folder / "plugin.py").write_text("")
+    (folder / "migrations" / "env.py").write_text(
+        "from alembic import context\nfrom crm_desktop.plugin_api.migrations import run_migrations\n"
+        "run_migrations(context)\n")
+    (folder / "migrations" / "versions" / "0001.py").write_text(NOTES_MIGRATION)
+    host = PluginHost(core, home, bundled_dir=None, system_dir=None)
+    host.start()
+    return host, folder
+
+
+def test_reloading_a_plugin_migrates_its_new_revision_off_the_ui_thread_and_shows_busy(qtbot, core, home,
+                                                                                      monkeypatch):
+    from crm_desktop.plugin_host.lifecycle import PluginState
+    from crm_desktop.storage import migrate
+    from crm_desktop.ui.executor import DataExecutor
+    from crm_desktop.ui.plugin_admin import PluginAdminPanel
+
+    host, folder = _notes_plugin(home, core)
+    # the plugin's new code brings a second revision
+    (folder / "migrations" / "versions" / "0002.py").write_text(NOTES_MIGRATION.replace(
+        'revision = "notes_0001"\ndown_revision = None', 'revision = "notes_0002"\ndown_revision = "notes_0001"')
+        .replace('op.create_table("notes_items", sa.Column("id", sa.Integer, primary_key=True))',
+                 'op.add_column("notes_items", sa.Column("title", sa.String(100)))')
+        .replace('op.drop_table("notes_items")', 'op.drop_column("notes_items", "title")'))
+    ran = []
+    real = migrate.upgrade_in_one_transaction
+
+    def spy(*args, **kwargs):
+        changed = real(*args, **kwargs)
+        ran.append((threading.current_thread() is threading.main_thread(), changed))
+        return changed
+
+    monkeypatch.setattr(migrate, "upgrade_in_one_transaction", spy)
+    executor = DataExecutor()
+    panel = PluginAdminPanel(host, executor=executor)
+    qtbot.addWidget(panel)
+    try:
+        panel.select("notes")
+        panel.reload_selected()
+        assert panel.busy and not panel.reload_button.isEnabled() and "updating its tables" in panel.message.text()
+        qtbot.waitUntil(lambda: not panel.busy and "reloaded" in panel.message.text(), timeout=10000)
+        assert host.records["notes"].state is PluginState.ACTIVE
+        assert [changed for on_gui, changed in ran if on_gui] in ([], [False]), \
+            "a revision ran on the UI thread"
+        assert (False, True) in ran
+        with sqlite3.connect(home.db_path) as conn:
+            assert "title" in [r[1] for r in conn.execute("PRAGMA table_info(notes_items)")]
+        assert panel.reload_button.isEnabled()
+    finally:
+        executor.stop()
+        host.stop()
+
+
+def test_uninstalling_with_its_data_drops_the_tables_off_the_ui_thread(qtbot, core, home, monkeypatch):
+    from crm_desktop.ui.executor import DataExecutor
+    from crm_desktop.ui.plugin_admin import PluginAdminPanel
+
+    host, folder = _notes_plugin(home, core)
+    dropped_on = []
+    real = host.drop_data
+
+    def spy(manifest):
+        dropped_on.append(threading.current_thread() is threading.main_thread())
+        return real(manifest)
+
+    monkeypatch.setattr(host, "drop_data", spy)
+    executor = DataExecutor()
+    panel = PluginAdminPanel(host, executor=executor)
+    qtbot.addWidget(panel)
+    monkeypatch.setattr(panel, "ask_uninstall", lambda name: "drop")
+    try:
+        panel.select("notes")
+        panel.uninstall_selected()
+        assert "notes" not in host.records and not folder.exists()
+        qtbot.waitUntil(lambda: "data deleted" in panel.message.text(), timeout=10000)
+        assert dropped_on == [False], "dropping the plugin's tables (and the backup) ran on the UI thread"
+        with sqlite3.connect(home.db_path) as conn:
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        assert "notes_items" not in tables and "alembic_version_notes" not in tables
     finally:
         executor.stop()
         host.stop()

@@ -30,7 +30,7 @@ def test_conversion_creates_contact_company_and_deal_and_marks_the_lead(services
     assert (deal.title, deal.amount_cents, deal.contact_id, deal.company_id) == \
         ("Fleet of 12 vans", 1_200_000, contact.id, company.id)
     converted = services.leads.get(lead.id)
-    assert converted.status is LeadStatus.QUALIFIED
+    assert converted.status is LeadStatus.CONVERTED
     assert (converted.converted_contact_id, converted.converted_company_id, converted.converted_deal_id) == \
         (contact.id, company.id, deal.id)
     assert converted.converted_at is not None
@@ -92,3 +92,27 @@ def test_a_lead_without_a_person_becomes_company_and_deal(services):
     assert result.contact_id is None
     assert services.companies.get(result.company_id).name == "Initech"
     assert services.deals.get(result.deal_id).company_name == "Initech"
+
+
+def test_converted_is_set_by_converting_only_and_then_kept(services):
+    lead = make_lead(services)
+    with pytest.raises(ValidationError, match="is set by converting the lead"):
+        services.leads.update(lead.id, status="converted")
+    with pytest.raises(ValidationError, match="is set by converting the lead"):
+        services.leads.create(title="Sneaky", status="converted")
+    assert services.leads.get(lead.id).status is LeadStatus.NEW
+    services.leads.convert(lead.id)
+    with pytest.raises(ValidationError, match="the lead was converted already"):
+        services.leads.update(lead.id, status="qualified")
+    services.leads.update(lead.id, notes="signed in May", status="converted")  # other edits still save
+    got = services.leads.get(lead.id)
+    assert (got.status, got.notes) == (LeadStatus.CONVERTED, "signed in May")
+
+
+def test_converted_leads_are_found_by_the_status_filter(services):
+    from crm_desktop.services.paging import ListQuery
+
+    converted, open_lead = make_lead(services), make_lead(services, title="Other", company_name="Beta AG")
+    services.leads.convert(converted.id)
+    assert [r.id for r in services.leads.list(ListQuery(status="converted")).items] == [converted.id]
+    assert [r.id for r in services.leads.list(ListQuery(status="new")).items] == [open_lead.id]

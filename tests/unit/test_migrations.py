@@ -116,3 +116,48 @@ def test_contacts_by_company_use_the_company_name_index_once_its_prefix_index_is
             "CREATE INDEX ix_contacts_company_id ON contacts (company_id)",)
     finally:
         conn.close()
+
+
+def test_0006_marks_leads_converted_before_it_converted_and_queues_the_change_for_sync(home):
+    """A lead converted by the old code kept status 'qualified'; the upgrade makes it 'converted' and
+    writes its outbox mutation, like any local edit. Downgrading puts 'qualified' back."""
+    import json
+
+    from alembic import command
+
+    Core.open(home).close()
+    config = migrate.alembic_config(migrate.core_script_location())
+    config.set_main_option("sqlalchemy.url", f"sqlite:///{home.db_path}")
+    command.downgrade(config, "0005")
+    now = "2024-05-01 10:00:00.000000"
+    conn = sqlite3.connect(home.db_path)
+    try:
+        with conn:
+            conn.execute("DELETE FROM sync_outbox")
+            for lead_id, status, converted_at, version in (("l1", "qualified", now, 4), ("l2", "qualified", None, 0),
+                                                            ("l3", "new", None, 0)):
+                conn.execute("INSERT INTO leads (id, title, status, converted_at, created_at, updated_at, version) "
+                             "VALUES (?, ?, ?, ?, ?, ?, ?)", (lead_id, f"Lead {lead_id}", status, converted_at,
+                                                               now, now, version))
+    finally:
+        conn.close()
+    command.upgrade(config, "head")
+    conn = sqlite3.connect(home.db_path)
+    try:
+        assert dict(conn.execute("SELECT id, status FROM leads ORDER BY id")) == {
+            "l1": "converted", "l2": "qualified", "l3": "new"}
+        outbox = conn.execute("SELECT entity, record_id, op, fields, base_version, status FROM sync_outbox").fetchall()
+        assert [(e, r, o, json.loads(f), v, st) for e, r, o, f, v, st in outbox] == [
+            ("lead", "l1", "update", {"status": ["qualified", "converted"]}, 4, "pending")]
+        assert conn.execute("SELECT updated_at > ? FROM leads WHERE id = 'l1'", (now,)).fetchone() == (1,)
+    finally:
+        conn.close()
+    command.downgrade(config, "0005")
+    conn = sqlite3.connect(home.db_path)
+    try:
+        assert conn.execute("SELECT status FROM leads WHERE id = 'l1'").fetchone() == ("qualified",)
+    finally:
+        conn.close()
+    command.upgrade(config, "head")
+    with Core.open(home) as core:
+        assert core.services.leads.get("l1").status == "converted"
