@@ -186,8 +186,7 @@ class PipelineBoard(QWidget):
         scroll.setWidget(self.columns_host)
         layout.addWidget(scroll, 1)
         self.columns: dict[str, StageColumn] = {}
-        for pipeline in services.pipelines.all():
-            self.pipeline.addItem(pipeline.name, pipeline.id)
+        # the pipelines arrive with the first board read (on the reader), not from the GUI thread
         self.pipeline.currentIndexChanged.connect(lambda *_: self.reload())
         self.reload()
 
@@ -204,6 +203,7 @@ class PipelineBoard(QWidget):
 
     def _show(self, board: "BoardData") -> None:
         self.loading = False
+        self._set_pipelines(board)
         for column in self.columns.values():
             column.setParent(None)
             column.deleteLater()
@@ -225,6 +225,21 @@ class PipelineBoard(QWidget):
         self.columns_layout.addStretch(1)
         self.summary.setText(f"{all_count} deals · {money(all_cents)} in play")
 
+    def _set_pipelines(self, board: "BoardData") -> None:
+        """Fill the pipeline choice from the board's answer (without asking for another board)."""
+        known = [(self.pipeline.itemText(i), self.pipeline.itemData(i)) for i in range(self.pipeline.count())]
+        blocked = self.pipeline.blockSignals(True)
+        try:
+            if known != board.pipelines:
+                self.pipeline.clear()
+                for name, pipeline_id in board.pipelines:
+                    self.pipeline.addItem(name, pipeline_id)
+            index = self.pipeline.findData(board.pipeline_id)
+            if index >= 0:
+                self.pipeline.setCurrentIndex(index)
+        finally:
+            self.pipeline.blockSignals(blocked)
+
     def move_deal(self, deal_id: str, stage_id: str) -> None:
         """The drop: move the deal to the stage (on the writer thread), then redraw the board."""
         def moved(deal) -> None:
@@ -245,17 +260,22 @@ class BoardData:
 
     pipeline_id: str | None
     stages: list = field(default_factory=list)
+    #: every pipeline as (name, id), for the choice above the board
+    pipelines: list = field(default_factory=list)
 
 
 def read_board(services, pipeline_id: str | None) -> BoardData:
-    """The board's queries, run off the UI thread."""
-    if pipeline_id is None:
-        return BoardData(None)
+    """The board's queries, run off the UI thread (no ``pipeline_id``: the first pipeline's board)."""
     s = services
+    pipelines = [(p.name, p.id) for p in s.pipelines.all()]
+    if pipeline_id is None:
+        if not pipelines:
+            return BoardData(None)
+        pipeline_id = pipelines[0][1]
     totals = s.deals.stage_totals(pipeline_id)
     stages = []
     for stage in s.pipelines.stages(pipeline_id):
         count, cents = totals.get(stage.id, (0, 0))
         deals = s.deals.list(ListQuery(stage_id=stage.id), Sort("amount", True), limit=CARDS_PER_COLUMN).items
         stages.append((stage, deals, count, cents))
-    return BoardData(pipeline_id, stages)
+    return BoardData(pipeline_id, stages, pipelines)

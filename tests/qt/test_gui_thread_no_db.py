@@ -241,3 +241,19 @@ def test_a_sync_page_that_cannot_read_says_why(qtbot, core):
     finally:
         executor.stop()
         core.home.db_path.rmdir()
+
+
+def test_the_pipeline_board_reads_its_pipelines_off_the_gui_thread(gui_db_guard, qtbot, main_window, services):
+    from crm_desktop.ui.kanban import PipelineBoard
+
+    pipeline = services.pipelines.default()
+    first = services.pipelines.stages(pipeline.id)[0]
+    services.deals.create(title="Rocket skates", amount="1200", stage_id=first.id)
+    qtbot.waitUntil(lambda: main_window.executor.idle())
+    with gui_db_guard.watching():
+        board = PipelineBoard(services, executor=main_window.executor)
+        qtbot.addWidget(board)
+        qtbot.waitUntil(lambda: first.id in board.columns, timeout=5000)
+        qtbot.waitUntil(lambda: main_window.executor.idle())
+    assert board.pipeline.currentText() == pipeline.name and board.pipeline.count() >= 1
+    assert board.columns[first.id].cards.item(0).text() == "Rocket skates"
