@@ -14,7 +14,12 @@ import logging
 import os
 import traceback
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from PySide6.QtWidgets import QApplication
+
+    from crm_desktop.ui.plugins.seams import PluginHostView
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +49,7 @@ class PanelReport:
         return f"panel {self.id} ({self.title!r}, {self.area}): FAILED: {last[0]}"
 
 
-def ensure_application() -> Any:
+def ensure_application() -> QApplication:
     """The running QApplication, or a new offscreen one."""
     from PySide6.QtWidgets import QApplication
 
@@ -56,7 +61,7 @@ def ensure_application() -> Any:
     return app
 
 
-def build_panels(host: Any, name: str) -> list[PanelReport]:
+def build_panels(host: PluginHostView, name: str) -> list[PanelReport]:
     """Build every panel ``name`` contributes, measure it, destroy it; one report per panel."""
     app = ensure_application()
     from PySide6.QtCore import QCoreApplication, QEvent, Qt
@@ -64,8 +69,7 @@ def build_panels(host: Any, name: str) -> list[PanelReport]:
 
     reports: list[PanelReport] = []
     for panel in host.panels(name) or []:
-        area = getattr(panel, "area", "tab") or "tab"
-        base = dict(id=panel.id, title=panel.title, path=getattr(panel, "path", "") or "", area=area)
+        base = dict(id=panel.id, title=panel.title, path=panel.path, area=panel.area)
         frame = QWidget()
         frame.setAttribute(Qt.WidgetAttribute.WA_DontShowOnScreen, True)
         layout = QVBoxLayout(frame)
