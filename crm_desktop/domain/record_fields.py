@@ -50,7 +50,7 @@ def _ref(value: object, field: str, entity: str) -> str | None:
 
 def _choice(choices: type[StrEnum], default: StrEnum | None = None) -> Check:
     def check(value: object, field: str, entity: str) -> str:
-        return check_choice(value, choices, field, entity, default).value
+        return str(check_choice(value, choices, field, entity, default).value)
     return check
 
 

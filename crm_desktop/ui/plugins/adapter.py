@@ -17,6 +17,7 @@ is Qt; :mod:`crm_desktop.plugin_host` stays headless and never imports it.
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
@@ -84,9 +85,8 @@ def icon_for(spec: QIcon | str | None) -> QIcon | None:
     if QIcon.hasThemeIcon(text):
         return QIcon.fromTheme(text)
     standard = _STANDARD_ICONS.get(text)
-    app = QApplication.instance()
-    if standard is not None and app is not None:
-        return app.style().standardIcon(standard)
+    if standard is not None and isinstance(QApplication.instance(), QApplication):
+        return QApplication.style().standardIcon(standard)
     return None
 
 
@@ -373,7 +373,7 @@ class QtPluginAdapter(QObject):
             ui.pages[key] = widget
             self._record_disposer(name, self._page_remover(name, key))
             if panel.path:
-                disposer = self.window.register_path(panel.path, lambda k=key: self.window.show_page(k))
+                disposer = self.window.register_path(panel.path, functools.partial(self.window.show_page, key))
                 self._record_disposer(name, disposer)
 
     def _page_remover(self, name: str, key: str) -> Disposer:

@@ -58,6 +58,7 @@ def ensure_application() -> QApplication:
         # the platform is chosen when the first QApplication starts: a check never shows a window
         os.environ["QT_QPA_PLATFORM"] = "offscreen"
         app = QApplication(["crm-desktop-plugin-check"])
+    assert isinstance(app, QApplication), "a QCoreApplication without widgets is running"
     return app
 
 
@@ -69,7 +70,6 @@ def build_panels(host: PluginHostView, name: str) -> list[PanelReport]:
 
     reports: list[PanelReport] = []
     for panel in host.panels(name) or []:
-        base = dict(id=panel.id, title=panel.title, path=panel.path, area=panel.area)
         frame = QWidget()
         frame.setAttribute(Qt.WidgetAttribute.WA_DontShowOnScreen, True)
         layout = QVBoxLayout(frame)
@@ -83,11 +83,13 @@ def build_panels(host: PluginHostView, name: str) -> list[PanelReport]:
             frame.show()  # layouts and lazy construction in showEvent run now
             app.processEvents()
             hint = widget.sizeHint()
-            reports.append(PanelReport(**base, ok=True, width=max(hint.width(), 0), height=max(hint.height(), 0),
+            reports.append(PanelReport(panel.id, panel.title, panel.path, panel.area, ok=True,
+                                       width=max(hint.width(), 0), height=max(hint.height(), 0),
                                        widget_class=type(widget).__name__))
         except Exception:
             log.info("panel %s of plugin %s failed to build", panel.id, name, exc_info=True)
-            reports.append(PanelReport(**base, ok=False, error=traceback.format_exc()))
+            reports.append(PanelReport(panel.id, panel.title, panel.path, panel.area, ok=False,
+                                       error=traceback.format_exc()))
         finally:
             frame.hide()
             frame.deleteLater()
