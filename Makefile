@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 export QT_QPA_PLATFORM ?= offscreen
 
-.PHONY: run test bench screenshots quit-cycles system-deps venv clean lint-layers lint-imports package package-test
+.PHONY: run test bench screenshots quit-cycles system-deps venv clean lint-layers lint-imports typecheck package package-test
 
 run: $(STAMP)
 	@if [ -z "$$DISPLAY$$WAYLAND_DISPLAY" ]; then \
@@ -18,14 +18,20 @@ run: $(STAMP)
 	  env -u QT_QPA_PLATFORM $(PY) -m crm_desktop $(ARGS); \
 	fi
 
-# The import contracts of pyproject.toml ([tool.importlinter]) first: a wrong-way import fails fast.
+# The import contracts of pyproject.toml ([tool.importlinter]) and the type check ([tool.mypy])
+# first: a wrong-way import or a broken seam fails fast.
 test: $(STAMP)
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest $(PYTEST_ARGS)
 
 # Only the import contracts (docs/architecture.md).
 lint-imports: $(STAMP)
 	$(VENV)/bin/lint-imports
+
+# Only the type check (pyproject.toml [tool.mypy]; docs/architecture.md, "Typed seams").
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy
 
 bench: $(STAMP)
 	$(PY) bench/run_all.py

@@ -10,7 +10,6 @@ printed as one line, with exit code 2, and change nothing.
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import sys
 from typing import Callable, Sequence
@@ -21,16 +20,6 @@ from crm_desktop.errors import CrmError
 log = logging.getLogger(__name__)
 
 Handler = Callable[[argparse.Namespace], int | None]
-
-#: Modules that contribute commands; each has ``register(registry)``.
-COMMAND_MODULES: tuple[str, ...] = (
-    "crm_desktop.cli.db_commands",
-    "crm_desktop.cli.data_commands",
-    "crm_desktop.cli.plugin_commands",
-    "crm_desktop.cli.bundle_commands",
-    "crm_desktop.cli.sync_commands",
-)
-
 
 class CliError(CrmError):
     """A bad command line; the message is printed as one line."""
@@ -81,17 +70,14 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     registry = CommandRegistry(sub, "crm-desktop")
-    for module_name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:
-                raise
-            continue  # that area is not built yet
+    # each area adds its commands from its own module (imported here: they use this module's names)
+    from crm_desktop.cli import bundle_commands, data_commands, db_commands, plugin_commands, sync_commands
+
+    for module in (db_commands, data_commands, plugin_commands, bundle_commands, sync_commands):
         module.register(registry)
-    if argv is not None and "crm_desktop.cli.plugin_commands" in sys.modules:
+    if argv is not None:
         # plugins' own commands; loads plugins only for a command word the core does not know
-        sys.modules["crm_desktop.cli.plugin_commands"].add_plugin_cli_commands(registry, set(sub.choices), argv)
+        plugin_commands.add_plugin_cli_commands(registry, set(sub.choices), argv)
     return parser
 
 

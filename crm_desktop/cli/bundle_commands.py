@@ -7,7 +7,6 @@ The other ``plugin`` commands (list, new, validate, ...) live in
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import sys
 from pathlib import Path
@@ -91,21 +90,6 @@ def host_post_install(home: Any) -> Callable[[Any], None] | None:
     return lambda result: bundle_post_install(home, result)
 
 
-def host_manifest_validator() -> Callable[[Path], Any] | None:
-    """The host's full manifest check of a staged folder, if it provides one.
-
-    Seam: ``crm_desktop.plugin_host.manifest.read_manifest(folder)`` raising a
-    ``CrmError`` (``ManifestError``) for a bad manifest.
-    """
-    try:
-        manifest = importlib.import_module("crm_desktop.plugin_host.manifest")
-    except ModuleNotFoundError as exc:
-        if exc.name != "crm_desktop.plugin_host.manifest":
-            raise
-        return None
-    return getattr(manifest, "read_manifest", None)
-
-
 def _print_plan(plan) -> None:
     _print_install_plan(plan, f"files:       {plan.file_count} ({plan.total_bytes} bytes), sha256 {plan.bundle_sha256}")
 
@@ -168,6 +152,7 @@ def _install_folder(args: argparse.Namespace) -> int:
 
 def _install(args: argparse.Namespace) -> int:
     from crm_desktop.plugin_host import bundle, policy
+    from crm_desktop.plugin_host.manifest import read_manifest
 
     if Path(args.bundle).is_dir():
         return _install_folder(args)
@@ -184,7 +169,7 @@ def _install(args: argparse.Namespace) -> int:
         effective,
         approve=approve,
         post_install=host_post_install(home),
-        manifest_validator=host_manifest_validator(),
+        manifest_validator=read_manifest,
     )
     verb = f"updated from {result.previous_version} to" if result.previous_version else "installed"
     print(f"{verb} {result.name} {result.version} in {result.path}")

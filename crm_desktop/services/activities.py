@@ -9,6 +9,7 @@ from sqlalchemy import and_, exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from crm_desktop.domain import records
+from crm_desktop.domain.record_fields import max_len, text_limits
 from crm_desktop.domain.enums import ActivityKind
 from crm_desktop.domain.validation import check_choice, check_datetime, clean_text
 from crm_desktop.errors import ValidationError
@@ -36,8 +37,8 @@ class ActivityService(EntityService[models.Activity, records.Activity]):
         if row is None or "kind" in fields:
             out["kind"] = check_choice(fields.get("kind"), ActivityKind, "kind", e).value
         if row is None or "subject" in fields:
-            out["subject"] = clean_text(fields.get("subject"), "subject", entity=e, max_len=300, required=True)
-        for name, limit in (("body", 100_000), ("location", 300), ("owner_id", 36), ("team_id", 36)):
+            out["subject"] = clean_text(fields.get("subject"), "subject", entity=e, max_len=max_len(e, "subject"), required=True)
+        for name, limit in text_limits(e):
             if name in fields or row is None:
                 out[name] = clean_text(fields.get(name), name, entity=e, max_len=limit)
         for name in ("due_at", "done_at"):

@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from crm_desktop.domain import records
+from crm_desktop.domain.record_fields import max_len, text_limits
 from crm_desktop.domain.validation import check_email, check_phone, check_url, clean_text, normalize_name
 from crm_desktop.services.entity import EntityService
 from crm_desktop.storage import models
@@ -26,10 +27,9 @@ class CompanyService(EntityService[models.Company, records.Company]):
         e = self.entity
         out: dict[str, Any] = {}
         if row is None or "name" in fields:
-            out["name"] = clean_text(fields.get("name"), "name", entity=e, max_len=300, required=True)
+            out["name"] = clean_text(fields.get("name"), "name", entity=e, max_len=max_len(e, "name"), required=True)
             out["name_key"] = normalize_name(out["name"])
-        for name, limit in (("industry", 100), ("street", 300), ("city", 100), ("postal_code", 20),
-                            ("country", 100), ("notes", 100_000), ("owner_id", 36), ("team_id", 36)):
+        for name, limit in text_limits(e):
             if name in fields or row is None:
                 out[name] = clean_text(fields.get(name), name, entity=e, max_len=limit)
         if "website" in fields or row is None:

@@ -8,6 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from crm_desktop.domain import records
+from crm_desktop.domain.record_fields import text_limits
 from crm_desktop.domain.phones import phone_keys
 from crm_desktop.domain.validation import (
     check_email,
@@ -30,8 +31,7 @@ def contact_name_key(first: str | None, last: str | None) -> str | None:
     return normalize_name(last, first)
 
 
-_TEXT_LIMITS = (("first_name", 100), ("last_name", 100), ("job_title", 150), ("street", 300), ("city", 100),
-                ("postal_code", 20), ("country", 100), ("notes", 100_000), ("owner_id", 36), ("team_id", 36))
+_TEXT_LIMITS = text_limits("contact")
 _COLUMN_FIELDS = frozenset(name for name, _ in _TEXT_LIMITS) | {"email", "phone", "mobile"}
 
 

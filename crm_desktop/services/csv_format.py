@@ -28,81 +28,37 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
+from crm_desktop.domain import record_fields
 from crm_desktop.errors import FileFormatError
 
 log = logging.getLogger(__name__)
 
-#: record fields an import may fill, per entity, in export column order
-FIELDS: dict[str, tuple[str, ...]] = {
-    "contact": ("id", "first_name", "last_name", "email", "phone", "mobile", "job_title", "company",
-                "street", "city", "postal_code", "country", "tags", "notes"),
-    "company": ("id", "name", "website", "industry", "email", "phone", "street", "city", "postal_code",
-                "country", "tags", "notes"),
-}
+#: record fields an import may fill, per entity, in export column order (from the field table)
+FIELDS: dict[str, tuple[str, ...]] = {entity: record_fields.csv_fields(entity) for entity in ("contact", "company")}
+
+
+def _by_column(attribute: str) -> dict[str, Any]:
+    """CSV column key -> one attribute of its field in the table (the first entity that has it)."""
+    out: dict[str, Any] = {}
+    for entity in FIELDS:
+        for spec in record_fields.field_specs(entity):
+            if spec.csv is not None:
+                out.setdefault(spec.csv, getattr(spec, attribute))
+    return out
+
 
 #: the header each field gets on export
-EXPORT_HEADERS: dict[str, str] = {
-    "id": "Id", "first_name": "First Name", "last_name": "Last Name", "email": "E-mail", "phone": "Phone",
-    "mobile": "Mobile", "job_title": "Job Title", "company": "Company", "street": "Street", "city": "City",
-    "postal_code": "Postal Code", "country": "Country", "tags": "Tags", "notes": "Notes", "name": "Name",
-    "website": "Website", "industry": "Industry",
-}
+EXPORT_HEADERS: dict[str, str] = {"id": "Id", **_by_column("header")}
 
-# Header spellings, normalised by _header_key (lower case, letters and digits only), including
-# the columns other programs write (docs/user-guide.md lists them):
-#   Google Contacts, current export: First Name, Last Name, E-mail 1 - Value, Phone 1 - Value (+ Label),
-#     Organization Name, Organization Title, Address 1 - Street/City/Postal Code/Country, Labels, Notes
-#   Google Contacts, older export: Name, Given Name, Family Name, E-mail 1 - Value, Phone 1 - Value (+ Type),
-#     Organization 1 - Name, Organization 1 - Title, Group Membership
-#   Outlook: First Name, Last Name, E-mail Address, Business Phone, Mobile Phone, Company, Job Title,
-#     Business Street/City/Postal Code/Country/Region, Categories (its "Title" is Mr/Ms: weak, see below)
-#   HubSpot: First Name, Last Name, Email, Phone Number, Mobile Phone Number, Company Name, Job Title,
-#     Street Address, City, Postal Code, Country/Region ("Record ID" is HubSpot's id, not ours)
-#   Salesforce reports: First Name, Last Name, Title, Account Name, Email, Phone, Mobile,
-#     Mailing Street/City/Zip/Postal Code/Country ("Contact ID" is Salesforce's id)
-#   Pipedrive: Person - Name, Person - First name, Person - Last name, Person - Email (- Work),
-#     Person - Phone (- Work / - Mobile), Person - Organization, Person - Job title, Person - Note
-_ALIASES: dict[str, tuple[str, ...]] = {
-    "id": ("id", "crmid"),
-    "first_name": ("firstname", "givenname", "first", "forename", "vorname", "prenom", "personfirstname"),
-    "last_name": ("lastname", "familyname", "surname", "last", "nachname", "nom", "personlastname"),
-    "email": ("email", "emailaddress", "mail", "email1", "emailaddress1", "primaryemail", "e", "email1value",
-              "personemail", "personemailwork", "workemail", "businessemail", "emailwork", "personemailhome"),
-    "phone": ("phone", "telephone", "phonenumber", "workphone", "businessphone", "officephone", "telefon",
-              "phone1", "phone1value", "personphone", "personphonework", "primaryphone", "telephonenumber",
-              "phonework", "businessphone1", "personphoneother", "homephone", "personphonehome"),
-    "mobile": ("mobile", "mobilephone", "cell", "cellphone", "mobilenumber", "handy", "phone2", "phone2value",
-               "mobilephonenumber", "personphonemobile", "phonemobile", "mobiltelefon"),
-    "job_title": ("jobtitle", "organizationtitle", "organization1title", "organisationtitle", "personjobtitle",
-                  "position", "funktion"),
-    "company": ("company", "companyname", "organization", "organisation", "organizationname",
-                "organization1name", "organisationname", "accountname", "personorganization",
-                "personorganisation", "employer", "firma", "account"),
-    "street": ("street", "streetaddress", "address1", "businessstreet", "strasse", "address1street",
-               "mailingstreet", "personaddressstreet", "homestreet"),
-    "city": ("city", "town", "locality", "businesscity", "ort", "stadt", "address1city", "mailingcity",
-             "personaddresscity", "homecity"),
-    "postal_code": ("postalcode", "zip", "zipcode", "postcode", "plz", "businesspostalcode", "address1postalcode",
-                    "mailingzippostalcode", "mailingpostalcode", "zippostalcode", "personaddresspostalcode",
-                    "homepostalcode"),
-    "country": ("country", "countryregion", "businesscountry", "businesscountryregion", "land", "address1country",
-                "mailingcountry", "personaddresscountry", "homecountryregion", "homecountry"),
-    "tags": ("tags", "tag", "categories", "labels", "groups", "groupmembership", "personlabel"),
-    "notes": ("notes", "note", "comments", "comment", "description", "remarks", "personnote", "personnotes"),
-    "name": ("name", "companyname", "company", "organization", "organisation", "accountname", "firma",
-             "organizationname", "organisationname"),
-    "website": ("website", "web", "url", "homepage", "webpage", "site", "websiteurl", "companydomainname"),
-    "industry": ("industry", "sector", "branche"),
-}
+# Header spellings, normalised by _header_key (lower case, letters and digits only): the
+# ``aliases`` of the field table (crm_desktop.domain.record_fields lists the programs they come
+# from), and "Id" / "CRM Id" for the record's own id.
+_ALIASES: dict[str, tuple[str, ...]] = {"id": ("id", "crmid"), **_by_column("aliases")}
 # Spellings that mean the field only when no file column names it better: Outlook has both
 # "Title" (Mr/Ms) and "Job Title"; Salesforce's "Title" is the job title.
-_WEAK_ALIASES: dict[str, tuple[str, ...]] = {
-    "job_title": ("title", "role", "function"),
-    "street": ("address",),
-    "phone": ("tel", "phone3value", "otherphone"),
-}
+_WEAK_ALIASES: dict[str, tuple[str, ...]] = {k: v for k, v in _by_column("weak_aliases").items() if v}
 
 #: separator of several tags in one cell (Google writes "Friends ::: Customers")
 TAG_SEPARATOR = re.compile(r"\s*(?:[,;|]|:::)\s*")

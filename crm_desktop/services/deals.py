@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from crm_desktop.domain import records
+from crm_desktop.domain.record_fields import max_len, text_limits
 from crm_desktop.domain.enums import DealStatus
 from crm_desktop.domain.validation import check_amount_cents, check_date, clean_text
 from crm_desktop.errors import ValidationError
@@ -32,8 +33,8 @@ class DealService(EntityService[models.Deal, records.Deal]):
         e = self.entity
         out: dict[str, Any] = {}
         if row is None or "title" in fields:
-            out["title"] = clean_text(fields.get("title"), "title", entity=e, max_len=300, required=True)
-        for name, limit in (("notes", 100_000), ("owner_id", 36), ("team_id", 36)):
+            out["title"] = clean_text(fields.get("title"), "title", entity=e, max_len=max_len(e, "title"), required=True)
+        for name, limit in text_limits(e):
             if name in fields or row is None:
                 out[name] = clean_text(fields.get(name), name, entity=e, max_len=limit)
         if "amount" in fields:

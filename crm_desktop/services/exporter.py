@@ -32,12 +32,10 @@ log = logging.getLogger(__name__)
 
 ExportProgress = Callable[[int, int], "bool | None"]
 
-_COLUMNS = {
-    "contact": "r.id, r.first_name, r.last_name, r.email, r.phone, r.mobile, r.job_title, c.name, r.street, "
-               "r.city, r.postal_code, r.country, {tags}, r.notes",
-    "company": "r.id, r.name, r.website, r.industry, r.email, r.phone, r.street, r.city, r.postal_code, "
-               "r.country, {tags}, r.notes",
-}
+#: the SQL of each file column (csv_format.FIELDS, from the field table): the contact's company
+#: is its name, tags are their names; every other column is the record's own
+_SQL = {"company": "c.name", "tags": "{tags}"}
+_COLUMNS = {entity: ", ".join(_SQL.get(f, f"r.{f}") for f in fields) for entity, fields in FIELDS.items()}
 
 
 def _query(entity: str) -> str:

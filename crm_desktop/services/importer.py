@@ -58,12 +58,9 @@ FORMATS = ("csv", "vcard")
 ENTITIES = ("contact", "company")
 CHUNK = 5000
 PROGRESS_EVERY = 500
-_TEXT_FIELDS = {
-    "contact": ("first_name", "last_name", "email", "phone", "mobile", "job_title", "street", "city",
-                "postal_code", "country", "notes"),
-    "company": ("name", "website", "industry", "email", "phone", "street", "city", "postal_code",
-                "country", "notes"),
-}
+#: the columns of a file that are values of the record itself (not its id, company or tags)
+_TEXT_FIELDS = {entity: tuple(f for f in fields if f not in ("id", "company", "tags"))
+                for entity, fields in FIELDS.items()}
 
 
 class LineResult(NamedTuple):

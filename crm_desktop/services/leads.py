@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from crm_desktop.domain import records
+from crm_desktop.domain.record_fields import max_len, text_limits
 from crm_desktop.domain.enums import LeadStatus
 from crm_desktop.domain.validation import check_choice, check_email, check_phone, clean_text
 from crm_desktop.errors import ValidationError
@@ -29,9 +30,8 @@ class LeadService(EntityService[models.Lead, records.Lead]):
         e = self.entity
         out: dict[str, Any] = {}
         if row is None or "title" in fields:
-            out["title"] = clean_text(fields.get("title"), "title", entity=e, max_len=300, required=True)
-        for name, limit in (("first_name", 100), ("last_name", 100), ("company_name", 300),
-                            ("source", 100), ("notes", 100_000), ("owner_id", 36), ("team_id", 36)):
+            out["title"] = clean_text(fields.get("title"), "title", entity=e, max_len=max_len(e, "title"), required=True)
+        for name, limit in text_limits(e):
             if name in fields or row is None:
                 out[name] = clean_text(fields.get(name), name, entity=e, max_len=limit)
         if "email" in fields or row is None:

@@ -8,6 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from crm_desktop.domain import records
+from crm_desktop.domain.record_fields import max_len
 from crm_desktop.domain.validation import clean_text
 from crm_desktop.errors import NotFound, ValidationError
 from crm_desktop.services.entity import EntityService
@@ -39,7 +40,8 @@ class PipelineService(EntityService[models.Pipeline, records.Pipeline]):
     def clean(self, session: Session, fields: dict[str, Any], row) -> dict[str, Any]:
         out: dict[str, Any] = {}
         if row is None or "name" in fields:
-            out["name"] = clean_text(fields.get("name"), "name", entity=self.entity, max_len=100, required=True)
+            out["name"] = clean_text(fields.get("name"), "name", entity=self.entity, max_len=max_len("pipeline", "name"),
+                                     required=True)
         if "position" in fields:
             out["position"] = int(fields["position"])
         if "is_default" in fields:
@@ -101,7 +103,7 @@ class StageService(EntityService[models.Stage, records.Stage]):
                 raise ValidationError("pipeline_id", pipeline_id, "must be the id of an existing pipeline", e)
             out["pipeline_id"] = pipeline_id
         if row is None or "name" in fields:
-            out["name"] = clean_text(fields.get("name"), "name", entity=e, max_len=100, required=True)
+            out["name"] = clean_text(fields.get("name"), "name", entity=e, max_len=max_len("stage", "name"), required=True)
         if "position" in fields:
             out["position"] = int(fields["position"])
         if "probability" in fields:

@@ -8,6 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from crm_desktop.domain import records
+from crm_desktop.domain.record_fields import max_len
 from crm_desktop.domain.validation import clean_text, normalize_name
 from crm_desktop.errors import ValidationError
 from crm_desktop.services.entity import EntityService
@@ -24,14 +25,14 @@ class TagService(EntityService[models.Tag, records.Tag]):
     def clean(self, session: Session, fields: dict[str, Any], row) -> dict[str, Any]:
         out: dict[str, Any] = {}
         if row is None or "name" in fields:
-            name = clean_text(fields.get("name"), "name", entity=self.entity, max_len=100, required=True)
+            name = clean_text(fields.get("name"), "name", entity=self.entity, max_len=max_len("tag", "name"), required=True)
             key = normalize_name(name)
             clash = session.scalar(select(models.Tag.id).where(models.Tag.name_key == key))
             if clash is not None and (row is None or clash != row.id):
                 raise ValidationError("name", name, "a tag with this name exists already", self.entity)
             out["name"], out["name_key"] = name, key
         if "color" in fields:
-            out["color"] = clean_text(fields["color"], "color", entity=self.entity, max_len=20)
+            out["color"] = clean_text(fields["color"], "color", entity=self.entity, max_len=max_len("tag", "color"))
         return out
 
     def all(self) -> list[records.Tag]:
@@ -46,7 +47,7 @@ class TagService(EntityService[models.Tag, records.Tag]):
             names = [n for n in names.split(",")]
         wanted: dict[str, str] = {}
         for raw in names:
-            name = clean_text(raw, "tags", entity=self.entity, max_len=100)
+            name = clean_text(raw, "tags", entity=self.entity, max_len=max_len("tag", "name"))
             if name:
                 wanted.setdefault(normalize_name(name), name)
         if not wanted:

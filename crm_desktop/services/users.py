@@ -8,6 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from crm_desktop.domain import records
+from crm_desktop.domain.record_fields import max_len
 from crm_desktop.domain.enums import Role
 from crm_desktop.domain.validation import check_choice, check_email, clean_text
 from crm_desktop.errors import ValidationError
@@ -27,20 +28,22 @@ class UserService(EntityService[models.User, records.User]):
         e = self.entity
         out: dict[str, Any] = {}
         if row is None or "username" in fields:
-            username = clean_text(fields.get("username"), "username", entity=e, max_len=100, required=True)
+            username = clean_text(fields.get("username"), "username", entity=e, max_len=max_len(e, "username"),
+                                  required=True)
             clash = session.scalar(select(models.User.id).where(models.User.username == username))
             if clash is not None and (row is None or clash != row.id):
                 raise ValidationError("username", username, "is taken", e)
             out["username"] = username
         if row is None or "display_name" in fields:
-            out["display_name"] = (clean_text(fields.get("display_name"), "display_name", entity=e, max_len=200)
+            out["display_name"] = (clean_text(fields.get("display_name"), "display_name", entity=e,
+                                              max_len=max_len(e, "display_name"))
                                    or out.get("username") or row.username)
         if "email" in fields:
             out["email"] = check_email(fields["email"], "email", e)
         if "role" in fields or row is None:
             out["role"] = check_choice(fields.get("role"), Role, "role", e, Role.REP).value
         if "team_id" in fields:
-            out["team_id"] = clean_text(fields["team_id"], "team_id", entity=e, max_len=36)
+            out["team_id"] = clean_text(fields["team_id"], "team_id", entity=e, max_len=max_len(e, "team_id"))
         return out
 
     def by_username(self, username: str) -> records.User | None:

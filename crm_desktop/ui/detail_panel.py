@@ -121,8 +121,6 @@ class DetailPanel(QFrame):
             self._add_action("follow_up", "Follow-up", "task", self.schedule_follow_up)
         if spec.entity == "lead":
             self._add_action("convert", "Convert", "convert", self.convert_lead)
-            if not hasattr(services.leads, "convert"):
-                self._guard("convert", "Lead conversion is not available yet (services.leads.convert is missing)")
         if spec.entity == "activity":
             self._add_action("complete", "Mark done", "task", self.complete_activity)
         self.actions_bar.addStretch(1)
@@ -183,7 +181,7 @@ class DetailPanel(QFrame):
         self.title.setText(f"New {self.spec.singular.lower()}" if new else (record.display_name or "(no name)"))
         self.subtitle.setText("" if new else self._subtitle(record))
         for key, button in self.action_buttons.items():
-            button.setEnabled(not new and not button.property("guarded"))
+            button.setEnabled(not new)
         if "convert" in self.action_buttons and not new and getattr(record, "converted_at", None):
             self.action_buttons["convert"].setEnabled(False)
             self.action_buttons["convert"].setToolTip("This lead was converted already")
@@ -286,12 +284,6 @@ class DetailPanel(QFrame):
         self.action_buttons[key] = button
         self.actions_bar.addWidget(button)
 
-    def _guard(self, key: str, why: str) -> None:
-        button = self.action_buttons[key]
-        button.setProperty("guarded", True)
-        button.setEnabled(False)
-        button.setToolTip(why)
-
     def _links(self) -> dict[str, str | None]:
         record = self.record
         links = {_LINK_FIELD[self.spec.entity]: record.id}
@@ -386,9 +378,7 @@ class DetailPanel(QFrame):
     def check_duplicates(self) -> None:
         """Ask the duplicates service (on the reader thread) whether the contact being edited looks
         like another one; the banner shows the answer."""
-        finder = getattr(self._services, "duplicates", None)
-        if finder is None or not hasattr(finder, "contacts_like"):
-            return
+        finder = self._services.duplicates
         values = self.form.values()
         exclude_id = self.record.id if self.record is not None else None
         services = self._services
@@ -420,11 +410,9 @@ class DetailPanel(QFrame):
         match = matches[0]
         self.duplicates.match_id = match.contact_id
         self.duplicates.text.setText(f"This looks like an existing contact: <b>{name}</b> ({match.reason}).")
-        can_merge = self.record is not None and hasattr(getattr(self._services, "merge", None), "contacts")
+        can_merge = self.record is not None
         self.duplicates.merge_button.setEnabled(can_merge)
-        self.duplicates.merge_button.setToolTip("" if can_merge else
-                                                "Save first to merge" if self.record is None else
-                                                "Merging is not available yet (services.merge is missing)")
+        self.duplicates.merge_button.setToolTip("" if can_merge else "Save first to merge")
         self.duplicates.show()
 
     def merge_into(self, survivor_id: str) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
+from crm_desktop.domain import record_fields
 from crm_desktop.domain.enums import ActivityKind, LeadStatus
 from crm_desktop.ui.paged_model import Column
 
@@ -65,6 +66,15 @@ class EntitySpec:
     related: tuple[str, ...] = field(default_factory=tuple)
 
 
+def _field(entity: str, name: str, kind: str = "text", choices: tuple[str, ...] = (), *,
+           placeholder: str = "", required: bool | None = None) -> FormField:
+    """A form input for field ``name`` of ``entity``, labelled and marked required as the field
+    table (:mod:`crm_desktop.domain.record_fields`) says (``required`` overrides the mark where
+    the service fills the value in itself)."""
+    spec = record_fields.field_spec(entity, name)
+    return FormField(name, spec.label, kind, choices, spec.required if required is None else required, placeholder)
+
+
 def _name(c) -> str:
     return c.display_name or "(no name)"
 
@@ -83,12 +93,12 @@ SPECS: dict[str, EntitySpec] = {
             Column("Updated", lambda c: when(c.updated_at), "updated", 130),
         ),
         form=(
-            FormField("first_name", "First name"), FormField("last_name", "Last name"),
-            FormField("company_id", "Company", "company"), FormField("job_title", "Job title"),
-            FormField("email", "Email", placeholder="name@example.com"), FormField("phone", "Phone"),
-            FormField("mobile", "Mobile"), FormField("city", "City"), FormField("country", "Country"),
-            FormField("tags", "Tags", "tags", placeholder="comma separated"),
-            FormField("notes", "Notes", "multiline"),
+            _field("contact", "first_name"), _field("contact", "last_name"),
+            _field("contact", "company_id", "company"), _field("contact", "job_title"),
+            _field("contact", "email", placeholder="name@example.com"), _field("contact", "phone"),
+            _field("contact", "mobile"), _field("contact", "city"), _field("contact", "country"),
+            _field("contact", "tags", "tags", placeholder="comma separated"),
+            _field("contact", "notes", "multiline"),
         ),
         related=("activities", "deals"),
     ),
@@ -105,12 +115,12 @@ SPECS: dict[str, EntitySpec] = {
             Column("Updated", lambda c: when(c.updated_at), "updated", 130),
         ),
         form=(
-            FormField("name", "Name", required=True), FormField("industry", "Industry"),
-            FormField("website", "Website", placeholder="example.com"), FormField("email", "Email"),
-            FormField("phone", "Phone"), FormField("street", "Street"), FormField("city", "City"),
-            FormField("postal_code", "Postal code"), FormField("country", "Country"),
-            FormField("tags", "Tags", "tags", placeholder="comma separated"),
-            FormField("notes", "Notes", "multiline"),
+            _field("company", "name"), _field("company", "industry"),
+            _field("company", "website", placeholder="example.com"), _field("company", "email"),
+            _field("company", "phone"), _field("company", "street"), _field("company", "city"),
+            _field("company", "postal_code"), _field("company", "country"),
+            _field("company", "tags", "tags", placeholder="comma separated"),
+            _field("company", "notes", "multiline"),
         ),
         related=("contacts", "deals", "activities"),
     ),
@@ -126,12 +136,12 @@ SPECS: dict[str, EntitySpec] = {
             Column("Updated", lambda r: when(r.updated_at), "updated", 130),
         ),
         form=(
-            FormField("title", "Title", required=True), FormField("first_name", "First name"),
-            FormField("last_name", "Last name"), FormField("company_name", "Company"),
-            FormField("email", "Email"), FormField("phone", "Phone"),
-            FormField("status", "Status", "choice", tuple(s.value for s in LeadStatus)),
-            FormField("source", "Source"), FormField("tags", "Tags", "tags"),
-            FormField("notes", "Notes", "multiline"),
+            _field("lead", "title"), _field("lead", "first_name"),
+            _field("lead", "last_name"), _field("lead", "company_name"),
+            _field("lead", "email"), _field("lead", "phone"),
+            _field("lead", "status", "choice", tuple(s.value for s in LeadStatus)),
+            _field("lead", "source"), _field("lead", "tags", "tags"),
+            _field("lead", "notes", "multiline"),
         ),
         filters=("status", "tag", "owner"),
         status_choices=tuple(s.value for s in LeadStatus),
@@ -149,11 +159,11 @@ SPECS: dict[str, EntitySpec] = {
             Column("Updated", lambda d: when(d.updated_at), "updated", 130),
         ),
         form=(
-            FormField("title", "Title", required=True), FormField("stage_id", "Stage", "stage"),
-            FormField("amount", "Amount", "amount"), FormField("currency", "Currency"),
-            FormField("company_id", "Company", "company"), FormField("contact_id", "Contact", "contact"),
-            FormField("expected_close", "Expected close", "date"), FormField("tags", "Tags", "tags"),
-            FormField("notes", "Notes", "multiline"),
+            _field("deal", "title"), _field("deal", "stage_id", "stage", required=False),  # default: the first stage
+            FormField("amount", "Amount", "amount"), _field("deal", "currency"),
+            _field("deal", "company_id", "company"), _field("deal", "contact_id", "contact"),
+            _field("deal", "expected_close", "date"), _field("deal", "tags", "tags"),
+            _field("deal", "notes", "multiline"),
         ),
         filters=("stage", "tag", "owner"),
         related=("activities",),
@@ -169,10 +179,10 @@ SPECS: dict[str, EntitySpec] = {
             Column("Updated", lambda a: when(a.updated_at), "updated", 130),
         ),
         form=(
-            FormField("kind", "Kind", "choice", tuple(k.value for k in ActivityKind)),
-            FormField("subject", "Subject", required=True), FormField("due_at", "Due", "datetime"),
-            FormField("location", "Location"), FormField("contact_id", "Contact", "contact"),
-            FormField("company_id", "Company", "company"), FormField("body", "Notes", "multiline"),
+            _field("activity", "kind", "choice", tuple(k.value for k in ActivityKind)),
+            _field("activity", "subject"), _field("activity", "due_at", "datetime"),
+            _field("activity", "location"), _field("activity", "contact_id", "contact"),
+            _field("activity", "company_id", "company"), _field("activity", "body", "multiline"),
         ),
         filters=("kind", "owner"),
         status_choices=tuple(k.value for k in ActivityKind),

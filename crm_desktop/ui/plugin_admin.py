@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from PySide6.QtCore import QModelIndex, QRect, QSize, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import QBrush, QColor, QDesktopServices, QFont, QPainter, QPen
@@ -46,11 +46,22 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from crm_desktop.plugin_host.bundle import InstallPlan, install_bundle
+from crm_desktop.plugin_host.folder_install import FolderInstallPlan
+from crm_desktop.plugin_host.lifecycle import PluginRecord, PluginState
+from crm_desktop.plugin_host.manifest import read_manifest
 from crm_desktop.ui.plugins.adapter import state_name
 from crm_desktop.ui.plugin_failures import summarize
 from crm_desktop.ui.settings_form import SettingsDialog, schema_for
 
+if TYPE_CHECKING:
+    from crm_desktop.ui.executor import DataExecutor
+    from crm_desktop.ui.plugins.seams import PluginManagerHost
+
 log = logging.getLogger(__name__)
+
+#: what an install shows for approval: a bundle's plan or a folder's
+ApprovalPlan = InstallPlan | FolderInstallPlan
 
 #: badge colours per state: (text, background)
 STATE_COLORS: dict[str, tuple[str, str]] = {
@@ -107,11 +118,11 @@ class BundleApprovalDialog(QDialog):
     ``plan`` is a bundle's ``InstallPlan`` or a folder's ``FolderInstallPlan``
     (which adds ``source`` and ``target`` and has no signature)."""
 
-    def __init__(self, plan: Any, parent: QWidget | None = None):
+    def __init__(self, plan: ApprovalPlan, parent: QWidget | None = None):
         super().__init__(parent)
         self.setObjectName("BundleApprovalDialog")
         self.setWindowTitle(f"Install {plan.name} {plan.version}?")
-        signature = getattr(plan, "signature", None)
+        signature = plan.signature if isinstance(plan, InstallPlan) else None
         trusted = bool(signature and signature.trusted)
         change = (f"update from {plan.previous_version}" if plan.previous_version else "new install")
         head = QLabel(f"<b>{plan.manifest.get('displayName', plan.name)}</b> {plan.version} "
@@ -123,15 +134,14 @@ class BundleApprovalDialog(QDialog):
         publisher.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         perms = QLabel("<b>Permissions requested:</b> " + (", ".join(plan.permissions) or "none"))
         perms.setWordWrap(True)
-        source = getattr(plan, "source", None)
-        origin = QLabel(f"<b>From folder:</b> {_escape(str(source))}<br><b>Into:</b> {_escape(str(plan.target))}"
-                        if source is not None else f"<b>Bundle:</b> {_escape(str(getattr(plan, 'bundle', '')))}")
+        origin = QLabel(f"<b>From folder:</b> {_escape(str(plan.source))}<br><b>Into:</b> {_escape(str(plan.target))}"
+                        if isinstance(plan, FolderInstallPlan) else f"<b>Bundle:</b> {_escape(str(plan.bundle))}")
         origin.setObjectName("approvalSource")
         origin.setWordWrap(True)
         origin.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        findings = list(getattr(plan, "findings", []))
+        findings = list(plan.findings)
         text = "\n".join(str(f) for f in findings) or "No risky code found by the static checks."
-        for warning in getattr(plan, "warnings", []):
+        for warning in plan.warnings:
             text += f"\nwarning: {warning}"
         self.findings = QPlainTextEdit(text)
         self.findings.setReadOnly(True)
@@ -168,7 +178,8 @@ class PluginAdminPanel(QWidget):
     #: emitted after every redraw (tests wait on it)
     refreshed = Signal()
 
-    def __init__(self, host: Any, parent: QWidget | None = None, *, executor: Any = None):
+    def __init__(self, host: PluginManagerHost, parent: QWidget | None = None, *,
+                 executor: DataExecutor | None = None):
         super().__init__(parent)
         self.setObjectName("PluginAdminPanel")
         self.host = host
@@ -333,7 +344,7 @@ class PluginAdminPanel(QWidget):
         self._names = []
         for record in records:
             state = state_name(record.state)
-            permissions = list(getattr(record, "permissions", []) or [])
+            permissions = list(record.permissions)
             haystack = " ".join([record.name, record.display_name or "", record.author or "", state]).lower()
             if needle and needle not in haystack:
                 continue
@@ -344,7 +355,7 @@ class PluginAdminPanel(QWidget):
             name_item.setToolTip(record.description or record.name)
             publisher = publisher_of(record)
             cells = [name_item, QTableWidgetItem(str(record.version or "")), QTableWidgetItem(state),
-                     QTableWidgetItem(str(getattr(record, "source", "") or "")), QTableWidgetItem(publisher),
+                     QTableWidgetItem(record.source), QTableWidgetItem(publisher),
                      QTableWidgetItem(record.author or ""), QTableWidgetItem(", ".join(permissions) or "—")]
             cells[PUBLISHER_COLUMN].setToolTip(f"Publisher key: {publisher}")
             cells[-1].setToolTip("\n".join(permissions))
@@ -381,8 +392,8 @@ class PluginAdminPanel(QWidget):
         self.enable_button.setEnabled(record is not None and state in {"disabled", "failed", "error"})
         self.disable_button.setEnabled(record is not None and state in {"active", "failed", "error", "incompatible"})
         self.reload_button.setEnabled(record is not None and state in {"active", "failed", "error"})
-        self.uninstall_button.setEnabled(record is not None and getattr(record, "source", "") == "user")
-        self.folder_button.setEnabled(record is not None and bool(getattr(record, "path", None)))
+        self.uninstall_button.setEnabled(record is not None and record.source == "user")
+        self.folder_button.setEnabled(record is not None)
         has_settings = False
         if record is not None:
             try:
@@ -401,7 +412,7 @@ class PluginAdminPanel(QWidget):
             return
         self.detail_title.setText(f"{record.display_name or record.name} <span style='color:#6b7385'>"
                                   f"{record.version} · {state}</span>")
-        permissions = ", ".join(getattr(record, "permissions", []) or []) or "none"
+        permissions = ", ".join(record.permissions) or "none"
         lines = [record.description or "<i>No description.</i>",
                  f"<b>Author:</b> {record.author or '—'} &nbsp; <b>Source:</b> {record.source} &nbsp; "
                  f"<b>Folder:</b> {record.path}",
@@ -458,11 +469,11 @@ class PluginAdminPanel(QWidget):
         path, _ = QFileDialog.getOpenFileName(self, "Install plugin bundle", "", "Plugin bundles (*.crmplugin)")
         return path or None
 
-    def approve_bundle(self, plan: Any) -> bool:
+    def approve_bundle(self, plan: InstallPlan) -> bool:
         """Show publisher, permissions and static-check findings; True to install."""
         return BundleApprovalDialog(plan, self).exec() == QDialog.DialogCode.Accepted
 
-    def approve_folder(self, plan: Any) -> bool:
+    def approve_folder(self, plan: FolderInstallPlan) -> bool:
         """Show what installing a folder would do (name, version, from/into, publisher, permissions,
         findings); True to install. Asked only after the host's rules allowed it."""
         return BundleApprovalDialog(plan, self).exec() == QDialog.DialogCode.Accepted
@@ -536,8 +547,7 @@ class PluginAdminPanel(QWidget):
         name = self.selected_name()
         if not name:
             return
-        migrate = getattr(self.host, "migrate", None)
-        self._with_prepare(f"Enabling {name}", (lambda: migrate(name)) if migrate is not None else None,
+        self._with_prepare(f"Enabling {name}", lambda: self.host.migrate(name),
                            f"Enabling {name}: updating its tables…", lambda: self.host.enable(name),
                            lambda: self._outcome(name, "enabled"))
 
@@ -552,9 +562,7 @@ class PluginAdminPanel(QWidget):
         name = self.selected_name()
         if not name:
             return
-        migrate = getattr(self.host, "migrate", None)
-        self._with_prepare(f"Reloading {name}",
-                           (lambda: migrate(name, reread=True)) if migrate is not None else None,
+        self._with_prepare(f"Reloading {name}", lambda: self.host.migrate(name, reread=True),
                            f"Reloading {name}: updating its tables…", lambda: self.host.reload(name),
                            lambda: self._outcome(name, "reloaded"))
 
@@ -568,9 +576,8 @@ class PluginAdminPanel(QWidget):
         if choice is None:
             return
         record = self.host.records.get(name)
-        manifest = getattr(record, "manifest", None)
-        forget = getattr(self.host, "forget_data", None)
-        if choice == "keep" or self._executor is None or forget is None or manifest is None:
+        manifest = record.manifest if record is not None else None
+        if choice == "keep" or self._executor is None or manifest is None:
             drop = choice == "drop"
             self._act(f"Uninstalling {name}", lambda: self.host.uninstall(name, drop_data=drop),
                       f"{name} uninstalled" + (" and its data deleted." if drop else "; its data was kept."))
@@ -589,7 +596,7 @@ class PluginAdminPanel(QWidget):
             log.warning("deleting the data of plugin %s failed: %s", name, exc)
             self.show_message(f"{name} uninstalled, but deleting its data failed: {exc}", error=True)
 
-        self._executor.write(lambda: forget(manifest), done=forgotten, failed=failed, context=self,
+        self._executor.write(lambda: self.host.forget_data(manifest), done=forgotten, failed=failed, context=self,
                              label=f"delete the data of plugin {name}")
 
     def _outcome(self, name: str, verb: str) -> str:
@@ -597,7 +604,7 @@ class PluginAdminPanel(QWidget):
         state = state_name(record.state) if record else "gone"
         if state == "active":
             return f"{name} {verb}."
-        return f"{name} is {state}: {summarize(getattr(record, 'error', None))}"
+        return f"{name} is {state}: {summarize(record.error if record is not None else None)}"
 
     def open_settings(self) -> SettingsDialog | None:
         """Open the settings dialog generated from the selected plugin's schema."""
@@ -626,7 +633,7 @@ class PluginAdminPanel(QWidget):
         name = Path(folder).name
         approved: list[bool] = []
 
-        def approve(plan: Any) -> bool:
+        def approve(plan: FolderInstallPlan) -> bool:
             approved.append(self.approve_folder(plan))
             return approved[-1]
 
@@ -637,9 +644,8 @@ class PluginAdminPanel(QWidget):
 
     def _activate_installed(self, folder: Path) -> None:
         """The bundle is in place: let the host load it; anything but active rolls the install back."""
-        activate = getattr(self.host, "activate_installed", None) or self.host.install_folder
-        record = activate(Path(folder))
-        if state_name(record.state) != "active":
+        record = self.host.activate_installed(Path(folder))
+        if record.state is not PluginState.ACTIVE:
             raise RuntimeError(f"{record.name} installed but is {state_name(record.state)}: "
                                f"{summarize(record.error)}")
 
@@ -650,23 +656,14 @@ class PluginAdminPanel(QWidget):
             return
         approved: list[bool] = []
 
-        def approve(plan: Any) -> bool:
+        def approve(plan: InstallPlan) -> bool:
             approved.append(self.approve_bundle(plan))
             return approved[-1]
 
         def install() -> None:
-            host_install = getattr(self.host, "install_bundle", None)
-            if callable(host_install):
-                host_install(Path(path), approve=approve)
-                return
-            from crm_desktop.plugin_host.bundle import install_bundle  # the bundle engineer's API
-
-            home = getattr(getattr(self.host, "core", None), "home", None) or getattr(self.host, "home", None)
-            from crm_desktop.plugin_host.manifest import read_manifest
-
             # verify (signature before the zip is opened), show the plan, then move into place;
             # the running host activates it so the menus and pages appear without a restart
-            install_bundle(path, home.plugins_dir, getattr(self.host, "policy", None), approve=approve,
+            install_bundle(path, self.host.home.plugins_dir, self.host.policy, approve=approve,
                            post_install=lambda result: self._activate_installed(result.path),
                            manifest_validator=read_manifest)
 
@@ -676,9 +673,9 @@ class PluginAdminPanel(QWidget):
             self.show_message(f"Install of {name} cancelled; nothing changed.")
 
 
-def publisher_of(record: Any) -> str:
+def publisher_of(record: PluginRecord) -> str:
     """The publisher key shown for a plugin record ("unsigned" when the host does not say)."""
-    return str(getattr(record, "publisher", None) or "unsigned")
+    return record.publisher or "unsigned"
 
 
 def _escape(text: str) -> str:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
@@ -42,6 +42,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from crm_desktop.errors import ValidationError
+
+if TYPE_CHECKING:
+    from crm_desktop.plugin_host import settings_store
+    from crm_desktop.ui.plugins.seams import PluginHostView
+
 log = logging.getLogger(__name__)
 
 #: What a secret field shows when the keyring already holds a value.
@@ -50,7 +56,7 @@ SECRET_KEPT = "stored in the keyring — type to replace"
 
 @dataclass(frozen=True)
 class SettingField:
-    """One setting as the form needs it, whatever shape the host's schema API has."""
+    """One setting as the form needs it (from the host's ``settings_schema``)."""
 
     name: str
     type: str = "string"
@@ -86,61 +92,16 @@ class SettingField:
         return text[:1].upper() + text[1:]
 
 
-def _get(obj: Any, *names: str, default: Any = None) -> Any:
-    for name in names:
-        if isinstance(obj, Mapping) and name in obj:
-            return obj[name]
-        if not isinstance(obj, Mapping) and hasattr(obj, name):
-            return getattr(obj, name)
-    return default
+def form_field(spec: settings_store.SettingField) -> SettingField:
+    """The form's view of one field of the host's settings schema."""
+    return SettingField(name=spec.name, type=spec.type.lower(), required=spec.required, secret=spec.secret,
+                        description=spec.description or "", default=spec.default, title=spec.title or "",
+                        choices=tuple(spec.enum or ()))
 
 
-def normalize_schema(schema: Any) -> list[SettingField]:
-    """Turn the host's schema (a list of field objects, or the manifest's ``{key: spec}``) into fields."""
-    if schema is None:
-        return []
-    if isinstance(schema, Mapping):
-        inner = schema.get("schema") if "schema" in schema and isinstance(schema.get("schema"), Mapping) else schema
-        items = [(key, spec) for key, spec in inner.items()]
-    else:
-        items = [(_get(spec, "name", "key"), spec) for spec in schema]
-    fields: list[SettingField] = []
-    for key, spec in items:
-        choices = _get(spec, "enum", "choices", default=None) or ()
-        fields.append(SettingField(
-            name=str(key),
-            type=str(_get(spec, "type", default="string") or "string").lower(),
-            required=bool(_get(spec, "required", default=False)),
-            secret=bool(_get(spec, "secret", default=False)),
-            description=str(_get(spec, "description", default="") or ""),
-            default=_get(spec, "default", default=None),
-            title=str(_get(spec, "title", "label", default="") or ""),
-            choices=tuple(choices),
-            minimum=_get(spec, "minimum", "min", default=None),
-            maximum=_get(spec, "maximum", "max", default=None),
-        ))
-    return fields
-
-
-def schema_for(host: Any, plugin: str) -> list[SettingField]:
-    """The settings fields of ``plugin``: the host's schema API, else the manifest's schema."""
-    for attr in ("settings_schema", "settings_fields", "setting_fields"):
-        getter = getattr(host, attr, None)
-        if callable(getter):
-            return normalize_schema(getter(plugin))
-    record = host.records.get(plugin)
-    manifest = getattr(record, "manifest", None)
-    if manifest is None:
-        return []
-    if isinstance(manifest, Mapping):
-        settings = manifest.get("settings") or {}
-        return normalize_schema(settings.get("schema")) if settings.get("configurable", True) else []
-    settings = getattr(manifest, "settings", None)
-    if settings is None or not getattr(settings, "configurable", True):
-        return []
-    from crm_desktop.plugin_host.settings_store import schema_fields  # the host's schema API
-
-    return normalize_schema(schema_fields(manifest))
+def schema_for(host: PluginHostView, plugin: str) -> list[SettingField]:
+    """The settings fields of ``plugin``, in manifest order."""
+    return [form_field(spec) for spec in host.settings_schema(plugin)]
 
 
 class _Row:
@@ -170,7 +131,7 @@ class SettingsForm(QWidget):
     #: emitted after a save in which every field was accepted
     saved = Signal()
 
-    def __init__(self, host: Any, plugin: str, parent: QWidget | None = None):
+    def __init__(self, host: PluginHostView, plugin: str, parent: QWidget | None = None):
         super().__init__(parent)
         self.setObjectName("SettingsForm")
         self.host = host
@@ -338,26 +299,25 @@ class SettingsForm(QWidget):
 
 def _message(exc: Exception, spec: SettingField) -> str:
     """The host's rule for this field; the field is already named by its row, and a secret is never echoed."""
-    rule = getattr(exc, "rule", None)
-    if rule:
-        return f"Invalid: {rule}" if spec.secret else f"{getattr(exc, 'value', '')!r} is invalid: {rule}"
+    if isinstance(exc, ValidationError) and exc.rule:
+        return f"Invalid: {exc.rule}" if spec.secret else f"{exc.value!r} is invalid: {exc.rule}"
     return str(exc)
 
 
 class SettingsDialog(QDialog):
     """The Settings… dialog of the plugin admin panel: a header, the form, Save/Cancel."""
 
-    def __init__(self, host: Any, plugin: str, parent: QWidget | None = None):
+    def __init__(self, host: PluginHostView, plugin: str, parent: QWidget | None = None):
         super().__init__(parent)
         self.setObjectName("SettingsDialog")
         record = host.records.get(plugin)
-        title = getattr(record, "display_name", "") or plugin
+        title = (record.display_name if record is not None else "") or plugin
         self.setWindowTitle(f"{title} settings")
         self.form = SettingsForm(host, plugin)
 
         head = QLabel(f"<b>{title}</b>")
         head.setObjectName("settingsTitle")
-        sub = QLabel(f"{plugin} {getattr(record, 'version', '')} · fields marked * are required")
+        sub = QLabel(f"{plugin} {record.version if record is not None else ''} · fields marked * are required")
         sub.setObjectName("settingHelp")
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)

@@ -7,7 +7,6 @@ methods below (the interface agreed with :mod:`crm_desktop.ui.plugins.adapter`).
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 from pathlib import Path
 from typing import Callable
@@ -36,10 +35,6 @@ log = logging.getLogger(__name__)
 MENU_TITLES = ("File", "Edit", "View", "Tools", "Plugins", "Help")
 CORE_PAGES = ("today", "contacts", "companies", "leads", "deals", "activities")
 _SIDEBAR_ICON_COLOR = "#c3c9dc"
-
-
-def demo_data_available() -> bool:
-    return importlib.util.find_spec("crm_desktop.services.demo_data") is not None
 
 
 class MainWindow(QMainWindow):
@@ -134,7 +129,7 @@ class MainWindow(QMainWindow):
         self.set_sync_state("Offline · changes are saved on this computer", False)
 
     def _build_core_pages(self, now) -> None:
-        self.today = TodayView(self.services, demo_available=demo_data_available(), now=now,
+        self.today = TodayView(self.services, demo_available=True, now=now,
                                executor=self.executor)
         self.today.open_record.connect(self.open_record)
         self.today.demo_requested.connect(self.load_demo_data)

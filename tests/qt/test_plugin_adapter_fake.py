@@ -13,6 +13,7 @@ from test_plugin_fakes import (  # noqa: E402
     FakeHost, FakeMenuAction, FakeMenuEntry, FakePanel, FakePlugin, FakeRecordAction, FakeWindow,
 )
 
+from crm_desktop.plugin_host.lifecycle import PluginState  # noqa: E402
 from crm_desktop.ui.plugins.adapter import QtPluginAdapter, page_key  # noqa: E402
 
 
@@ -96,7 +97,7 @@ def test_raising_factory_fails_only_that_plugin_and_shows_one_dialog(qtbot, wind
     from PySide6.QtGui import QGuiApplication
     assert "RuntimeError: cannot build the chart" in QGuiApplication.clipboard().text()
 
-    assert host.records["broken"].state == "failed"
+    assert host.records["broken"].state is PluginState.FAILED
     assert "Broken action" not in _titles(window.menu("Tools"))
     placeholder = window.pages[page_key("broken", "chart")][0]
     assert "broken" in placeholder.message and "cannot build the chart" in placeholder.message
@@ -107,7 +108,8 @@ def test_declared_menu_is_filtered_by_permission_and_shown_before_activation(qtb
     plugin = FakePlugin(declared=[FakeMenuEntry("Reports", "/p/reports", permissions=["reports:access"]),
                                   FakeMenuEntry("Secret admin", "/p/admin", permissions=["admin:access"])])
     host = FakeHost({"reports": plugin}, granted={"reports:access"})
-    host.records["reports"].state = "discovered"  # manifest read, code not imported
+    host.records["reports"].state = PluginState.DISABLED  # manifest read and checked, code not imported yet
+    host.eligible.add("reports")
     QtPluginAdapter(window, host).start()
     titles = _titles(window.menu("Plugins"))
     assert "Reports" in titles and "Secret admin" not in titles

@@ -10,6 +10,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 from test_plugin_fakes import FakeHost, FakePlugin  # noqa: E402
 
+from crm_desktop.plugin_host.lifecycle import PluginState  # noqa: E402
 from crm_desktop.ui.plugin_admin import PluginAdminPanel  # noqa: E402
 
 
@@ -24,10 +25,8 @@ def rows(panel):
 @pytest.fixture
 def fake_host():
     host = FakeHost({"alpha": FakePlugin(), "beta": FakePlugin()})
-    host.records["beta"].state = "failed"
+    host.records["beta"].state = PluginState.FAILED
     host.records["beta"].error = "Traceback (most recent call last):\n  File \"x.py\", line 1\nValueError: bad beta"
-    host.uninstall = lambda name, drop_data=False: (host.calls.append(("uninstall", name, drop_data)),
-                                                    host.records.pop(name), host._emit(name, "state_changed"))
     return host
 
 
@@ -54,7 +53,7 @@ def test_buttons_call_the_host_and_the_table_follows(qtbot, fake_host, monkeypat
     panel.select("alpha")
     monkeypatch.setattr(panel, "confirm", lambda title, text: False)
     panel.disable_button.click()
-    assert fake_host.records["alpha"].state == "active"  # cancelled: nothing happened
+    assert fake_host.records["alpha"].state is PluginState.ACTIVE  # cancelled: nothing happened
     monkeypatch.setattr(panel, "confirm", lambda title, text: True)
     panel.disable_button.click()
     assert ("alpha", "disabled") in rows(panel)
@@ -85,7 +84,7 @@ def test_host_errors_are_shown_not_raised(qtbot, fake_host):
         raise RuntimeError("plugin alpha: dependency gamma is missing")
 
     fake_host.enable = refuse
-    fake_host.records["alpha"].state = "disabled"
+    fake_host.records["alpha"].state = PluginState.DISABLED
     panel = PluginAdminPanel(fake_host)
     qtbot.addWidget(panel)
     panel.show()

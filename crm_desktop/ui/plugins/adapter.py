@@ -17,33 +17,38 @@ is Qt; :mod:`crm_desktop.plugin_host` stays headless and never imports it.
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from PySide6.QtCore import QObject, Qt
 from PySide6.QtGui import QAction, QIcon, QKeySequence
 from PySide6.QtWidgets import QLabel, QMenu, QStyle, QVBoxLayout, QWidget, QApplication
 
+from crm_desktop.plugin_host.lifecycle import PluginState
 from crm_desktop.ui.plugin_failures import PluginFailure, PluginFailureReporter, summarize
+from crm_desktop.ui.plugins.seams import Disposer, PluginHostView, PluginShell
+
+if TYPE_CHECKING:
+    from crm_desktop.plugin_api.contributions import Panel
+    from crm_desktop.ui.plugins.watcher import PluginWatcher
 
 log = logging.getLogger(__name__)
 
 #: The top-level menu that holds manifest ``menu`` entries.
 DECLARED_MENU = "Plugins"
-
-Disposer = Callable[[], None]
-
+#: states whose plugin keeps its Qt side (a failed one keeps its placeholders)
+_SHOWN_STATES = frozenset({PluginState.ACTIVE, PluginState.FAILED, PluginState.ERROR})
 
 def page_key(plugin: str, panel_id: str) -> str:
     """The main-window page key of a plugin panel: ``plugin:<name>:<panel id>``."""
     return f"plugin:{plugin}:{panel_id}"
 
 
-def state_name(state: Any) -> str:
-    """``PluginState.ACTIVE`` / ``"active"`` -> ``"active"``."""
-    value = getattr(state, "value", state)
-    return str(value).lower()
+def state_name(state: PluginState) -> str:
+    """``PluginState.ACTIVE`` -> ``"active"`` (what the admin panel shows)."""
+    return state.value
 
 
 # Manifest icons are names ("puzzle-piece"); the desktop theme may know them, and a
@@ -60,7 +65,7 @@ _STANDARD_ICONS = {
 }
 
 
-def icon_for(spec: Any) -> QIcon | None:
+def icon_for(spec: QIcon | str | None) -> QIcon | None:
     """A QIcon from a contribution's ``icon`` (QIcon, file path or theme name), or None."""
     if spec is None or spec == "":
         return None
@@ -80,9 +85,8 @@ def icon_for(spec: Any) -> QIcon | None:
     if QIcon.hasThemeIcon(text):
         return QIcon.fromTheme(text)
     standard = _STANDARD_ICONS.get(text)
-    app = QApplication.instance()
-    if standard is not None and app is not None:
-        return app.style().standardIcon(standard)
+    if standard is not None and isinstance(QApplication.instance(), QApplication):
+        return QApplication.style().standardIcon(standard)
     return None
 
 
@@ -94,7 +98,7 @@ class _PluginUi:
     contributed: list[Disposer] = field(default_factory=list)
     pages: dict[str, QWidget] = field(default_factory=dict)  # page key -> widget
     placeholders: set[str] = field(default_factory=set)      # page keys showing a failure
-    declared_signature: list = field(default_factory=list)   # the manifest entries now shown
+    declared_signature: list[tuple[str, str, str | None]] = field(default_factory=list)  # the entries shown
 
 
 class PanelPlaceholder(QWidget):
@@ -127,13 +131,13 @@ def _escape(text: str) -> str:
 class QtPluginAdapter(QObject):
     """Builds and removes the Qt side of every plugin in ``window`` as ``host`` reports changes.
 
-    ``window`` is the main window (``crm_desktop.ui.shell.MainWindow``): the adapter uses
-    only ``menu``, ``add_page``/``remove_page``/``show_page``, ``register_path``,
-    ``add_record_action_provider`` and ``show_status``. With ``host.dev`` set it also
+    ``window`` is the main window (``crm_desktop.ui.shell.MainWindow``), used only through
+    :class:`~crm_desktop.ui.plugins.seams.PluginShell`; ``host`` only through
+    :class:`~crm_desktop.ui.plugins.seams.PluginHostView`. With ``host.dev`` set it also
     starts a :class:`~crm_desktop.ui.plugins.watcher.PluginWatcher`.
     """
 
-    def __init__(self, window: Any, host: Any, *, show_failures: bool = True):
+    def __init__(self, window: PluginShell, host: PluginHostView, *, show_failures: bool = True):
         super().__init__(window if isinstance(window, QObject) else None)
         self.window = window
         self.host = host
@@ -143,7 +147,7 @@ class QtPluginAdapter(QObject):
         self._started = False
         self.failures = PluginFailureReporter(window if isinstance(window, QWidget) else None)
         self._show_failures = show_failures
-        self.watcher = None
+        self.watcher: PluginWatcher | None = None
 
     # ----------------------------------------------------------------- lifecycle
     def start(self) -> "QtPluginAdapter":
@@ -156,12 +160,12 @@ class QtPluginAdapter(QObject):
         # plugin code is imported (the host may import lazily, or start below).
         for name in list(self.host.records):
             self._sync_declared(name)
-        if not getattr(self.host, "started", True):
+        if not self.host.started:
             self.host.start()
         for name, record in list(self.host.records.items()):
-            if state_name(record.state) == "active" and not self._ui_for(name).contributed:
+            if record.state is PluginState.ACTIVE and not self._ui_for(name).contributed:
                 self._contribute(name)
-        if getattr(self.host, "dev", False):
+        if self.host.dev:
             from crm_desktop.ui.plugins.watcher import PluginWatcher
 
             self.watcher = PluginWatcher(self.host, parent=self)
@@ -192,10 +196,10 @@ class QtPluginAdapter(QObject):
             elif what == "state_changed":
                 self._sync_declared(name)
                 record = self.host.records.get(name)
-                if record is None or state_name(record.state) not in {"active", "failed", "error"}:
+                if record is None or record.state not in _SHOWN_STATES:
                     self._dispose(name, declared=False)
                     self._drop_placeholders(name)
-                    if record is None or state_name(record.state) == "disabled":
+                    if record is None or record.state is PluginState.DISABLED:
                         self._reopen.pop(name, None)  # turned off on purpose: do not reopen later
                 if record is None:
                     self._ui.pop(name, None)
@@ -240,23 +244,15 @@ class QtPluginAdapter(QObject):
                     log.exception("removing a Qt object of plugin %s failed", name)
         ui.pages = {k: w for k, w in ui.pages.items() if k in ui.placeholders}
 
-    def _context(self, name: str) -> Any:
-        for attr in ("context", "ctx"):
-            getter = getattr(self.host, attr, None)
-            if callable(getter):
-                return getter(name)
-        record = self.host.records.get(name)
-        return getattr(record, "context", None)
+    def _context(self, name: str) -> object:
+        return self.host.context(name)
 
     def _allowed(self, name: str, permission: str | None) -> bool:
-        if not permission:
-            return True
-        allowed = getattr(self.host, "allowed", None)
-        return bool(allowed(name, permission)) if callable(allowed) else True
+        return not permission or self.host.allowed(name, permission)
 
     def _is_active(self, name: str) -> bool:
         record = self.host.records.get(name)
-        return record is not None and state_name(record.state) == "active"
+        return record is not None and record.state is PluginState.ACTIVE
 
     # ----------------------------------------------------------------- declared menu
     def _sync_declared(self, name: str) -> None:
@@ -272,7 +268,7 @@ class QtPluginAdapter(QObject):
         except Exception:
             log.exception("reading the menu entries of plugin %s failed", name)
             entries = []
-        signature = [(e.title, e.path, getattr(e, "icon", None)) for e in entries]
+        signature = [(e.title, e.path, e.icon) for e in entries]
         if signature == ui.declared_signature and (ui.declared or not entries):
             return
         self._dispose_declared(name)
@@ -284,7 +280,7 @@ class QtPluginAdapter(QObject):
             action = QAction(entry.title, menu)
             action.setObjectName(f"plugin-menu:{name}:{entry.path}")
             action.setData(name)
-            icon = icon_for(getattr(entry, "icon", None))
+            icon = icon_for(entry.icon)
             if icon is not None:
                 action.setIcon(icon)
             action.setStatusTip(f"{entry.title} (plugin {name})")
@@ -336,7 +332,7 @@ class QtPluginAdapter(QObject):
 
     def _add_menu_actions(self, name: str) -> None:
         for item in self.host.menu_actions(name) or []:
-            if not self._allowed(name, getattr(item, "permission", None)):
+            if not self._allowed(name, item.permission):
                 continue
             menu: QMenu = self.window.menu(item.menu or "Tools")
             action = QAction(item.title, menu)
@@ -364,7 +360,7 @@ class QtPluginAdapter(QObject):
         ui = self._ui_for(name)
         for panel in self.host.panels(name) or []:
             key = page_key(name, panel.id)
-            area = getattr(panel, "area", "tab") or "tab"
+            area = panel.area
             widget = self.host.guard(name, f"panel {panel.title!r} factory", panel.factory, None)
             if widget is None or not isinstance(widget, QWidget):
                 if widget is not None:
@@ -373,13 +369,11 @@ class QtPluginAdapter(QObject):
                     self.host.guard(name, f"panel {panel.title!r} factory", _raise_not_widget, panel.id, widget)
                 self._add_placeholder(name, panel, key, area)
                 return  # the plugin is failed now; the host disposes what was built
-            icon = icon_for(getattr(panel, "icon", None))
-            self.window.add_page(key, widget, panel.title, icon=icon, area=area)
+            self.window.add_page(key, widget, panel.title, area=area)
             ui.pages[key] = widget
             self._record_disposer(name, self._page_remover(name, key))
-            path = getattr(panel, "path", None)
-            if path:
-                disposer = self.window.register_path(path, lambda k=key: self.window.show_page(k))
+            if panel.path:
+                disposer = self.window.register_path(panel.path, functools.partial(self.window.show_page, key))
                 self._record_disposer(name, disposer)
 
     def _page_remover(self, name: str, key: str) -> Disposer:
@@ -391,10 +385,10 @@ class QtPluginAdapter(QObject):
 
         return remove
 
-    def _add_placeholder(self, name: str, panel: Any, key: str, area: str) -> None:
+    def _add_placeholder(self, name: str, panel: Panel, key: str, area: str) -> None:
         """Put a clear message where the panel would be, owned by the adapter, not the plugin."""
         record = self.host.records.get(name)
-        placeholder = PanelPlaceholder(name, panel.title, getattr(record, "error", None))
+        placeholder = PanelPlaceholder(name, panel.title, record.error if record is not None else None)
         ui = self._ui_for(name)
         try:
             self.window.remove_page(key)
@@ -421,7 +415,7 @@ class QtPluginAdapter(QObject):
             if not self._is_active(name):
                 return
             for item in self.host.record_actions(name, entity) or []:
-                if not self._allowed(name, getattr(item, "permission", None)):
+                if not self._allowed(name, item.permission):
                     continue
                 action = menu.addAction(item.title)
                 action.setObjectName(f"plugin-record-action:{name}:{item.id}")
@@ -440,8 +434,7 @@ class QtPluginAdapter(QObject):
         ui = self._ui.get(name)
         if ui is None:
             return
-        current = getattr(self.window, "current_page", None)
-        current_key = current() if callable(current) else None
+        current_key = self.window.current_page()
         open_keys = {
             key for key, widget in ui.pages.items()
             if key not in ui.placeholders and (key == current_key or _visible(widget))
@@ -465,16 +458,14 @@ class QtPluginAdapter(QObject):
 
     def _report_failure(self, name: str) -> None:
         record = self.host.records.get(name)
-        error = getattr(record, "error", None) or "no traceback recorded"
-        failure = PluginFailure(name, summarize(error), error, str(getattr(record, "version", "") or ""))
+        error = (record.error if record is not None else None) or "no traceback recorded"
+        failure = PluginFailure(name, summarize(error), error, record.version if record is not None else "")
         self._status(f"Plugin {name} failed: {failure.summary}")
         if self._show_failures:
             self.failures.report(failure)
 
     def _status(self, text: str) -> None:
-        show = getattr(self.window, "show_status", None)
-        if callable(show):
-            show(text)
+        self.window.show_status(text)
 
 
 def _visible(widget: QWidget) -> bool:
@@ -484,7 +475,7 @@ def _visible(widget: QWidget) -> bool:
         return False
 
 
-def _remove_action(menu: QMenu, action: QAction, window: Any = None) -> Disposer:
+def _remove_action(menu: QMenu, action: QAction, window: object = None) -> Disposer:
     def remove() -> None:
         try:
             menu.removeAction(action)

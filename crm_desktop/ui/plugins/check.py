@@ -14,7 +14,12 @@ import logging
 import os
 import traceback
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from PySide6.QtWidgets import QApplication
+
+    from crm_desktop.ui.plugins.seams import PluginHostView
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +49,7 @@ class PanelReport:
         return f"panel {self.id} ({self.title!r}, {self.area}): FAILED: {last[0]}"
 
 
-def ensure_application() -> Any:
+def ensure_application() -> QApplication:
     """The running QApplication, or a new offscreen one."""
     from PySide6.QtWidgets import QApplication
 
@@ -53,10 +58,11 @@ def ensure_application() -> Any:
         # the platform is chosen when the first QApplication starts: a check never shows a window
         os.environ["QT_QPA_PLATFORM"] = "offscreen"
         app = QApplication(["crm-desktop-plugin-check"])
+    assert isinstance(app, QApplication), "a QCoreApplication without widgets is running"
     return app
 
 
-def build_panels(host: Any, name: str) -> list[PanelReport]:
+def build_panels(host: PluginHostView, name: str) -> list[PanelReport]:
     """Build every panel ``name`` contributes, measure it, destroy it; one report per panel."""
     app = ensure_application()
     from PySide6.QtCore import QCoreApplication, QEvent, Qt
@@ -64,8 +70,6 @@ def build_panels(host: Any, name: str) -> list[PanelReport]:
 
     reports: list[PanelReport] = []
     for panel in host.panels(name) or []:
-        area = getattr(panel, "area", "tab") or "tab"
-        base = dict(id=panel.id, title=panel.title, path=getattr(panel, "path", "") or "", area=area)
         frame = QWidget()
         frame.setAttribute(Qt.WidgetAttribute.WA_DontShowOnScreen, True)
         layout = QVBoxLayout(frame)
@@ -79,11 +83,13 @@ def build_panels(host: Any, name: str) -> list[PanelReport]:
             frame.show()  # layouts and lazy construction in showEvent run now
             app.processEvents()
             hint = widget.sizeHint()
-            reports.append(PanelReport(**base, ok=True, width=max(hint.width(), 0), height=max(hint.height(), 0),
+            reports.append(PanelReport(panel.id, panel.title, panel.path, panel.area, ok=True,
+                                       width=max(hint.width(), 0), height=max(hint.height(), 0),
                                        widget_class=type(widget).__name__))
         except Exception:
             log.info("panel %s of plugin %s failed to build", panel.id, name, exc_info=True)
-            reports.append(PanelReport(**base, ok=False, error=traceback.format_exc()))
+            reports.append(PanelReport(panel.id, panel.title, panel.path, panel.area, ok=False,
+                                       error=traceback.format_exc()))
         finally:
             frame.hide()
             frame.deleteLater()

@@ -18,9 +18,12 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QFileSystemWatcher, QObject, QTimer, Signal
+
+if TYPE_CHECKING:
+    from crm_desktop.ui.plugins.seams import PluginHostView
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +56,7 @@ class PluginWatcher(QObject):
     #: emitted with the plugin name after each reload the watcher started
     reloaded = Signal(str)
 
-    def __init__(self, host: Any, parent: QObject | None = None, *, debounce_ms: int = DEBOUNCE_MS):
+    def __init__(self, host: PluginHostView, parent: QObject | None = None, *, debounce_ms: int = DEBOUNCE_MS):
         super().__init__(parent)
         self.host = host
         self._watcher = QFileSystemWatcher(self)
@@ -70,9 +73,8 @@ class PluginWatcher(QObject):
     def start(self) -> "PluginWatcher":
         """Watch every plugin the host knows now."""
         for name, record in list(self.host.records.items()):
-            path = getattr(record, "path", None)
-            if path and Path(path).is_dir():
-                self.watch(name, Path(path))
+            if Path(record.path).is_dir():
+                self.watch(name, Path(record.path))
         return self
 
     def stop(self) -> None:
