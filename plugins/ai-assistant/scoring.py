@@ -150,7 +150,7 @@ class NaiveBayes:
 
     def factors(self, row: Sequence[str | None]) -> list[Factor]:
         out = [Factor(name, value, weights[value]) for name, weights, value in zip(self.features, self._weights, row)
-               if value is not None and value in weights]
+               if value is not None and abs(weights.get(value, 0.0)) > 1e-9]
         out.sort(key=lambda f: -abs(f.weight))
         return out
 
