@@ -170,7 +170,7 @@ def _show(value: Any) -> Any:
     if isinstance(value, (datetime, date)):
         return value.isoformat(sep=" ", timespec="minutes") if isinstance(value, datetime) else value.isoformat()
     if isinstance(value, Decimal):
-        return f"{value:.2f}"
+        return f"{value:,.2f}"
     return value
 
 
@@ -249,7 +249,7 @@ def _link_changes(ctx: Any, args: Any) -> list[FieldChange]:
         value = getattr(args, name, None)
         if value:
             record = crm_tools.get(ctx, entity, value)  # NotFound reaches the model
-            changes.append(FieldChange(name, label, None, f"{record.display_name} ({record.id})"))
+            changes.append(FieldChange(name, label, None, record.display_name))
     return changes
 
 

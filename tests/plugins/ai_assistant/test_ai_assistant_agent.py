@@ -70,11 +70,12 @@ def test_writes_are_held_as_proposals_with_a_field_by_field_diff(assistant, prov
     deal_card = result.proposals[0].to_json()["changes"]
     assert deal_card == [
         {"field": "stage_id", "label": "Stage", "before": "Proposal", "after": "Negotiation"},
-        {"field": "amount", "label": "Amount (EUR)", "before": "12000.00", "after": "15000.00"},
+        {"field": "amount", "label": "Amount (EUR)", "before": "12,000.00", "after": "15,000.00"},
     ]
     task_card = {c["label"]: (c["before"], c["after"]) for c in result.proposals[1].to_json()["changes"]}
     assert task_card["Subject"] == (None, "Send the renewal quote")
-    assert task_card["Deal"] == (None, f"Acme renewal ({a.ids['renewal']})")
+    assert task_card["Deal"] == (None, "Acme renewal")
+    assert result.proposals[1].payload["deal_id"] == a.ids["renewal"]
     # nothing was written: the deal is as it was, no activity exists, the model was told so
     assert a.services.deals.get(a.ids["renewal"]) == before
     assert a.services.activities.count() == 0
