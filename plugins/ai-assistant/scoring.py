@@ -233,22 +233,30 @@ def _activity_at(a: Any) -> datetime | None:
 def activity_stats(ctx: Any) -> tuple[ActivityStats, ActivityStats]:
     """(by deal, by lead) counts and last times, from every activity read page by page."""
     deals, leads = ActivityStats(), ActivityStats()
+    # the hot loop of scoring a big CRM: plain dict work on locals, no method calls per row
+    deal_count, deal_last, lead_count, lead_last = deals.count, deals.last, leads.count, leads.last
     for a in crm_tools.iter_all(ctx, "activity"):
-        at = _activity_at(a)
-        deals.add(a.deal_id, at)
-        leads.add(a.lead_id, at)
+        at = a.done_at or a.created_at
+        for key, count, last in ((a.deal_id, deal_count, deal_last), (a.lead_id, lead_count, lead_last)):
+            if key is None:
+                continue
+            count[key] += 1
+            if at is not None:
+                previous = last.get(key)
+                if previous is None or at > previous:
+                    last[key] = at
     return deals, leads
 
 
 def score_deals(ctx: Any, now: datetime | None = None, *, stats: ActivityStats | None = None,
                 last_stage: dict[str, str] | None = None) -> ScoreReport:
     """Learn from won/lost deals, score the open ones; never raises for too little history."""
-    from . import store
-
     now = _utc(now)
     if stats is None:
         stats = activity_stats(ctx)[0]
     if last_stage is None:
+        from . import store  # here, not at the top: the pure scorer (and the benchmark) needs no database
+
         last_stage = store.last_open_stage(ctx)
     sources: dict[str, str] = {}
     for lead in crm_tools.iter_all(ctx, "lead"):
@@ -258,14 +266,27 @@ def score_deals(ctx: Any, now: datetime | None = None, *, stats: ActivityStats |
     train_rows, labels, open_deals = [], [], []
     deals = list(crm_tools.iter_all(ctx, "deal"))
     for deal in deals:
-        if deal.stage_name:
-            names.setdefault(deal.stage_id, deal.stage_name)
+        if deal.stage_name and deal.stage_id not in names:
+            names[deal.stage_id] = deal.stage_name
+    counts, lasts = stats.count, stats.last
+    amount_cache: dict[int, str] = {}
     for deal in deals:
-        status = str(getattr(deal.status, "value", deal.status))
-        stage_id = deal.stage_id if status == "open" else last_stage.get(deal.id)
+        status = deal.status  # a StrEnum: compares equal to its value
+        is_open = status == "open"
+        stage_id = deal.stage_id if is_open else last_stage.get(deal.id)
         stage = names.get(stage_id, stage_id) if stage_id else None
-        row = deal_row(deal, stage=stage, source=sources.get(deal.id), stats=stats, now=now)
-        if status == "open":
+        cents = deal.amount_cents
+        band = amount_cache.get(cents)
+        if band is None:
+            band = amount_cache[cents] = amount_band(cents)
+        last = lasts.get(deal.id)
+        if last is None:
+            recency = "never"
+        else:
+            as_of = now if is_open else (deal.stage_changed_at or now)
+            recency = recency_band(max((as_of - last).total_seconds() / 86400, 0.0))
+        row = (stage, sources.get(deal.id), band, count_band(counts.get(deal.id, 0)), recency)
+        if is_open:
             open_deals.append((deal, row))
         else:
             train_rows.append(row)
@@ -306,7 +327,13 @@ def _report(entity: str, features: Sequence[str], rows: list, labels: list, open
     except NotEnoughHistory as exc:
         return ScoreReport(entity, [], labels.count(True), labels.count(False), message=str(exc).replace(
             "deals", "deals" if entity == "deal" else "leads"))
-    scores = [Score(entity, r.id, r.display_name, model.probability(row), model.factors(row))
-              for r, row in open_records]
+    # rows are few distinct combinations of bands: score each combination once
+    seen: dict[tuple, tuple[float, list[Factor]]] = {}
+    scores = []
+    for r, row in open_records:
+        hit = seen.get(row)
+        if hit is None:
+            hit = seen[row] = (model.probability(row), model.factors(row))
+        scores.append(Score(entity, r.id, r.display_name, hit[0], hit[1]))
     scores.sort(key=lambda s: (-s.probability, s.name))
     return ScoreReport(entity, scores, model.won, model.lost)
