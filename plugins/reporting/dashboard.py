@@ -245,13 +245,20 @@ def forecast(ctx: Any, filters: Filters, today: date) -> Chart:
     months = [f"{add_months(first, i):%Y-%m}" for i in range(FORECAST_MONTHS)]
     horizon_end = add_months(first, FORECAST_MONTHS)
     measures = {"deals": "count", "weighted": "sum:weighted_amount_cents", "value": "sum:amount_cents"}
-    rows = host_api.aggregate(ctx, "deals", ["expected_close:month", "currency"], measures, status="open",
-                              expected_close__gte=first, expected_close__lt=horizon_end, **filters.people())
-    overdue = host_api.aggregate(ctx, "deals", ["currency"], measures, status="open",
-                                 expected_close__lt=first, **filters.people())
-    for r in overdue:
-        r["expected_close:month"] = "overdue"
-    rows = overdue + rows
+    # one query: every open deal expected to close before the horizon, by month; months before
+    # this one are then folded into "overdue" (a few dozen rows, already summed in SQL)
+    by_month = host_api.aggregate(ctx, "deals", ["expected_close:month", "currency"], measures, status="open",
+                                  expected_close__lt=horizon_end, **filters.people())
+    folded: dict[tuple[str, str], dict[str, Any]] = {}
+    for r in by_month:
+        month = r["expected_close:month"] if r["expected_close:month"] >= months[0] else "overdue"
+        row = folded.setdefault((month, r["currency"]), {"expected_close:month": month, "currency": r["currency"],
+                                                         "deals": 0, "weighted": 0.0, "value": 0})
+        row["deals"] += r["deals"]
+        row["weighted"] += r["weighted"] or 0.0
+        row["value"] += r["value"] or 0
+    rows = sorted(folded.values(), key=lambda r: (r["expected_close:month"] != "overdue", r["expected_close:month"],
+                                                 r["currency"]))
     keys = ["overdue", *months]
     labels = ("Overdue", *(month_label(m) for m in months))
     series = tuple(Series(f"{s.name} weighted", s.values) for s in _by_currency(rows, "expected_close:month", keys,
