@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 export QT_QPA_PLATFORM ?= offscreen
 
-.PHONY: run test bench screenshots quit-cycles system-deps venv clean lint-layers lint-imports typecheck package package-test
+.PHONY: run test bench screenshots bundles quit-cycles system-deps venv clean lint-layers lint-imports typecheck package package-test
 
 run: $(STAMP)
 	@if [ -z "$$DISPLAY$$WAYLAND_DISPLAY" ]; then \
@@ -43,6 +43,7 @@ quit-cycles: $(STAMP)
 # The desktop views, then the admin console's pages (docs/images/console-*.png) taken by its browser tests.
 screenshots: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(PY) scripts/make_screenshots.py
+	QT_QPA_PLATFORM=offscreen $(PY) scripts/screenshot_reporting.py
 	CRM_SCREENSHOTS_DIR=$(CURDIR)/docs/images QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -p no:cacheprovider \
 	  tests/integration/test_console_e2e.py
 
@@ -73,6 +74,23 @@ package: $(PKG_STAMP)
 # Build, then run the frozen smoke test with plugins written after the build.
 package-test: $(PKG_STAMP)
 	NO_TARBALL=1 $(PY) packaging/package_test.py
+
+# Signed bundles of every first-party plugin (plugins/*/plugin.json) in build/bundles/:
+# NAME-VERSION.crmplugin and its .sig. BUNDLE_KEY=PREFIX.key signs with your key (docs/plugin-admin.md);
+# without it a development key is made once in build/bundle-key/ (never trust it in a real policy).
+BUNDLE_KEY ?= build/bundle-key/dev.key
+bundles: $(STAMP)
+	@mkdir -p build/bundles build/bundle-home
+	@if [ ! -f "$(BUNDLE_KEY)" ]; then \
+	  if [ "$(BUNDLE_KEY)" != "build/bundle-key/dev.key" ]; then echo "BUNDLE_KEY: no key file $(BUNDLE_KEY)"; exit 2; fi; \
+	  mkdir -p build/bundle-key && CRM_DESKTOP_HOME=$(CURDIR)/build/bundle-home $(PY) -m crm_desktop keys generate --out build/bundle-key/dev; \
+	fi
+	@set -e; for manifest in plugins/*/plugin.json; do \
+	  dir=$$(dirname $$manifest); \
+	  id=$$($(PY) -c 'import json,sys; m=json.load(open(sys.argv[1])); print(m["name"] + "-" + m["version"])' $$manifest); \
+	  CRM_DESKTOP_HOME=$(CURDIR)/build/bundle-home $(PY) -m crm_desktop plugin pack $$dir -o build/bundles/$$id.crmplugin --force; \
+	  CRM_DESKTOP_HOME=$(CURDIR)/build/bundle-home $(PY) -m crm_desktop plugin sign build/bundles/$$id.crmplugin --key $(BUNDLE_KEY); \
+	done
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, ContextManager, Iterator, Mapping, Protocol
 from urllib.parse import urlsplit
 
+from crm_desktop.plugin_api.aggregates import Aggregates
 from crm_desktop.plugin_api.errors import NotConfigured, PermissionDenied, PluginError
 
 if TYPE_CHECKING:
@@ -56,8 +57,11 @@ class RecordStore(Protocol):
     def delete(self, record_id: str) -> None: ...
 
 
-class RecordsFacade:
-    """One entity's records (``ctx.contacts``, ``ctx.deals``, ...): ``<resource>:read`` / ``:write``."""
+class RecordsFacade(Aggregates):
+    """One entity's records (``ctx.contacts``, ``ctx.deals``, ...): ``<resource>:read`` / ``:write``.
+
+    ``aggregate(...)`` (grouped counts and sums in SQL) comes from :class:`~crm_desktop.plugin_api.aggregates.Aggregates`.
+    """
 
     def __init__(self, resource: str, service: RecordStore, gate: Gate):
         self._resource = resource

@@ -105,6 +105,9 @@ class ServiceRecords:
     def search(self, text: str, limit: int = 50) -> list:
         return self._service.search(text, limit=limit)
 
+    def aggregate(self, *, group_by: list[str], measures: Mapping[str, str], filters: Mapping[str, Any]) -> list[dict]:
+        return self._service.aggregate(group_by=group_by, measures=measures, filters=dict(filters))
+
     def create(self, **fields: Any) -> Any:
         return self._service.create(**fields)
 

@@ -157,6 +157,13 @@ class EntityService(Generic[M, R]):
             row = session.execute(stmt).first()
         return (row[0], row[1]) if row else None
 
+    def aggregate(self, *, group_by: Sequence[str] = (), measures: dict[str, str],
+                  filters: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        """Grouped counts/sums/averages in SQL over this entity's live rows (``services/aggregates.py``)."""
+        from crm_desktop.services.aggregates import run
+
+        return run(self._services.db, self.entity, group_by=group_by, measures=measures, filters=filters)
+
     def search(self, text_: str, limit: int = 50) -> list[R]:
         """Records matching the words (prefixes) of ``text_``, best first.
 

@@ -1,0 +1,114 @@
+"""Benchmark: each reporting chart's aggregate queries under 500 ms at 1M contacts and 200k deals.
+
+Builds the database once per run in a temporary folder: ``demo-data`` for the contacts (1M
+contacts bring 100k deals, 250k activities, 50k leads), then doubles the deals with one
+``INSERT ... SELECT`` (new ids, spread over five owners and two teams, like the rest), so there
+are 200k deals. Then loads the reporting plugin in a headless host and times every chart loader
+of ``plugins/reporting/dashboard.py`` through ``ctx`` (permission checks and all) for the last
+twelve months, all owners, and again for one owner; the best of three runs of each is printed
+beside the target.
+
+    python bench/bench_reporting.py [--contacts N] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+TARGET_MS = 500.0
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _spread(conn, n_deals_target: int) -> None:
+    """Five reps in two teams, and 200k deals: the demo's deals copied once under new ids."""
+    for table in ("deals", "activities", "leads"):
+        conn.exec_driver_sql(
+            f"UPDATE {table} SET owner_id = '00000000-0000-7000-8000-0000000002' || printf('%02d', rowid % 5), "
+            f"team_id = CASE WHEN rowid % 5 < 3 THEN 'north' ELSE 'south' END")
+    have = conn.exec_driver_sql("SELECT count(*) FROM deals").scalar()
+    if have < n_deals_target:
+        columns = [r[1] for r in conn.exec_driver_sql("PRAGMA table_info(deals)")]
+        copied = ", ".join("lower(hex(randomblob(4))) || '-7000-8000-' || substr(id, 20)" if c == "id" else c
+                           for c in columns)
+        conn.exec_driver_sql(f"INSERT INTO deals ({', '.join(columns)}) SELECT {copied} FROM deals "
+                             f"LIMIT {n_deals_target - have}")
+
+
+def build(home_root: Path, contacts: int, deals: int) -> None:
+    from crm_desktop.core import Core
+    from crm_desktop.paths import Home
+    from crm_desktop.services.demo_data import generate
+
+    started = time.perf_counter()
+    with Core.open(Home(home_root).ensure()) as core:
+        generate(core.services, contacts=contacts, seed=1)
+        with core.services.db.write_engine.begin() as conn:
+            _spread(conn, deals)
+            conn.exec_driver_sql("ANALYZE")
+        count = core.services.deals.count()
+    print(f"built: {contacts:,} contacts, {count:,} deals in {time.perf_counter() - started:.0f} s", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Build the database, time each chart; prints one line per chart; 0 if all meet the target."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--contacts", type=int, default=1_000_000)
+    parser.add_argument("--quick", action="store_true", help="100k contacts, 20k deals")
+    args = parser.parse_args(argv)
+    contacts = 100_000 if args.quick else args.contacts
+    deals = contacts // 5
+    sys.path.insert(0, str(REPO))
+    import keyring
+
+    from crm_desktop.auth.memory_keyring import MemoryKeyring
+    from crm_desktop.core import Core
+    from crm_desktop.paths import Home
+    from crm_desktop.plugin_host.host import PluginHost
+
+    keyring.set_keyring(MemoryKeyring())
+    ok = True
+    with tempfile.TemporaryDirectory(prefix="bench-reporting-") as tmp:
+        root = Path(tmp) / "home"
+        build(root, contacts, deals)
+        home = Home(root).ensure()
+        core = Core.open(home)
+        host = PluginHost(core, home, role="admin", bundled_dir=None, system_dir=None,
+                          extra_folders=(REPO / "plugins" / "reporting",))
+        try:
+            host.start()
+            ctx = host.context("reporting")
+            if ctx is None:
+                print(f"reporting plugin did not start: {host.records['reporting'].error}")
+                return 1
+            dashboard = importlib.import_module("crm_plugins.reporting.dashboard")
+            today = date.today()
+            start = dashboard.add_months(today.replace(day=1), -11)
+            owner = "00000000-0000-7000-8000-000000000201"
+            for label, filters in (("all owners", dashboard.Filters(start, today)),
+                                   ("one owner", dashboard.Filters(start, today, owner_id=owner)),
+                                   ("one team", dashboard.Filters(start, today, team_id="south"))):
+                for key, loader in dashboard.CHARTS.items():
+                    best = float("inf")
+                    for _ in range(3):
+                        started = time.perf_counter()
+                        chart = loader(ctx, filters, today)
+                        best = min(best, (time.perf_counter() - started) * 1000)
+                    good = best < TARGET_MS
+                    ok &= good
+                    print(f"reporting {key:<10} ({label}, {contacts:,} contacts / {deals:,} deals): {best:6.1f} ms "
+                          f"(target < {TARGET_MS:.0f} ms) {'OK' if good else 'MISS'}"
+                          f"{'' if not chart.is_empty else '  [empty chart]'}", flush=True)
+        finally:
+            host.stop()
+            core.close()
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,328 @@
+"""Grouped counts, sums and averages over one entity, computed in SQL (``ctx.deals.aggregate``).
+
+A caller names what to group by and what to measure from a fixed vocabulary per entity
+(:data:`VOCABULARY`); this module turns the names into one ``SELECT ... GROUP BY`` on the read
+engine. Nothing a caller passes becomes SQL text: names are looked up in the vocabulary, values
+are bound parameters. Tombstoned rows never count.
+
+Vocabulary
+----------
+Each entity has fields of four kinds: ``text`` and ``bool`` (group by, filter), ``number``
+(group by, filter, and ``sum``/``avg``/``min``/``max``), ``date`` (filter; group by the value or
+by a bucket: ``created_at:day``, ``:week``, ``:month``, ``:quarter``, ``:year``). Buckets are
+computed on the stored UTC time: a day is ``2024-03-05``, a week is the date of its Monday
+(ISO weeks), a month ``2024-03``, a quarter ``2024-Q1``, a year ``2024``.
+
+Measures: ``count`` (rows), ``count:<field>`` (rows where the field is set), ``sum:<field>``,
+``avg:<field>``, ``min:<field>``, ``max:<field>``.
+
+Filters: ``field=value`` (``None`` means "is not set"; a list or tuple means "one of"), and
+``field__gte``, ``field__gt``, ``field__lte``, ``field__lt``, ``field__ne``, ``field__isnull``.
+Dates take ``datetime.date``, aware ``datetime`` or ISO text; a ``date`` bound on a timestamp
+field means midnight UTC of that day.
+
+At most :data:`MAX_GROUPS` groups come back; more raise :class:`ValidationError` (never a silent
+cut). Rows come back ordered by the group-by fields in the order given.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, time, timezone
+from typing import Any, Callable, Mapping, Sequence
+
+from sqlalchemy import (
+    Boolean, ColumnElement, Date, Integer, String, and_, case, cast, func, literal, null, select,
+)
+from sqlalchemy.sql import Select
+
+from crm_desktop.errors import ValidationError
+from crm_desktop.storage import models
+from crm_desktop.storage.base import UTCDateTime
+
+#: more groups than this are refused, not cut
+MAX_GROUPS = 10_000
+BUCKETS = ("day", "week", "month", "quarter", "year")
+MEASURES = ("count", "sum", "avg", "min", "max")
+LOOKUPS = ("gte", "gt", "lte", "lt", "ne", "isnull")
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+
+
+@dataclass(frozen=True)
+class Field:
+    """One name of the vocabulary: its kind, what it means, and its SQL (given the joined tables)."""
+
+    kind: str  # text | number | date | bool
+    doc: str
+    expr: Callable[[], ColumnElement]
+    #: tables joined for it: "stage", "pipeline"
+    joins: tuple[str, ...] = ()
+
+
+_D, _S, _P = models.Deal, models.Stage, models.Pipeline
+
+
+def _common(model) -> dict[str, Field]:
+    return {
+        "owner_id": Field("text", "the user who owns the record", lambda: model.owner_id),
+        "team_id": Field("text", "the team the record belongs to", lambda: model.team_id),
+        "created_at": Field("date", "when the record was created", lambda: model.created_at),
+        "updated_at": Field("date", "when the record last changed", lambda: model.updated_at),
+    }
+
+
+def _closed(expr: Callable[[], ColumnElement]) -> Callable[[], ColumnElement]:
+    return lambda: case((_D.status.in_(("won", "lost")), expr()), else_=null())
+
+
+#: entity -> field name -> Field. The public list is docs/plugin-guide.md, "Aggregates" (a test
+#: keeps the two the same).
+VOCABULARY: dict[str, dict[str, Field]] = {
+    "deal": {
+        **_common(_D),
+        "status": Field("text", "open, won or lost", lambda: _D.status),
+        "pipeline_id": Field("text", "the deal's pipeline", lambda: _D.pipeline_id),
+        "pipeline_name": Field("text", "the pipeline's name", lambda: _P.name, ("pipeline",)),
+        "stage_id": Field("text", "the deal's stage", lambda: _D.stage_id),
+        "stage_name": Field("text", "the stage's name", lambda: _S.name, ("stage",)),
+        "stage_position": Field("number", "the stage's place on the board (0 first)", lambda: _S.position, ("stage",)),
+        "stage_probability": Field("number", "the stage's win probability in percent", lambda: _S.probability,
+                                   ("stage",)),
+        "currency": Field("text", "three-letter currency code", lambda: _D.currency),
+        "company_id": Field("text", "the deal's company", lambda: _D.company_id),
+        "contact_id": Field("text", "the deal's contact", lambda: _D.contact_id),
+        "expected_close": Field("date", "the expected close date", lambda: _D.expected_close),
+        "stage_changed_at": Field("date", "when the deal last moved stage", lambda: _D.stage_changed_at),
+        "closed_at": Field("date", "when a won or lost deal reached that stage (unset while open)",
+                           _closed(lambda: _D.stage_changed_at)),
+        "amount_cents": Field("number", "the amount in cents", lambda: _D.amount_cents),
+        "weighted_amount_cents": Field(
+            "number", "amount in cents times the stage's probability / 100 (the forecast)",
+            lambda: _D.amount_cents * _S.probability / 100.0, ("stage",)),
+        "cycle_days": Field(
+            "number", "days from creation to won or lost (the sales cycle; unset while open)",
+            _closed(lambda: func.julianday(_D.stage_changed_at) - func.julianday(_D.created_at))),
+    },
+    "lead": {
+        **_common(models.Lead),
+        "status": Field("text", "new, contacted, qualified, converted or lost", lambda: models.Lead.status),
+        "source": Field("text", "where the lead came from", lambda: models.Lead.source),
+        "converted_at": Field("date", "when the lead was converted", lambda: models.Lead.converted_at),
+    },
+    "activity": {
+        **_common(models.Activity),
+        "kind": Field("text", "call, meeting, visit, task or note", lambda: models.Activity.kind),
+        "contact_id": Field("text", "the linked contact", lambda: models.Activity.contact_id),
+        "company_id": Field("text", "the linked company", lambda: models.Activity.company_id),
+        "deal_id": Field("text", "the linked deal", lambda: models.Activity.deal_id),
+        "lead_id": Field("text", "the linked lead", lambda: models.Activity.lead_id),
+        "due_at": Field("date", "when it is due", lambda: models.Activity.due_at),
+        "done_at": Field("date", "when it was done (unset while open)", lambda: models.Activity.done_at),
+        "is_done": Field("bool", "whether it is done", lambda: models.Activity.done_at.is_not(None)),
+    },
+    "contact": {
+        **_common(models.Contact),
+        "company_id": Field("text", "the contact's company", lambda: models.Contact.company_id),
+        "city": Field("text", "city", lambda: models.Contact.city),
+        "country": Field("text", "country", lambda: models.Contact.country),
+    },
+    "company": {
+        **_common(models.Company),
+        "industry": Field("text", "industry", lambda: models.Company.industry),
+        "city": Field("text", "city", lambda: models.Company.city),
+        "country": Field("text", "country", lambda: models.Company.country),
+    },
+}
+
+_MODELS = {"deal": _D, "lead": models.Lead, "activity": models.Activity, "contact": models.Contact,
+           "company": models.Company}
+
+
+def _bad(entity: str, name: str, value: Any, rule: str) -> ValidationError:
+    return ValidationError(name, value, rule, f"{entity} aggregate")
+
+
+def _field(entity: str, vocabulary: Mapping[str, Field], name: str, what: str) -> Field:
+    found = vocabulary.get(name)
+    if found is None:
+        raise _bad(entity, what, name, f"is not an aggregate field of {entity} (fields: {', '.join(vocabulary)})")
+    return found
+
+
+def _bucket(expr: ColumnElement, bucket: str) -> ColumnElement:
+    if bucket == "day":
+        return func.date(expr)
+    if bucket == "week":  # the Monday of the ISO week: the next Sunday (or the day itself), less 6 days
+        return func.date(expr, "weekday 0", "-6 days")
+    if bucket == "month":
+        return func.strftime("%Y-%m", expr)
+    if bucket == "quarter":
+        quarter = (cast(func.strftime("%m", expr), Integer) + 2) // 3
+        return func.strftime("%Y", expr).concat("-Q").concat(cast(quarter, String))
+    return func.strftime("%Y", expr)
+
+
+def _date_value(entity: str, name: str, field: Field, value: Any) -> Any:
+    """A filter bound for a date field, in the form the column stores."""
+    original = value
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value) if ("T" in value or " " in value) else date.fromisoformat(value)
+        except ValueError:
+            raise _bad(entity, name, original, "must be a date (YYYY-MM-DD) or an ISO timestamp") from None
+    column_type = getattr(field.expr(), "type", None)
+    stores_date = isinstance(column_type, Date) and not isinstance(column_type, UTCDateTime)
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise _bad(entity, name, original, "must be an aware datetime (with a time zone) or a date")
+        return value.date() if stores_date else value
+    if isinstance(value, date):
+        return value if stores_date else datetime.combine(value, time.min, tzinfo=timezone.utc)
+    raise _bad(entity, name, original, "must be a date (YYYY-MM-DD), a datetime or ISO text")
+
+
+def _bound(entity: str, name: str, field: Field, value: Any) -> Any:
+    if value is None:
+        return None
+    if field.kind == "date":
+        return _date_value(entity, name, field, value)
+    if field.kind == "number":
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise _bad(entity, name, value, "must be a number")
+        return value
+    if field.kind == "bool":
+        if not isinstance(value, bool):
+            raise _bad(entity, name, value, "must be true or false")
+        return value
+    if not isinstance(value, str):
+        raise _bad(entity, name, value, "must be text")
+    return value
+
+
+def _typed(field: Field, value: Any) -> Any:
+    if field.kind == "date":
+        return literal(value, UTCDateTime() if isinstance(value, datetime) else Date())
+    return value
+
+
+def _condition(entity: str, vocabulary: Mapping[str, Field], key: str, value: Any) -> ColumnElement:
+    name, _, lookup = key.partition("__")
+    field = _field(entity, vocabulary, name, "filter")
+    expr = field.expr()
+    if lookup == "":
+        if isinstance(value, (list, tuple, set, frozenset)):
+            values = [_bound(entity, key, field, v) for v in value]
+            if not values:
+                raise _bad(entity, key, value, "must name at least one value")
+            return expr.in_([_typed(field, v) for v in values])
+        bound = _bound(entity, key, field, value)
+        return expr.is_(None) if bound is None else expr == _typed(field, bound)
+    if lookup not in LOOKUPS:
+        raise _bad(entity, key, value, f"has an unknown comparison {lookup!r} (use one of: {', '.join(LOOKUPS)})")
+    if lookup == "isnull":
+        if not isinstance(value, bool):
+            raise _bad(entity, key, value, "must be true or false")
+        return expr.is_(None) if value else expr.is_not(None)
+    bound = _bound(entity, key, field, value)
+    if bound is None:
+        raise _bad(entity, key, value, f"needs a value (use {name}__isnull to test for an unset field)")
+    operand = _typed(field, bound)
+    return {"gte": expr >= operand, "gt": expr > operand, "lte": expr <= operand, "lt": expr < operand,
+            "ne": expr.is_distinct_from(operand)}[lookup]
+
+
+def _measure(entity: str, vocabulary: Mapping[str, Field], label: str, spec: Any) -> tuple[ColumnElement, set[str]]:
+    if not isinstance(spec, str):
+        raise _bad(entity, f"measures[{label!r}]", spec, "must be text such as 'count' or 'sum:amount_cents'")
+    kind, _, name = spec.partition(":")
+    if kind not in MEASURES:
+        raise _bad(entity, f"measures[{label!r}]", spec, f"must start with one of {', '.join(MEASURES)}")
+    if not name:
+        if kind != "count":
+            raise _bad(entity, f"measures[{label!r}]", spec, f"needs a field: '{kind}:<field>'")
+        return func.count(), set()
+    field = _field(entity, vocabulary, name, f"measures[{label!r}]")
+    if kind == "count":
+        return func.count(field.expr()), set(field.joins)
+    if field.kind != "number":
+        numbers = ", ".join(n for n, f in vocabulary.items() if f.kind == "number") or "none"
+        raise _bad(entity, f"measures[{label!r}]", spec, f"{kind} needs a number field (number fields: {numbers})")
+    fn = {"sum": func.sum, "avg": func.avg, "min": func.min, "max": func.max}[kind]
+    return fn(field.expr()), set(field.joins)
+
+
+def build(entity: str, group_by: Sequence[str], measures: Mapping[str, str], filters: Mapping[str, Any]) -> Select:
+    """The ``SELECT`` for one aggregate; :class:`ValidationError` names the first bad argument."""
+    vocabulary = VOCABULARY.get(entity)
+    if vocabulary is None:
+        raise ValidationError("entity", entity, f"cannot be aggregated (entities: {', '.join(VOCABULARY)})")
+    model = _MODELS[entity]
+    if isinstance(group_by, str):
+        group_by = [group_by]
+    if not isinstance(measures, Mapping) or not measures:
+        raise _bad(entity, "measures", measures, "must be a non-empty mapping of name -> 'count' / 'sum:<field>' ...")
+    columns: list[ColumnElement] = []
+    groups: list[ColumnElement] = []
+    joins: set[str] = set()
+    seen: set[str] = set()
+    for key in group_by:
+        if not isinstance(key, str):
+            raise _bad(entity, "group_by", key, "must be a field name such as 'status' or 'created_at:month'")
+        if key in seen:
+            raise _bad(entity, "group_by", key, "is named twice")
+        seen.add(key)
+        name, _, bucket = key.partition(":")
+        field = _field(entity, vocabulary, name, "group_by")
+        expr = field.expr()
+        if bucket:
+            if field.kind != "date":
+                raise _bad(entity, "group_by", key, f"a bucket (:{bucket}) needs a date field")
+            if bucket not in BUCKETS:
+                raise _bad(entity, "group_by", key, f"has an unknown bucket (use one of: {', '.join(BUCKETS)})")
+            expr = _bucket(expr, bucket)
+        elif field.kind == "bool":
+            expr = cast(expr, Boolean)
+        joins.update(field.joins)
+        columns.append(expr.label(key))
+        groups.append(expr)
+    for label, spec in measures.items():
+        if not isinstance(label, str) or not _NAME.match(label):
+            raise _bad(entity, "measures", label, "names must be identifiers (letters, digits, _)")
+        if label in seen:
+            raise _bad(entity, "measures", label, "is also a group_by name")
+        seen.add(label)
+        expr, needed = _measure(entity, vocabulary, label, spec)
+        joins |= needed
+        columns.append(expr.label(label))
+    conditions = [model.deleted_at.is_(None)]
+    for key, value in filters.items():
+        field_name = key.partition("__")[0]
+        joins.update(vocabulary[field_name].joins if field_name in vocabulary else ())
+        conditions.append(_condition(entity, vocabulary, key, value))
+    stmt = select(*columns).select_from(model)
+    if "stage" in joins:
+        stmt = stmt.join(_S, _S.id == _D.stage_id)
+    if "pipeline" in joins:
+        stmt = stmt.join(_P, _P.id == _D.pipeline_id)
+    stmt = stmt.where(and_(*conditions))
+    if groups:
+        stmt = stmt.group_by(*groups).order_by(*groups)
+    return stmt.limit(MAX_GROUPS + 1)
+
+
+def run(db: Any, entity: str, *, group_by: Sequence[str] = (), measures: Mapping[str, str],
+        filters: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+    """One aggregate as plain rows: ``[{group_by names..., measure names...}, ...]``."""
+    stmt = build(entity, list(group_by) if not isinstance(group_by, str) else [group_by], measures, filters or {})
+    with db.read_connection() as conn:
+        result = conn.execute(stmt)
+        keys = list(result.keys())
+        rows = result.all()
+    if len(rows) > MAX_GROUPS:
+        raise _bad(entity, "group_by", list(group_by),
+                   f"gives more than {MAX_GROUPS} groups; group by fewer fields or filter more")
+    return [dict(zip(keys, row)) for row in rows]
+
+
+__all__ = ["BUCKETS", "Field", "LOOKUPS", "MAX_GROUPS", "MEASURES", "VOCABULARY", "build", "run"]
