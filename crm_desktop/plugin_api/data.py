@@ -109,10 +109,10 @@ class TagStore(Protocol):
     def of(self, entity: str, record_id: str) -> list[Tag]: ...
 
 
-def check_limit(limit: object, entity: str, *, maximum: int = MAX_LIMIT) -> int:
+def check_limit(limit: object, entity: str, *, maximum: int = MAX_LIMIT, field: str = "limit") -> int:
     """``limit`` as an int in 1..``maximum``; :class:`ValidationError` otherwise (never truncated)."""
     if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= maximum:
-        raise ValidationError("limit", limit, f"must be a whole number from 1 to {maximum} "
+        raise ValidationError(field, limit, f"must be a whole number from 1 to {maximum} "
                                               f"(ask for the next page with cursor=page.next_cursor)", entity)
     return limit
 
@@ -155,14 +155,18 @@ class RecordsFacade(Generic[R]):
     def iter_all(self, batch: int = 500, **filters: Any) -> Iterator[R]:
         """Every record matching ``filters``, page by page (``batch`` records per read, 1..1000)."""
         self._check("read", "list")
-        check_limit(batch, self._resource)
-        cursor: str | None = None
+        check_limit(batch, self._resource, field="batch")
+        # the first page is read now, so a wrong filter or a refusal raises at the call, not at the first next()
+        first = self._service.list(limit=batch, cursor=None, sort=None, descending=False, filters=filters)
+        return self._pages(first, batch, filters)
+
+    def _pages(self, page: Page[R], batch: int, filters: Mapping[str, Any]) -> Iterator[R]:
         while True:
-            page = self._service.list(limit=batch, cursor=cursor, sort=None, descending=False, filters=filters)
             yield from page
             if page.next_cursor is None:
                 return
-            cursor = page.next_cursor
+            page = self._service.list(limit=batch, cursor=page.next_cursor, sort=None, descending=False,
+                                      filters=filters)
 
     def search(self, text: str, limit: int = 50) -> builtins.list[R]:
         """Records matching the words of ``text``, best first (at most ``limit``, 1..1000)."""

@@ -66,6 +66,10 @@ def test_bad_calls_say_what_was_wrong_in_one_line(loaded):
     assert "model" in out["agent"]
     assert "ctx.ui is only available in the desktop app" in out["ui"]
     assert all("\n" not in line for line in out.values())
+    with pytest.raises(ValidationError, match="batch"):
+        ctx.contacts.iter_all(batch=1001)  # raised at the call, not at the first next()
+    with pytest.raises(ValidationError, match="colour"):
+        ctx.contacts.iter_all(colour="red")
     page = ctx.contacts.list(limit=1, sort="name")
     ctx.contacts.create(first_name="A")
     ctx.contacts.create(first_name="B")
