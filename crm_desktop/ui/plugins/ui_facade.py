@@ -96,7 +96,8 @@ class QtPluginUi:
             try:
                 result = context.run(fn)
             except BaseException as exc:  # plugin code: reported to the plugin, never raised here
-                self._post(lambda: self._failed(exc, on_error))
+                error = exc  # `exc` is unbound when the except block ends, before the GUI thread runs this
+                self._post(lambda: self._failed(error, on_error))
                 return
             finally:
                 with self._lock:
