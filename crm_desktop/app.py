@@ -85,7 +85,10 @@ def start_plugins(window, core, *, dev: bool = False):
         _add_plugins_page(window, None, f"The plugin host is not available in this build ({exc}).")
         return None
     try:
+        from crm_desktop.ui.plugins.ui_facade import ui_factory
+
         host = PluginHost(core, core.home, dev=dev)
+        host.set_ui_factory(ui_factory(window, host))  # ctx.ui: before any plugin activates
         window._plugin_adapter = QtPluginAdapter(window, host).start()
     except Exception as exc:  # a broken plugin system must not stop the CRM
         log.exception("plugins failed to start")

@@ -14,6 +14,8 @@ class Actor:
     user_id: str | None = None
     #: the team new records of this actor belong to (stamped when a record has none)
     team_id: str | None = None
+    #: who an agent acts for (the signed-in user's name), written to the audit log beside it
+    on_behalf_of: str | None = None
 
     @classmethod
     def user(cls, name: str = "local", user_id: str | None = None, team_id: str | None = None) -> "Actor":
@@ -24,8 +26,12 @@ class Actor:
         return cls(ActorKind.PLUGIN, name, user_id)
 
     @classmethod
-    def agent(cls, name: str, user_id: str | None = None) -> "Actor":
-        return cls(ActorKind.AGENT, name, user_id)
+    def agent(cls, name: str, user_id: str | None = None, on_behalf_of: str | None = None,
+              team_id: str | None = None) -> "Actor":
+        """An AI agent (``name`` is the model) acting for user ``on_behalf_of`` (``user_id``): its
+        writes are audited as ``agent:<model>`` with ``on_behalf_of`` beside it, and what it creates
+        belongs to that user."""
+        return cls(ActorKind.AGENT, name, user_id, team_id, on_behalf_of)
 
     @classmethod
     def sync(cls, name: str = "server") -> "Actor":

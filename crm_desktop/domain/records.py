@@ -176,3 +176,5 @@ class AuditEntry:
     entity: str | None
     record_id: str | None
     changes: dict = field(default_factory=dict)
+    #: the user an ``agent`` actor acted for
+    on_behalf_of: str | None = None

@@ -17,22 +17,32 @@ from __future__ import annotations
 
 import pluggy
 
-from crm_desktop.plugin_api.context import PluginContext
+from crm_desktop.plugin_api.context import (
+    ApiFacade, DbFacade, EventsFacade, HttpFacade, PluginContext, SecretsFacade, SettingsFacade,
+)
 from crm_desktop.plugin_api.contributions import CliCommand, MenuAction, Panel, RecordAction
+from crm_desktop.plugin_api.data import (
+    ActivitiesFacade, CompaniesFacade, ContactsFacade, DealsFacade, LeadsFacade, PipelinesFacade, RecordsFacade,
+    TagsFacade, UsersFacade,
+)
 from crm_desktop.plugin_api.errors import NotConfigured, NotFound, PermissionDenied, PluginError, ValidationError
 from crm_desktop.plugin_api.hookspecs import PROJECT
 from crm_desktop.plugin_api.models import declarative_base_for, table_prefix
+from crm_desktop.plugin_api.paging import MAX_LIMIT, Page
 from crm_desktop.plugin_api.records import (
-    Activity, ActivityKind, Company, Contact, Deal, DealStatus, Event, Lead, LeadStatus, Pipeline, Role, Stage,
-    Tag, User,
+    Activity, ActivityKind, Company, Contact, Conversion, Deal, DealStatus, Event, Lead, LeadStatus, Pipeline, Role,
+    Stage, Tag, User,
 )
+from crm_desktop.plugin_api.ui import UiFacade
 
 #: Marks a function of a plugin's main module as a hook implementation (``@hookimpl``).
 hookimpl = pluggy.HookimplMarker(PROJECT)
 
 __all__ = [
-    "Activity", "ActivityKind", "CliCommand", "Company", "Contact", "Deal", "DealStatus", "Event", "Lead",
-    "LeadStatus", "MenuAction", "NotConfigured", "NotFound", "Panel", "PermissionDenied", "Pipeline",
-    "PluginContext", "PluginError", "RecordAction", "Role", "Stage", "Tag", "User", "ValidationError",
-    "declarative_base_for", "hookimpl", "table_prefix",
+    "MAX_LIMIT", "ActivitiesFacade", "Activity", "ActivityKind", "ApiFacade", "CliCommand", "CompaniesFacade",
+    "Company", "Contact", "ContactsFacade", "Conversion", "DbFacade", "Deal", "DealStatus", "DealsFacade", "Event",
+    "EventsFacade", "HttpFacade", "Lead", "LeadStatus", "LeadsFacade", "MenuAction", "NotConfigured", "NotFound",
+    "Page", "Panel", "PermissionDenied", "Pipeline", "PipelinesFacade", "PluginContext", "PluginError",
+    "RecordAction", "RecordsFacade", "Role", "SecretsFacade", "SettingsFacade", "Stage", "Tag", "TagsFacade",
+    "UiFacade", "User", "UsersFacade", "ValidationError", "declarative_base_for", "hookimpl", "table_prefix",
 ]

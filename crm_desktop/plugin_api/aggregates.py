@@ -37,7 +37,7 @@ class AggregateStore(Protocol):
     """What the host's record store implements for :meth:`Aggregates.aggregate`."""
 
     def aggregate(self, *, group_by: list[str], measures: Mapping[str, str],
-                  filters: Mapping[str, Any]) -> list[dict]: ...
+                  filters: Mapping[str, Any]) -> list[dict[str, Any]]: ...
 
 
 class Aggregates:
@@ -46,8 +46,10 @@ class Aggregates:
     Expects the facade's ``_service`` (an :class:`AggregateStore`) and ``_check(action, operation)``.
     """
 
-    _service: Any
-    _check: Any
+    _service: AggregateStore
+
+    def _check(self, action: str, operation: str) -> None:
+        raise NotImplementedError  # the records facade's permission check
 
     def aggregate(self, *, group_by: Sequence[str] | str = (), measures: Mapping[str, str],
                   **filters: Any) -> list[dict[str, Any]]:

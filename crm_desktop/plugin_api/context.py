@@ -12,21 +12,31 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, ContextManager, Iterator, Mapping, Protocol
+from typing import TYPE_CHECKING, Any, Callable, ContextManager, Iterator, Mapping
 from urllib.parse import urlsplit
 
-from crm_desktop.plugin_api.aggregates import Aggregates
+from crm_desktop.errors import ValidationError
+from crm_desktop.plugin_api.data import (
+    ActivitiesFacade, ActivityStore, CompaniesFacade, ContactsFacade, DealsFacade, DealStore, Gate, LeadsFacade,
+    LeadStore, PipelinesFacade, PipelineStore, RecordsFacade, RecordStore, TagsFacade, TagStore, UsersFacade,
+    UserStore,
+)
 from crm_desktop.plugin_api.errors import NotConfigured, PermissionDenied, PluginError
+from crm_desktop.plugin_api.records import Company, Contact, Event
+from crm_desktop.plugin_api.ui import UiFacade
+
+__all__ = [
+    "ApiFacade", "DbFacade", "EventsFacade", "Gate", "HttpFacade", "PluginContext", "RecordStore", "RecordsFacade",
+    "SecretsFacade", "SettingsFacade", "Stores",
+]
+
+#: The longest agent (model) name ``ctx.acting_as_agent`` takes (the audit log's actor name column).
+MAX_AGENT_NAME = 100
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
-
-
-class Gate(Protocol):
-    """What the host gives the facade to check a permission (raises :class:`PermissionDenied`)."""
-
-    def check(self, permission: str, operation: str) -> None: ...
 
 
 def _deny(gate: Any, plugin: str, permission: str, operation: str, reason: str) -> None:
@@ -37,76 +47,11 @@ def _deny(gate: Any, plugin: str, permission: str, operation: str, reason: str) 
     raise PermissionDenied(plugin, permission, operation, reason)
 
 
-class RecordStore(Protocol):
-    """What the host gives each :class:`RecordsFacade`: one entity's records, acting as the plugin.
-
-    The host implements it over its services (``crm_desktop.plugin_host.facade``); the facade
-    only checks permissions and forwards, so this module imports no internals.
-    """
-
-    def get(self, record_id: str) -> Any: ...
-
-    def list(self, *, limit: int, sort: str | None, descending: bool, filters: Mapping[str, Any]) -> list: ...
-
-    def search(self, text: str, limit: int = 50) -> list: ...
-
-    def create(self, **fields: Any) -> Any: ...
-
-    def update(self, record_id: str, **fields: Any) -> Any: ...
-
-    def delete(self, record_id: str) -> None: ...
-
-
-class RecordsFacade(Aggregates):
-    """One entity's records (``ctx.contacts``, ``ctx.deals``, ...): ``<resource>:read`` / ``:write``.
-
-    ``aggregate(...)`` (grouped counts and sums in SQL) comes from :class:`~crm_desktop.plugin_api.aggregates.Aggregates`.
-    """
-
-    def __init__(self, resource: str, service: RecordStore, gate: Gate):
-        self._resource = resource
-        self._service = service
-        self._gate = gate
-
-    def _check(self, action: str, operation: str) -> None:
-        self._gate.check(f"{self._resource}:{action}", f"{self._resource}.{operation}")
-
-    def get(self, record_id: str) -> Any:
-        """The record with ``record_id``; ``crm_desktop.errors.NotFound`` if there is none."""
-        self._check("read", "get")
-        return self._service.get(record_id)
-
-    def list(self, *, limit: int = 200, sort: str | None = None, descending: bool = False, **filters: Any) -> list:
-        """Up to ``limit`` records, filtered by ``filters`` (``text``, ``tag``, ``status``, ``owner_id``, ...)."""
-        self._check("read", "list")
-        return self._service.list(limit=limit, sort=sort, descending=descending, filters=filters)
-
-    def search(self, text: str, limit: int = 50) -> list:
-        """Records matching the words of ``text``, best first."""
-        self._check("read", "search")
-        return self._service.search(text, limit=limit)
-
-    def create(self, **fields: Any) -> Any:
-        """Create a record from ``fields``; returns it as stored."""
-        self._check("write", "create")
-        return self._service.create(**fields)
-
-    def update(self, record_id: str, **fields: Any) -> Any:
-        """Change the given fields of a record; returns it as stored."""
-        self._check("write", "update")
-        return self._service.update(record_id, **fields)
-
-    def delete(self, record_id: str) -> None:
-        """Delete (tombstone) a record."""
-        self._check("write", "delete")
-        self._service.delete(record_id)
-
-
 class EventsFacade:
     """Publish your own events (``<plugin>.<what>``) to other plugins; subscribe to any event."""
 
-    def __init__(self, plugin: str, publish: Callable[[str, dict], None],
-                 subscribe: Callable[[str, Callable[[Any], None]], Callable[[], None]]):
+    def __init__(self, plugin: str, publish: Callable[[str, dict[str, Any]], None],
+                 subscribe: Callable[[str, Callable[[Event], None]], Callable[[], None]]):
         self._plugin = plugin
         self._publish = publish
         self._subscribe = subscribe
@@ -122,7 +67,7 @@ class EventsFacade:
                               f"{self._plugin + '.'!r} (plugins publish only their own events)")
         self._publish(name, dict(payload or {}))
 
-    def subscribe(self, name: str, handler: Callable[[Any], None]) -> Callable[[], None]:
+    def subscribe(self, name: str, handler: Callable[[Event], None]) -> Callable[[], None]:
         """Call ``handler(event)`` for events named ``name`` (or starting with it when it ends in ``.``).
 
         Removed automatically when the plugin is disabled or reloaded; returns the unsubscribe function.
@@ -133,7 +78,7 @@ class EventsFacade:
 class SettingsFacade:
     """The plugin's settings (manifest ``settings.schema``): ``ctx.settings["key"]``, ``.get``, ``.set``."""
 
-    def __init__(self, read: Callable[[], dict], write: Callable[[str, Any], None]):
+    def __init__(self, read: Callable[[], dict[str, Any]], write: Callable[[str, Any], None]):
         self._read = read
         self._write = write
 
@@ -148,7 +93,7 @@ class SettingsFacade:
         """Validate ``value`` against the schema and store it (secret ones in the keyring)."""
         self._write(key, value)
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         """All current values, defaults filled in."""
         return dict(self._read())
 
@@ -293,32 +238,53 @@ class DbFacade:
             raise
 
 
+@dataclass(frozen=True)
+class Stores:
+    """The record stores the host gives a :class:`PluginContext` (one per facade)."""
+
+    contacts: RecordStore[Contact]
+    companies: RecordStore[Company]
+    leads: LeadStore
+    deals: DealStore
+    activities: ActivityStore
+    users: UserStore
+    pipelines: PipelineStore
+    tags: TagStore
+
+
 class PluginContext:
     """The facade handed to every hook of one plugin (``ctx``).
 
     Attributes: ``name``, ``version``, ``data_dir`` (a folder of its own under
     ``<home>/plugin-data``), ``log`` (logger ``crm.plugins.<name>``),
     ``contacts``, ``companies``, ``leads``, ``deals``, ``activities``, ``users``
-    (:class:`RecordsFacade`), ``events`` (:class:`EventsFacade`), ``settings``
-    (:class:`SettingsFacade`), ``secrets`` (:class:`SecretsFacade`), ``http``
-    (:class:`HttpFacade`), ``api`` (:class:`ApiFacade`), ``db`` (:class:`DbFacade`);
-    :meth:`transaction` for one transaction over the plugin's tables and core records.
-    The host builds it; plugins never construct one.
+    (:class:`RecordsFacade` and its subclasses), ``pipelines``, ``tags``,
+    ``events`` (:class:`EventsFacade`), ``settings`` (:class:`SettingsFacade`),
+    ``secrets`` (:class:`SecretsFacade`), ``http`` (:class:`HttpFacade`),
+    ``api`` (:class:`ApiFacade`), ``db`` (:class:`DbFacade`), ``ui``
+    (:class:`UiFacade`, desktop app only); :meth:`transaction` for one transaction
+    over the plugin's tables and core records, :meth:`acting_as_agent` and
+    :meth:`on_dispose`. The host builds it; plugins never construct one.
     """
 
-    def __init__(self, *, name: str, version: str, data_dir: Path, gate: Gate, records: Mapping[str, RecordStore],
+    def __init__(self, *, name: str, version: str, data_dir: Path, gate: Gate, records: Stores,
                  events: EventsFacade, settings: SettingsFacade, secrets: SecretsFacade, http: HttpFacade,
-                 api: ApiFacade, db: DbFacade, allowed: Callable[[str], bool]):
+                 api: ApiFacade, db: DbFacade, allowed: Callable[[str], bool],
+                 agent: Callable[[str], ContextManager[None]] | None = None,
+                 on_dispose: Callable[[Callable[[], object]], None] | None = None,
+                 ui: Callable[[], UiFacade | None] | None = None):
         self.name = name
         self.version = version
         self.data_dir = Path(data_dir)
         self.log = logging.getLogger(f"crm.plugins.{name}")
-        self.contacts: RecordsFacade = RecordsFacade("contacts", records["contacts"], gate)
-        self.companies: RecordsFacade = RecordsFacade("companies", records["companies"], gate)
-        self.leads: RecordsFacade = RecordsFacade("leads", records["leads"], gate)
-        self.deals: RecordsFacade = RecordsFacade("deals", records["deals"], gate)
-        self.activities: RecordsFacade = RecordsFacade("activities", records["activities"], gate)
-        self.users: RecordsFacade = RecordsFacade("users", records["users"], gate)
+        self.contacts: ContactsFacade = ContactsFacade("contacts", records.contacts, gate)
+        self.companies: CompaniesFacade = CompaniesFacade("companies", records.companies, gate)
+        self.leads: LeadsFacade = LeadsFacade(records.leads, gate)
+        self.deals: DealsFacade = DealsFacade(records.deals, gate)
+        self.activities: ActivitiesFacade = ActivitiesFacade(records.activities, gate)
+        self.users: UsersFacade = UsersFacade(records.users, gate)
+        self.pipelines: PipelinesFacade = PipelinesFacade(records.pipelines, gate)
+        self.tags: TagsFacade = TagsFacade(records.tags, gate)
         self.events = events
         self.settings = settings
         self.secrets = secrets
@@ -326,6 +292,9 @@ class PluginContext:
         self.api = api
         self.db = db
         self._allowed = allowed
+        self._agent = agent
+        self._on_dispose = on_dispose
+        self._ui = ui
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator["Session"]:
@@ -339,6 +308,45 @@ class PluginContext:
         """
         with self.db.session() as session:
             yield session
+
+    @contextlib.contextmanager
+    def acting_as_agent(self, model: str) -> Iterator[None]:
+        """``with ctx.acting_as_agent("claude-sonnet-4"):`` — writes made inside the block (on this
+        thread, and in ``ctx.ui.run_in_background`` work started from it) are audited with actor
+        ``agent:<model>`` on behalf of the signed-in user, instead of ``plugin:<name>``.
+
+        Permissions stay the plugin's: an agent can do no more than the plugin that runs it.
+        """
+        if not isinstance(model, str) or not model.strip() or len(model) > MAX_AGENT_NAME \
+                or any(not ch.isprintable() for ch in model):
+            raise ValidationError("model", model, f"must be a printable name of 1 to {MAX_AGENT_NAME} "
+                                                  f"characters, e.g. 'claude-sonnet-4'", "agent")
+        if self._agent is None:
+            raise NotConfigured(f"plugin {self.name!r}: acting as an agent is not available in this host")
+        with self._agent(model.strip()):
+            yield
+
+    def on_dispose(self, callback: Callable[[], object]) -> Callable[[], object]:
+        """Run ``callback()`` when the plugin is disabled, reloaded, uninstalled, fails or the app quits.
+
+        Callbacks run in the reverse order of registration, each guarded (one that raises is logged
+        and the others still run). Returns ``callback``, so it also works as a decorator.
+        """
+        if not callable(callback):
+            raise PluginError(f"plugin {self.name!r}: ctx.on_dispose needs a callable, got {callback!r}")
+        if self._on_dispose is None:
+            raise NotConfigured(f"plugin {self.name!r}: ctx.on_dispose is not available in this host")
+        self._on_dispose(callback)
+        return callback
+
+    @property
+    def ui(self) -> UiFacade:
+        """The desktop window's :class:`UiFacade`; :class:`NotConfigured` on the command line."""
+        ui = self._ui() if self._ui is not None else None
+        if ui is None:
+            raise NotConfigured(f"plugin {self.name!r}: ctx.ui is only available in the desktop app "
+                                f"(not on the command line or in a headless host)")
+        return ui
 
     def allowed(self, permission: str) -> bool:
         """True if this plugin may use ``permission`` now (without raising or auditing)."""

@@ -9,13 +9,14 @@ the ones it names), so specs can grow without breaking older plugins.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pluggy
 
 if TYPE_CHECKING:
     from crm_desktop.plugin_api.context import PluginContext
     from crm_desktop.plugin_api.contributions import CliCommand, MenuAction, Panel, RecordAction
+    from crm_desktop.plugin_api.records import Event
 
 PROJECT = "crm_desktop"
 
@@ -42,11 +43,13 @@ def crm_deactivate(ctx: "PluginContext") -> None:
 @hookspec
 def crm_menu_actions(ctx: "PluginContext") -> "list[MenuAction]":
     """Return the :class:`~crm_desktop.plugin_api.MenuAction` entries to add to the menus."""
+    raise NotImplementedError  # a spec: pluggy calls the plugins' implementations
 
 
 @hookspec
 def crm_panels(ctx: "PluginContext") -> "list[Panel]":
     """Return the :class:`~crm_desktop.plugin_api.Panel` views (tabs or docks) the plugin offers."""
+    raise NotImplementedError  # a spec: pluggy calls the plugins' implementations
 
 
 @hookspec
@@ -55,10 +58,11 @@ def crm_record_actions(ctx: "PluginContext", entity: str) -> "list[RecordAction]
 
     ``entity`` is ``contact``, ``company``, ``lead``, ``deal`` or ``activity``.
     """
+    raise NotImplementedError  # a spec: pluggy calls the plugins' implementations
 
 
 @hookspec
-def crm_event(ctx: "PluginContext", event: Any) -> None:
+def crm_event(ctx: "PluginContext", event: "Event") -> None:
     """Receive an event: core ones (``contact.created``, ``deal.stage_changed``, ...),
     ``sync.finished``, and those other plugins publish with ``ctx.events.publish``.
 
@@ -70,3 +74,4 @@ def crm_event(ctx: "PluginContext", event: Any) -> None:
 @hookspec
 def crm_cli_commands(ctx: "PluginContext") -> "list[CliCommand]":
     """Return :class:`~crm_desktop.plugin_api.CliCommand` subcommands to add to ``crm-desktop``."""
+    raise NotImplementedError  # a spec: pluggy calls the plugins' implementations

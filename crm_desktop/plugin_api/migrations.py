@@ -26,11 +26,11 @@ def run_migrations(context: Any, target_metadata: Any = None) -> None:
     version_table = config.attributes.get("version_table", "alembic_version_plugin")
     prefix = version_table.removeprefix("alembic_version_") + "_"
 
-    def include_object(obj, name, type_, reflected, compare_to):
+    def include_object(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
         # Only this plugin's tables: never propose dropping the core's or another plugin's.
         return type_ != "table" or bool(name and name.startswith(prefix))
 
-    def run(connection) -> None:
+    def run(connection: Any) -> None:
         context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True,
                           version_table=version_table, include_object=include_object)
         with context.begin_transaction():

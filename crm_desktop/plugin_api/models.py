@@ -9,7 +9,7 @@ class is defined, so a wrong name fails at import with a clear message.
 from __future__ import annotations
 
 import weakref
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from crm_desktop.plugin_api.errors import PluginError
 # The core schema's naming convention, so alembic names a plugin's constraints alike.
@@ -43,7 +43,7 @@ def declarative_base_for(plugin_name: str) -> type[DeclarativeBase]:
     class PluginBase(DeclarativeBase):
         metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
-        def __init_subclass__(cls, **kwargs):
+        def __init_subclass__(cls, **kwargs: Any) -> None:
             table = cls.__dict__.get("__tablename__")
             if table is not None and not str(table).startswith(prefix):
                 raise PluginError(
@@ -52,7 +52,7 @@ def declarative_base_for(plugin_name: str) -> type[DeclarativeBase]:
                 )
             super().__init_subclass__(**kwargs)
 
-    PluginBase.__crm_plugin__ = plugin_name  # type: ignore[attr-defined]
+    setattr(PluginBase, "__crm_plugin__", plugin_name)
     _BASES[(plugin_name, id(PluginBase))] = PluginBase
     return PluginBase
 

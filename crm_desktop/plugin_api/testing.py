@@ -14,13 +14,13 @@ plugins), stopped after the test.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import pytest
 
 
 @pytest.fixture
-def crm_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+def crm_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """A fresh, empty crm-desktop home (``crm_desktop.paths.Home``) with an in-memory keyring."""
     import keyring
 
@@ -36,7 +36,7 @@ def crm_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
 
 
 @pytest.fixture
-def crm_plugin(crm_home: Any) -> Callable[..., tuple[Any, Any]]:
+def crm_plugin(crm_home: Any) -> Iterator[Callable[..., tuple[Any, Any]]]:
     """``crm_plugin(folder, *more, role="admin", settings={...})`` -> ``(host, ctx)`` of the first plugin.
 
     Loads the plugin folder(s) into a headless host on ``crm_home``; ``ctx``
@@ -51,7 +51,7 @@ def crm_plugin(crm_home: Any) -> Callable[..., tuple[Any, Any]]:
 
     opened: list[tuple[Any, Any]] = []
 
-    def load(folder: Path, *more: Path, role: str = "admin", settings: dict | None = None) -> tuple[Any, Any]:
+    def load(folder: Path, *more: Path, role: str = "admin", settings: dict[str, Any] | None = None) -> tuple[Any, Any]:
         folders = tuple(Path(f).resolve() for f in (folder, *more))
         first = read_manifest(folders[0])
         store = SettingsStore(Path(crm_home.root) / "plugin-settings")

@@ -61,6 +61,7 @@ from typing import Any, Callable, Iterable, Mapping
 from packaging.version import InvalidVersion, Version
 
 from crm_desktop.plugin_host.json_files import loads_bounded
+from crm_desktop.plugin_host.names import MAX_MANIFEST_BYTES, NAME_RULE, is_valid_name
 from crm_desktop.errors import CrmError
 from crm_desktop.plugin_host import static_checks
 from crm_desktop.plugin_host.policy import Policy
@@ -88,7 +89,6 @@ MAX_COMPRESSION_RATIO = 100
 #: Members smaller than this are not ratio-checked: a small file of spaces is harmless.
 RATIO_CHECK_FLOOR_BYTES = 1024 * 1024
 MAX_FILE_LIST_BYTES = 4 * 1024 * 1024
-MAX_MANIFEST_BYTES = 1024 * 1024
 MAX_PATH_LENGTH = 240
 MAX_PATH_DEPTH = 16
 
@@ -96,7 +96,6 @@ MAX_PATH_DEPTH = 16
 EXCLUDED_DIRS = frozenset({"__pycache__", ".git", ".hg", ".svn", ".bzr", ".mypy_cache", ".pytest_cache", ".ruff_cache"})
 EXCLUDED_SUFFIXES = (".pyc", ".pyo")
 _WINDOWS_RESERVED = re.compile(r"^(con|prn|aux|nul|com[0-9]|lpt[0-9])(\..*)?$", re.IGNORECASE)
-_PLUGIN_NAME = re.compile(r"^[a-z][a-z0-9]*(?:[-_][a-z0-9]+)*$")
 _CHUNK = 256 * 1024
 
 
@@ -234,6 +233,8 @@ class PackResult:
 
 def _read_manifest_file(path: Path) -> dict[str, Any]:
     try:
+        if path.stat().st_size > MAX_MANIFEST_BYTES:
+            raise BundleError(f"{path}: the manifest is larger than {MAX_MANIFEST_BYTES} bytes")
         doc = loads_bounded(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise BundleError(f"{path.parent}: no {MANIFEST_NAME}; is this a plugin folder?") from None
@@ -341,8 +342,8 @@ def pack_plugin(
 def _identity_from_manifest(manifest: Mapping[str, Any], where: str) -> tuple[str, str]:
     name = manifest.get("name")
     version = manifest.get("version")
-    if not isinstance(name, str) or not _PLUGIN_NAME.match(name):
-        raise BundleError(f"{where}: name {name!r} is invalid: lower-case letters, digits and '-', e.g. 'sample-plugin'")
+    if not is_valid_name(name):
+        raise BundleError(f"{where}: name {name!r} is invalid: {NAME_RULE}")
     if not isinstance(version, str):
         raise BundleError(f"{where}: version {version!r} is invalid: a version string such as '1.0.0'")
     try:

@@ -85,6 +85,8 @@ class _Runtime:
     resources: ContextResources
     impls: dict[str, Any]
     disposers: list[Callable[[], Any]] = field(default_factory=list)
+    #: the plugin's ``ctx.ui``, made on first use
+    ui: Any = None
 
 
 class PluginHost:
@@ -123,6 +125,7 @@ class PluginHost:
         self._system_dir = discovery.system_plugins_dir(policy) if system_dir is _AUTO else system_dir
         self._extra = tuple(Path(p) for p in extra_folders)
         self._api_client = api_client
+        self._ui_factory: Callable[[str], Any] | None = None
         self._pm = pluggy.PluginManager(hookspecs.PROJECT)
         self._pm.add_hookspecs(hookspecs)
         self._spec_names = {n for n in dir(hookspecs) if n.startswith("crm_")}
@@ -244,6 +247,24 @@ class PluginHost:
                 listener(name, what)
             except Exception:  # a listener's bug must not stop the lifecycle
                 log.exception("plugin host listener %r failed on %s %s", listener, name, what)
+
+    def set_ui_factory(self, factory: Callable[[str], Any] | None) -> None:
+        """How ``ctx.ui`` is made for a plugin (the desktop app installs its Qt one; None: no window,
+        ``ctx.ui`` raises NotConfigured). ``factory(name)`` is called on a plugin's first use of ``ctx.ui``;
+        the object's ``close()``, if any, runs when the plugin unloads."""
+        self._ui_factory = factory
+
+    def _plugin_ui(self, name: str) -> Any:
+        rt = self._runtime.get(name)
+        factory = self._ui_factory
+        if rt is None or factory is None:
+            return None
+        if rt.ui is None:
+            rt.ui = factory(name)
+            close = getattr(rt.ui, "close", None)
+            if callable(close):
+                rt.disposers.insert(0, close)  # last: the plugin's own disposers may still use ctx.ui
+        return rt.ui
 
     def add_disposer(self, name: str, fn: Callable[[], Any]) -> None:
         """Run ``fn`` when plugin ``name`` is disabled, reloaded, uninstalled or fails."""
@@ -447,6 +468,7 @@ class PluginHost:
             return
         module = outcome.value
         try:
+            self._reject_ordering_markers(name, module)
             unknown = sorted(a for a in dir(module) if a.startswith("crm_") and a not in self._spec_names
                              and callable(getattr(module, a)) and hasattr(getattr(module, a), hookspecs.PROJECT + "_impl"))
             if unknown:
@@ -468,7 +490,8 @@ class PluginHost:
             role=lambda: self.role, publish=self._publish, subscribe=self._subscribe_plugin,
             read_settings=lambda: self._settings.values(manifest),
             write_setting=lambda key, value: self._settings.set(manifest, key, value),
-            api_client=self._api_client, tripwire=self._tripwire)
+            api_client=self._api_client, tripwire=self._tripwire,
+            add_disposer=lambda fn: self.add_disposer(name, fn), ui=lambda: self._plugin_ui(name))
         self._runtime[name] = _Runtime(module=module, ctx=ctx, resources=resources, impls=impls)
         del module, ctx, resources
         result = self._call(name, "crm_activate", _watched=True)
@@ -530,6 +553,25 @@ class PluginHost:
                                            check=only_its_tables)
 
     # ------------------------------------------------------------------ calling hooks
+
+    #: pluggy options the host does not honour: it calls each plugin's implementation on its own,
+    #: in its guard, so there is no chain to wrap or order, and a hook is found by its name
+    UNSUPPORTED_HOOKIMPL_OPTIONS = ("hookwrapper", "wrapper", "tryfirst", "trylast", "specname")
+
+    def _reject_ordering_markers(self, name: str, module: ModuleType) -> None:
+        """Refuse a plugin whose ``@hookimpl`` uses an option the host would silently ignore
+        (docs/plugin-hooks.md, "Hook options"): one error naming the plugin, hook and option."""
+        for attribute in sorted(dir(module)):
+            opts = self._pm.parse_hookimpl_opts(module, attribute)
+            if not opts:
+                continue
+            used = [o for o in self.UNSUPPORTED_HOOKIMPL_OPTIONS if opts.get(o)]
+            if used:
+                hook = opts.get("specname") or attribute
+                raise PluginError(
+                    f"plugin {name!r}: hook {hook!r} uses @hookimpl({used[0]}=...), which crm-desktop does not "
+                    f"support (each plugin's hook is called on its own, in its guard: no wrapping, ordering or "
+                    f"renaming); remove it, see docs/plugin-hooks.md")
 
     def _call(self, name: str, hook: str, _watched: bool = False, **kwargs: Any) -> Any:
         """Call one plugin's implementation of ``hook`` in its guard; ``_FAILED`` if it raised.

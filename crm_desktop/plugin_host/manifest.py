@@ -24,15 +24,17 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 import crm_desktop
 from crm_desktop.plugin_api.errors import PluginError
 
+from crm_desktop.plugin_host.names import MAX_MANIFEST_BYTES, NAME_RE, NAME_RULE, is_valid_name  # noqa: F401 (NAME_RE re-exported)
+
 MANIFEST_FILE = "plugin.json"
-MAX_MANIFEST_BYTES = 256 * 1024
 
 #: Resources whose records the facade exposes; each has ``:read`` and ``:write``.
 RESOURCES = ("contacts", "companies", "leads", "deals", "activities", "users")
 #: Every permission the core knows (DESIGN.md, Plugins; docs/permissions.md).
-CORE_PERMISSIONS = tuple(f"{r}:{a}" for r in RESOURCES for a in ("read", "write")) + ("api:access", "network")
+#: pipelines are read only through the plugin API; tags are read and set (on records the plugin may write)
+CORE_PERMISSIONS = (tuple(f"{r}:{a}" for r in RESOURCES for a in ("read", "write"))
+                    + ("pipelines:read", "tags:read", "tags:write", "api:access", "network"))
 
-NAME_RE = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 SEMVER_RE = re.compile(
     r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
     r"(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?"
@@ -91,8 +93,8 @@ class PluginDependencies(_Model):
     @classmethod
     def _plugins(cls, value: dict[str, str]) -> dict[str, str]:
         for name, spec in value.items():
-            if not NAME_RE.match(name):
-                raise ValueError(f"{name!r} is not a plugin name (lowercase letters, digits and hyphens)")
+            if not is_valid_name(name):
+                raise ValueError(f"{name!r} is not a plugin name ({NAME_RULE})")
             try:
                 SpecifierSet(spec)
             except InvalidSpecifier:
@@ -221,9 +223,8 @@ class Manifest(_Model):
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
-        if not NAME_RE.match(value) or len(value) > 64:
-            raise ValueError('must be lowercase letters, digits and single hyphens, starting with a letter, '
-                             'at most 64 characters, e.g. "sample-plugin"')
+        if not is_valid_name(value):
+            raise ValueError(f"must be {NAME_RULE}")
         return value
 
     _version = field_validator("version")(classmethod(lambda cls, v: _semver(v)))

@@ -24,9 +24,9 @@ _RECORDS = ("contacts", "companies", "leads", "deals", "activities")
 #: Plugin-provided permissions (``sample:access``) are allowed to every role.
 ROLE_PERMISSIONS: dict[Role, frozenset[str]] = {
     Role.REP: frozenset({f"{r}:{a}" for r in _RECORDS for a in ("read", "write")}
-                        | {"users:read", "api:access", "network"}),
+                        | {"users:read", "pipelines:read", "tags:read", "tags:write", "api:access", "network"}),
     Role.MANAGER: frozenset({f"{r}:{a}" for r in _RECORDS for a in ("read", "write")}
-                            | {"users:read", "api:access", "network"}),
+                            | {"users:read", "pipelines:read", "tags:read", "tags:write", "api:access", "network"}),
     Role.ADMIN: frozenset(CORE_PERMISSIONS),
 }
 DEFAULT_LOCAL_ROLE = Role.ADMIN

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from crm_desktop.plugin_api.errors import PluginError
 from crm_desktop.plugin_host.discovery import bundled_plugins_dir
-from crm_desktop.plugin_host.manifest import NAME_RE
+from crm_desktop.plugin_host.names import NAME_RULE, is_valid_name
 
 TEMPLATE = ".template"
 _TEXT_SUFFIXES = {".py", ".json", ".md", ".mako", ".txt", ".cfg", ".toml"}
@@ -23,9 +23,8 @@ def template_dir() -> Path:
 
 def scaffold(name: str, parent: Path) -> Path:
     """Create ``parent/name`` from the template; returns the folder. Refuses bad names and existing folders."""
-    if not NAME_RE.match(name) or len(name) > 64:
-        raise PluginError(f"plugin name {name!r} is invalid: use lowercase letters, digits and single hyphens, "
-                          f"starting with a letter, e.g. \"my-plugin\"")
+    if not is_valid_name(name):
+        raise PluginError(f"plugin name {name!r} is invalid: use {NAME_RULE}")
     target = Path(parent) / name
     if target.exists():
         raise PluginError(f"{target} already exists; choose another name or --dir")

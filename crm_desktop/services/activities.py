@@ -70,8 +70,17 @@ class ActivityService(EntityService[models.Activity, records.Activity]):
         """Plan something (a follow-up task, a meeting) for ``due_at``."""
         return self.create(kind=kind, subject=subject, due_at=due_at, **fields)
 
-    def complete(self, activity_id: str) -> records.Activity:
-        return self.update(activity_id, done_at=utcnow())
+    def complete(self, activity_id: str, outcome: str | None = None) -> records.Activity:
+        """Mark an activity done now; an ``outcome`` is added to its body (after what it says)."""
+        if outcome is None or not outcome.strip():
+            return self.update(activity_id, done_at=utcnow())
+        with self._services.unit_of_work() as uow:
+            row = self.live_row(uow.session, activity_id)
+            body = f"{row.body.rstrip()}\n\nOutcome: {outcome.strip()}" if row.body else f"Outcome: {outcome.strip()}"
+            row = self.update_in(uow, activity_id, {"done_at": utcnow(), "body": body})
+            uow.session.flush()
+            uow.session.refresh(row)
+            return self.to_record(row)
 
     def for_record(self, *, contact_id: str | None = None, company_id: str | None = None,
                    deal_id: str | None = None, lead_id: str | None = None, limit: int = 200) -> list[records.Activity]:

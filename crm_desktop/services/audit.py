@@ -43,7 +43,8 @@ class AuditLog:
         def write() -> None:
             with self._services.db.write_sessions() as session, session.begin():
                 session.add(models.AuditEntry(actor_kind=actor.kind.value, actor_name=actor.name, action=action,
-                                              entity=entity, record_id=record_id, changes=details or {}))
+                                              entity=entity, record_id=record_id, changes=details or {},
+                                              on_behalf_of=actor.on_behalf_of))
 
         tx = self._services.db.current_transaction()
         if tx is None:
@@ -54,5 +55,6 @@ class AuditLog:
     def _query(self, stmt) -> list[AuditEntry]:
         with self._services.db.read_sessions() as session:
             return [AuditEntry(id=r.id, at=r.at, actor_kind=r.actor_kind, actor_name=r.actor_name, action=r.action,
-                               entity=r.entity, record_id=r.record_id, changes=r.changes or {})
+                               entity=r.entity, record_id=r.record_id, changes=r.changes or {},
+                               on_behalf_of=r.on_behalf_of)
                     for r in session.scalars(stmt)]

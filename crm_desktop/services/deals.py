@@ -119,13 +119,46 @@ class DealService(EntityService[models.Deal, records.Deal]):
         super().after_update(uow, row, changed)
         if "stage_id" in changed:
             uow.publish_after_commit("deal.stage_changed", {
-                "id": row.id, "old_stage_id": changed["stage_id"][0], "new_stage_id": changed["stage_id"][1],
+                "id": row.id, "from_stage_id": changed["stage_id"][0], "to_stage_id": changed["stage_id"][1],
                 "status": row.status,
+                # the names before from/to (kept for existing subscribers)
+                "old_stage_id": changed["stage_id"][0], "new_stage_id": changed["stage_id"][1],
             })
 
     def move_to_stage(self, deal_id: str, stage_id: str) -> records.Deal:
         """Move a deal to another stage of its pipeline (the kanban drag)."""
         return self.update(deal_id, stage_id=stage_id)
+
+    def win(self, deal_id: str) -> records.Deal:
+        """Move a deal to its pipeline's won stage (status ``won``)."""
+        return self._close(deal_id, won=True, reason=None)
+
+    def lose(self, deal_id: str, reason: str | None = None) -> records.Deal:
+        """Move a deal to its pipeline's lost stage (status ``lost``). A ``reason`` is logged on the deal
+        as a note activity ("Lost: <reason>") in the same transaction."""
+        return self._close(deal_id, won=False, reason=reason)
+
+    def _close(self, deal_id: str, *, won: bool, reason: str | None) -> records.Deal:
+        with self._services.unit_of_work() as uow:
+            session = uow.session
+            row = self.live_row(session, deal_id)
+            flag = models.Stage.is_won if won else models.Stage.is_lost
+            stage_id = session.scalars(select(models.Stage.id).where(
+                models.Stage.pipeline_id == row.pipeline_id, models.Stage.deleted_at.is_(None), flag.is_(True))
+                .order_by(models.Stage.position)).first()
+            if stage_id is None:
+                pipeline = session.get(models.Pipeline, row.pipeline_id)
+                raise ValidationError("stage_id", None, f"pipeline {pipeline.name if pipeline else row.pipeline_id!r} "
+                                                        f"has no {'won' if won else 'lost'} stage", self.entity)
+            row = self.update_in(uow, deal_id, {"stage_id": stage_id})
+            if reason is not None and reason.strip():
+                self._services.activities.create_in(uow, {
+                    "kind": "note", "subject": f"Lost: {reason.strip()}"[:300], "body": reason,
+                    "deal_id": row.id, "company_id": row.company_id, "contact_id": row.contact_id,
+                    "done_at": utcnow()})
+            session.flush()
+            session.refresh(row)
+            return self.to_record(row)
 
     def stage_totals(self, pipeline_id: str, query: ListQuery | None = None) -> dict[str, tuple[int, int]]:
         """stage id -> (number of live deals, total amount in cents), for a board's column headers."""

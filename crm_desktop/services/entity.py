@@ -13,7 +13,7 @@ import logging
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Iterable, Sequence, TypeVar
 
-from sqlalchemy import Select, column, func, literal, literal_column, select, table, text, tuple_
+from sqlalchemy import Select, and_, column, func, or_, literal, literal_column, select, table, text, tuple_
 from sqlalchemy.orm import Session
 
 from crm_desktop.domain.validation import normalize_name
@@ -99,8 +99,7 @@ class EntityService(Generic[M, R]):
         descending = sort.descending != backwards
         key = before if backwards else after
         if key is not None:
-            pair, bound = tuple_(column, self.model.id), tuple_(*key)
-            stmt = stmt.where(pair < bound if descending else pair > bound)
+            stmt = stmt.where(self._after_key(column, key, descending))
         order = (column.desc(), self.model.id.desc()) if descending else (column.asc(), self.model.id.asc())
         stmt = stmt.order_by(*order).limit(limit + 1)
         with self._services.db.read_connection() as conn:
@@ -116,6 +115,18 @@ class EntityService(Generic[M, R]):
             items = self.records_from_rows(conn, columns, rows)
         return Page(items=items, first_key=keys[0] if keys else None,
                     last_key=keys[-1] if keys else None, has_more=has_more, keys=tuple(keys))
+
+    def _after_key(self, column: Any, key: PageKey, descending: bool) -> Any:
+        """Rows after ``key`` in this order. SQLite sorts NULL first ascending and last descending,
+        and a comparison with NULL is never true, so a NULL sort value (an activity with no due
+        date) needs its own condition, or paging would stop at the first one."""
+        value, record_id = key
+        ident = self.model.id
+        if value is None:
+            nulls_after = and_(column.is_(None), ident < record_id if descending else ident > record_id)
+            return nulls_after if descending else or_(nulls_after, column.is_not(None))
+        pair, bound = tuple_(column, ident), tuple_(*key)
+        return or_(pair < bound, column.is_(None)) if descending else pair > bound
 
     def count(self, query: ListQuery | None = None) -> int:
         stmt = self._filtered(select(func.count()).select_from(self.model), query or ListQuery())

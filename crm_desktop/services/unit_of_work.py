@@ -71,23 +71,24 @@ class AuditWriter:
         for batch in batches:
             actor = batch.actor
             kind, name = (actor.kind.value, actor.name) if actor else ("system", "crm-desktop")
+            behalf = actor.on_behalf_of if actor else None
             changes = batch.changes
             if isinstance(changes, BulkChanges) and changes.audit_rows_in_place(conn):
                 self._flush(conn, rows)
-                changes.write_audit(conn, at, kind, name, batch.audit_action or "create")
+                changes.write_audit(conn, at, kind, name, batch.audit_action or "create", on_behalf_of=behalf)
                 continue
             # plain DBAPI executemany: per-row ORM work would dominate a bulk write
             for change in changes:
                 rows.append((at, kind, name, batch.audit_action or change.op, change.entity, change.record_id,
                              json.dumps({k: [_plain_fast(o), _plain_fast(n)] for k, (o, n) in change.fields.items()},
-                                        ensure_ascii=False)))
+                                        ensure_ascii=False), behalf))
         self._flush(conn, rows)
 
     @staticmethod
     def _flush(conn, rows: list[tuple]) -> None:
         if rows:
             conn.executemany("INSERT INTO audit_entries (at, actor_kind, actor_name, action, entity, record_id, "
-                             "changes) VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+                             "changes, on_behalf_of) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
             rows.clear()
 
 

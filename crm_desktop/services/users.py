@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from crm_desktop.domain import records
@@ -12,7 +12,7 @@ from crm_desktop.domain.record_fields import max_len
 from crm_desktop.domain.enums import Role
 from crm_desktop.domain.validation import check_choice, check_email, clean_text
 from crm_desktop.errors import ValidationError
-from crm_desktop.services.entity import EntityService
+from crm_desktop.services.entity import MAX_PAGE, EntityService
 from crm_desktop.storage import models
 
 
@@ -45,6 +45,20 @@ class UserService(EntityService[models.User, records.User]):
         if "team_id" in fields:
             out["team_id"] = clean_text(fields["team_id"], "team_id", entity=e, max_len=max_len(e, "team_id"))
         return out
+
+    def search(self, text_: str, limit: int = 50) -> list[records.User]:
+        """Users whose user name, display name or email contains ``text_`` (case-insensitive), by name."""
+        needle = (text_ or "").strip()
+        if not needle:
+            return []
+        pattern = "%" + needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        model = models.User
+        stmt = (select(model).where(model.deleted_at.is_(None), or_(
+                    model.username.ilike(pattern, escape="\\"), model.display_name.ilike(pattern, escape="\\"),
+                    model.email.ilike(pattern, escape="\\")))
+                .order_by(model.display_name, model.id).limit(max(1, min(int(limit), MAX_PAGE))))
+        with self._services.db.read_sessions() as session:
+            return [self.to_record(r) for r in session.scalars(stmt)]
 
     def by_username(self, username: str) -> records.User | None:
         with self._services.db.read_sessions() as session:

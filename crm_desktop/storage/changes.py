@@ -360,7 +360,8 @@ class BulkChanges(Sequence[Change]):
         top = conn.execute(f"SELECT coalesce(max(rowid), 0) FROM {self.table}").fetchone()[0]
         return top - self.rowid_before == len(self.params)
 
-    def write_audit(self, conn: Any, at: str, actor_kind: str, actor_name: str, action: str) -> None:
+    def write_audit(self, conn: Any, at: str, actor_kind: str, actor_name: str, action: str, *,
+                    on_behalf_of: str | None = None) -> None:
         """One audit entry per inserted row, in row order, with one ``INSERT ... SELECT``: the same
         ``{"field": [null, new]}`` JSON the row-by-row path writes (fields that are NULL left out,
         ``tags`` and other extras merged in), built by SQLite's JSON functions from the stored row."""
@@ -384,10 +385,11 @@ class BulkChanges(Sequence[Change]):
             body = f"iif(e.patch IS NULL, {body}, json_patch({body}, e.patch))"
             extra_join = "LEFT JOIN temp.bulk_audit_extras e ON e.record_id = r.id"
         conn.execute(
-            "INSERT INTO audit_entries (at, actor_kind, actor_name, action, entity, record_id, changes) "
-            f"SELECT ?, ?, ?, ?, ?, r.id, {body} FROM {self.table} r {extra_join} "
+            "INSERT INTO audit_entries (at, actor_kind, actor_name, action, entity, record_id, changes, on_behalf_of) "
+            f"SELECT ?, ?, ?, ?, ?, r.id, {body}, ? FROM {self.table} r {extra_join} "
             "WHERE r.rowid > ? AND r.rowid <= ? ORDER BY r.rowid",
-            (at, actor_kind, actor_name, action, self.entity, self.rowid_before, self.rowid_before + len(self.params)))
+            (at, actor_kind, actor_name, action, self.entity, on_behalf_of, self.rowid_before,
+             self.rowid_before + len(self.params)))
         if self.extras:
             conn.execute("DELETE FROM temp.bulk_audit_extras")
 

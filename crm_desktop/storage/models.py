@@ -194,6 +194,8 @@ class AuditEntry(Base):
     entity: Mapped[str | None] = mapped_column(String(30))
     record_id: Mapped[str | None] = mapped_column(String(36))
     changes: Mapped[dict] = mapped_column(JSON, default=dict)
+    #: the user an ``agent`` actor acted for (NULL for every other actor)
+    on_behalf_of: Mapped[str | None] = mapped_column(String(100))
     __table_args__ = (Index("ix_audit_entries_record", "entity", "record_id"),)
 
 

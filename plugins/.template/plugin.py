@@ -16,7 +16,7 @@ def crm_menu_actions(ctx):
 
 
 def count_contacts(ctx):
-    count = len(ctx.contacts.list(limit=1000))
+    count = ctx.contacts.count()
     with ctx.db.session() as session:
         session.add(Note(text=f"{count} contacts"))
     ctx.log.info("%d contacts", count)

@@ -4,7 +4,7 @@ See docs/ai-assistant.md. Everything here goes through ``ctx`` (via :mod:`.crm_t
 so the assistant can do no more than the plugin's permissions and the user's role allow.
 """
 
-from crm_desktop.plugin_api import CliCommand, Panel, RecordAction, hookimpl
+from crm_desktop.plugin_api import CliCommand, NotConfigured, Panel, RecordAction, hookimpl
 
 from . import cli, crm_tools, focus, store
 
@@ -48,13 +48,11 @@ def ask_about_record(ctx, entity, record_ids):
     record = crm_tools.get(ctx, entity, record_ids[0])
     label = f"{entity} {record.display_name}"
     taken = focus.request(ctx, entity, record.id, label)
-    ui = getattr(ctx, "ui", None)
-    if ui is not None:
-        try:
-            ui.show_status(f"Ask the assistant about {label}" if taken else
+    try:
+        ctx.ui.show_status(f"Ask the assistant about {label}" if taken else
                            f"Open Plugins > AI Assistant to ask about {label}")
-        except Exception:  # no desktop UI (command line): nothing to show
-            pass
+    except NotConfigured:  # no desktop window (command line, headless host): nothing to show
+        pass
     return label
 
 

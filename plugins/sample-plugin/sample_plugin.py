@@ -3,7 +3,7 @@
 from crm_desktop.plugin_api import MenuAction, Panel, RecordAction, hookimpl
 
 from .models import SampleNote
-from .service import leads_for_panel, note
+from .service import lead_count, note
 
 PANEL_PATH = "/plugins/sample"
 
@@ -12,6 +12,8 @@ PANEL_PATH = "/plugins/sample"
 def crm_activate(ctx):
     if not ctx.settings.get("apiKey"):
         ctx.log.warning("apiKey is not set: `crm-desktop plugin config sample-plugin apiKey=...`")
+    # clean-up registered where the thing is made; runs on disable, reload and quit
+    ctx.on_dispose(lambda: ctx.log.info("sample-plugin disposed"))
 
 
 @hookimpl
@@ -21,7 +23,7 @@ def crm_menu_actions(ctx):
 
 
 def count_leads(ctx):
-    count = len(leads_for_panel(ctx))
+    count = lead_count(ctx)
     note(ctx, "menu", f"{count} leads")
     ctx.log.info("%d leads", count)
     return count

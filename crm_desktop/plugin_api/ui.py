@@ -1,0 +1,42 @@
+"""``ctx.ui``: what a plugin's panels and actions may ask of the desktop window.
+
+A panel never needs the main window object: it opens records, shows status
+messages, runs slow work off the GUI thread and asks for confirmation through
+this facade. The desktop app implements it with Qt (``crm_desktop.ui.plugins``);
+on the command line and in headless hosts there is no window, and using
+``ctx.ui`` raises :class:`~crm_desktop.plugin_api.NotConfigured`.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Protocol, TypeVar
+
+T = TypeVar("T")
+
+#: The entities ``ctx.ui.open_record`` can show.
+UI_ENTITIES = ("contact", "company", "lead", "deal", "activity")
+
+
+class UiFacade(Protocol):
+    """The desktop window as a plugin sees it (``ctx.ui``); every method may be called from any thread
+    except :meth:`confirm`, which asks the user and so runs on the GUI thread only."""
+
+    def open_record(self, entity: str, record_id: str) -> None:
+        """Show record ``record_id`` of ``entity`` (``contact``, ``company``, ``lead``, ``deal``,
+        ``activity``) in the main window, as a click in search would."""
+        ...
+
+    def show_status(self, message: str, timeout_ms: int = 4000) -> None:
+        """Show ``message`` in the main window's status bar for ``timeout_ms`` milliseconds."""
+        ...
+
+    def run_in_background(self, fn: Callable[[], T], *, on_done: Callable[[T], object] | None = None,
+                          on_error: Callable[[BaseException], object] | None = None) -> None:
+        """Run ``fn()`` on a worker thread; then ``on_done(result)`` or ``on_error(exception)`` on the GUI
+        thread. Callbacks of a plugin that was disabled or reloaded meanwhile are dropped; without
+        ``on_error`` a failure is logged and shown in the status bar."""
+        ...
+
+    def confirm(self, title: str, text: str) -> bool:
+        """Ask the user a yes/no question in a dialog; True if they chose Yes."""
+        ...
