@@ -56,8 +56,9 @@ from crm_desktop.sync.protocol import (
     PushResponse,
     RejectReason,
     check_mutation,
+    is_plugin_entity,
 )
-from crm_server import activity
+from crm_server import activity, plugin_data
 from crm_server.auth import Principal, now
 from crm_server.changelog import current_xid, insert_changes
 from crm_server.models import Change, Device, MutationResultRow, Record
@@ -103,6 +104,8 @@ class _Batch:
     rows: dict[str, _Row]
     at: datetime
     changes: list[dict[str, Any]] = field(default_factory=list)
+    #: the schemas of the plugin entities the batch touches (crm_server/plugin_data.py)
+    rules: dict[str, plugin_data.TableRules] = field(default_factory=dict)
 
 
 def push(session: Session, who: Principal, mutations: list[Mutation]) -> PushResponse:
@@ -114,7 +117,8 @@ def push(session: Session, who: Principal, mutations: list[Mutation]) -> PushRes
             fresh.append(mutation)
             last = mutation.mutation_id
 
-    batch = _Batch(who, _load(session, who, fresh), now())
+    batch = _Batch(who, _load(session, who, fresh), now(),
+                   rules=plugin_data.rules_for(session, {m.entity for m in fresh}))
     kept = _kept_results(session, device.id, [m.mutation_id for m in mutations
                                               if m.mutation_id <= device.last_mutation_id])
     answered: dict[int, MutationResult] = {}
@@ -223,7 +227,15 @@ def _current(row: _Row) -> dict[str, Any]:
 def _apply(batch: _Batch, mutation: Mutation) -> MutationResult:
     who = batch.who
     try:
-        checked = check_mutation(mutation)
+        if is_plugin_entity(mutation.entity):
+            rules = batch.rules.get(mutation.entity)
+            if rules is None:
+                return _rejected(mutation, RejectReason.VALIDATION,
+                                 f"the server has no schema for {mutation.entity}: a device running its plugin "
+                                 f"publishes it on sync (PUT /api/v1/sync/schemas)")
+            checked = rules.check_mutation(mutation)
+        else:
+            checked = check_mutation(mutation)
     except ValidationError as exc:
         return _rejected(mutation, RejectReason.VALIDATION, str(exc))
     refusal = write_refusal(who, mutation.entity)
@@ -288,7 +300,10 @@ def _merge(batch: _Batch, mutation: Mutation, record: _Row | None, merged: dict[
            applied: list[str], conflicts: list[FieldConflict], restore: bool = False) -> MutationResult:
     who = batch.who
     try:
-        full = record_fields.check_record(mutation.entity, merged)
+        if is_plugin_entity(mutation.entity):
+            full = batch.rules[mutation.entity].check_record(merged)
+        else:
+            full = record_fields.check_record(mutation.entity, merged)
     except ValidationError as exc:
         return _rejected(mutation, RejectReason.VALIDATION, str(exc))
     owner_id, team_id = full.pop("owner_id"), full.pop("team_id")
