@@ -248,3 +248,11 @@ class PluginSchemaRow(Base):
     schema: Mapped[dict] = mapped_column(JSON)
     published_by: Mapped[str | None] = mapped_column(String(36))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class PluginSequenceRow(Base):
+    """A gap-free counter of server-assigned numbers of plugin records (``invoicing.invoice:2026``)."""
+
+    __tablename__ = "plugin_sequences"
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -15,6 +15,14 @@ versions); a device on an older version does not downgrade it (``kept_newer``), 
 version re-sent is ``unchanged``. Any signed-in device may publish a schema; the admin
 decides which plugins run at all (plugin policy), so a schema comes from a plugin the
 organisation lets its devices run.
+
+Numbers: a property with ``"x-crm-sequence": {"name": "invoicing.invoice", "when": "issued",
+"per": "issue_year"}`` is numbered by the server. When a pushed record has ``when`` truthy
+and no number yet, the push takes the next value of the sequence ``name:<per value>``
+(``plugin_sequences``, in the push's transaction) and stores it in the record; the laptop
+gets it back with the next pull. Clients may not set or change such a field, and a record
+that has a number is never deleted (``rejected``): so numbers never repeat and have no gaps,
+whichever laptop issued the record offline and in whatever order they sync.
 """
 
 from __future__ import annotations
@@ -39,7 +47,7 @@ from crm_desktop.sync.protocol import (
     PluginTableSchema,
 )
 from crm_server.auth import now
-from crm_server.models import PluginSchemaRow
+from crm_server.models import PluginSchemaRow, PluginSequenceRow
 
 #: fields of every record the store sets; a mutation naming one is refused (as for core records)
 SYSTEM_FIELDS = frozenset(record_fields.SYSTEM_FIELDS) | {"revision"}
@@ -109,6 +117,31 @@ class TableRules:
     def properties(self) -> dict[str, Any]:
         return self.schema.get("properties", {})
 
+    @property
+    def sequences(self) -> dict[str, dict[str, Any]]:
+        """Fields the server numbers: ``{"x-crm-sequence": {"name", "when", "per"}}`` on a property."""
+        return {name: prop["x-crm-sequence"] for name, prop in self.properties.items()
+                if isinstance(prop, dict) and isinstance(prop.get("x-crm-sequence"), dict)}
+
+    def number(self, session: Session, current: Mapping[str, Any] | None, merged: dict[str, Any]) -> None:
+        """Assign the server's numbers (see the module docs, "Numbers") to ``merged`` in place.
+
+        Raises :class:`ValidationError` when a mutation tries to set or change a numbered field."""
+        for field, rule in self.sequences.items():
+            before = (current or {}).get(field)
+            if merged.get(field) != before:
+                raise ValidationError(field, merged.get(field), "is numbered by the server, not by a client",
+                                      self.entity)
+            if before is not None or not merged.get(rule.get("when", "")):
+                continue
+            per = rule.get("per")
+            key = f"{rule.get('name', self.entity + '.' + field)}:{merged.get(per) if per else ''}"
+            merged[field] = next_number(session, key)
+
+    def numbered(self, record: Mapping[str, Any]) -> str | None:
+        """The numbered field a record already has a number in, or None (such a record is never deleted)."""
+        return next((f for f in self.sequences if record.get(f) is not None), None)
+
     def _field_error(self, name: str, value: Any) -> str | None:
         prop = self.properties.get(name)
         if prop is None:
@@ -151,6 +184,26 @@ class TableRules:
                                                              if error.validator == "required" else "record")
             raise ValidationError(str(field), checked.get(str(field)), error.message, self.entity)
         return full
+
+
+def next_number(session: Session, key: str) -> int:
+    """The next value of the sequence ``key``, in the caller's (push) transaction.
+
+    The row is locked (``FOR UPDATE`` on PostgreSQL; SQLite serialises writers), so two pushes
+    never take the same value, and a push that rolls back gives its value back: no gaps."""
+    table = PluginSequenceRow.__table__
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    session.execute(insert(table).values(key=key, value=0).on_conflict_do_nothing(index_elements=["key"]))
+    query = select(table.c.value).where(table.c.key == key)
+    if dialect == "postgresql":
+        query = query.with_for_update()
+    value = session.execute(query).scalar_one() + 1
+    session.execute(table.update().where(table.c.key == key).values(value=value))
+    return value
 
 
 def rules_for(session: Session, entities: set[str]) -> dict[str, TableRules]:

@@ -106,6 +106,8 @@ class _Batch:
     changes: list[dict[str, Any]] = field(default_factory=list)
     #: the schemas of the plugin entities the batch touches (crm_server/plugin_data.py)
     rules: dict[str, plugin_data.TableRules] = field(default_factory=dict)
+    #: the push's session: server-assigned numbers are taken in its transaction
+    session: Session | None = None
 
 
 def push(session: Session, who: Principal, mutations: list[Mutation]) -> PushResponse:
@@ -118,7 +120,7 @@ def push(session: Session, who: Principal, mutations: list[Mutation]) -> PushRes
             last = mutation.mutation_id
 
     batch = _Batch(who, _load(session, who, fresh), now(),
-                   rules=plugin_data.rules_for(session, {m.entity for m in fresh}))
+                   rules=plugin_data.rules_for(session, {m.entity for m in fresh}), session=session)
     kept = _kept_results(session, device.id, [m.mutation_id for m in mutations
                                               if m.mutation_id <= device.last_mutation_id])
     answered: dict[int, MutationResult] = {}
@@ -311,6 +313,14 @@ def _merge(batch: _Batch, mutation: Mutation, record: _Row | None, merged: dict[
         return _rejected(mutation, RejectReason.SCOPE,
                          f"owner {owner_id} / team {team_id} would take this {mutation.entity} out of "
                          f"{who.username}'s scope")
+    if is_plugin_entity(mutation.entity):
+        # last, once nothing else can refuse the mutation: a number taken is a number stored (no gaps)
+        try:
+            batch.rules[mutation.entity].number(batch.session, record.data if record is not None else None, full)
+        except ValidationError as exc:
+            return _rejected(mutation, RejectReason.VALIDATION, str(exc))
+        if record is not None and full != record.data:
+            applied = sorted(set(applied) | {k for k in full if full.get(k) != record.data.get(k)})
     if record is None:
         record = _Row(mutation.id, mutation.entity, owner_id, team_id, 1, False, full, batch.at, batch.at,
                       stored=False, dirty=True)
@@ -337,6 +347,12 @@ def _delete(batch: _Batch, mutation: Mutation, record: _Row | None) -> MutationR
         return _rejected(mutation, RejectReason.UNKNOWN_RECORD, f"the server has no {mutation.entity} {mutation.id}")
     if record.deleted:
         return MutationResult(mutation_id=mutation.mutation_id, status=MutationStatus.APPLIED, version=record.version)
+    rules = batch.rules.get(record.entity)
+    numbered = rules.numbered(record.data) if rules is not None else None
+    if numbered:
+        return _rejected(mutation, RejectReason.VALIDATION,
+                         f"this {record.entity} has the number {record.data[numbered]} ({numbered}); a numbered "
+                         f"record is never deleted: void it instead")
     if record.others_version > mutation.base_version:  # another device changed it after this edit's base
         return MutationResult(mutation_id=mutation.mutation_id, status=MutationStatus.CONFLICT,
                               version=record.version, conflict=ConflictKind.EDITED, theirs=_current(record))

@@ -2,7 +2,8 @@
 
 Records of synced plugin tables (entity ``<plugin>.<table>``) are stored in ``records``
 and logged in ``changes`` like core records; ``plugin_schemas`` keeps the schema that
-validates them, published by the clients that run the plugin.
+validates them, published by the clients that run the plugin; ``plugin_sequences`` the
+counters of server-assigned numbers (invoice numbers).
 
 Revision ID: 0003
 Revises: 0002
@@ -28,7 +29,14 @@ def upgrade() -> None:
         sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint('entity', name=op.f('pk_plugin_schemas')),
     )
+    op.create_table(
+        'plugin_sequences',
+        sa.Column('key', sa.String(length=200), nullable=False),
+        sa.Column('value', sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint('key', name=op.f('pk_plugin_sequences')),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table('plugin_sequences')
     op.drop_table('plugin_schemas')
