@@ -107,7 +107,8 @@ class InvoicingPanel(QWidget):
                                             text=self.search.text().strip() or None)
         self.table.setRowCount(len(self.views))
         for row, view in enumerate(self.views):
-            values = (view.number, view.kind.capitalize(), view.title or "", self._customer(view),
+            number = view.number if view.seq is not None else ("—" if view.status == "draft" else "at next sync")
+            values = (number, view.kind.capitalize(), view.title or "", self._customer(view),
                       view.display_status.capitalize(), view.issue_date.isoformat() if view.issue_date else "",
                       view.due_date.isoformat() if view.due_date else "", format_money(view.gross_total, view.currency))
             for col, value in enumerate(values):
@@ -115,6 +116,9 @@ class InvoicingPanel(QWidget):
                 item.setData(Qt.ItemDataRole.UserRole, view.id)
                 if col == len(COLUMNS) - 1:
                     item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                if col == 0 and view.seq is None:
+                    item.setForeground(QBrush(QColor("#6b7280")))
+                    item.setToolTip("Numbers are given by the sync server when an issued document syncs")
                 if view.overdue:
                     item.setBackground(QBrush(OVERDUE))
                     item.setForeground(QBrush(OVERDUE_TEXT))
