@@ -23,7 +23,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import select
 
 from crm_desktop.sync import protocol as p
-from crm_server import admin, auth, changelog, devices, push
+from crm_server import admin, auth, changelog, devices, plugin_data, push
 from crm_server.auth import AuthError, Principal
 from crm_server.db import DB_ENV, Database, default_db_url, migrate
 from crm_server.errors import ServerError
@@ -197,6 +197,15 @@ def create_app(db: Database | str | None = None, *, watch_interval: float = 0.25
             devices.record_contact(session, who.device_id, rejected=rejected, **_reported(request))
         # already a PushResponse: send its JSON as it is instead of having it dumped and re-validated
         return Response(answer.model_dump_json(), media_type="application/json")
+
+    @api.put("/sync/schemas", response_model=p.PluginSchemasResponse)
+    def sync_schemas(body: p.PluginSchemasRequest, who: Who) -> p.PluginSchemasResponse:
+        """The JSON schemas of synced plugin tables, from a device that runs those plugins."""
+        try:
+            with db.write() as session:
+                return plugin_data.publish(session, body.schemas, who.user_id)
+        except plugin_data.SchemaRefused as exc:
+            raise ApiError(422, "invalid_schema", str(exc)) from None
 
     @api.get("/sync/pull", response_model=p.PullResponse)
     def sync_pull(

@@ -235,3 +235,26 @@ class ConsoleSession(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     last_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     flash: Mapped[str | None] = mapped_column(Text)
+
+
+class PluginSchemaRow(Base):
+    """The JSON schema of one synced plugin table (``invoicing.invoices``), as a plugin published it.
+
+    Records of the entity are stored in ``records`` like core ones; this schema validates them
+    (crm_server/plugin_data.py)."""
+
+    __tablename__ = "plugin_schemas"
+    entity: Mapped[str] = mapped_column(String(40), primary_key=True)
+    plugin: Mapped[str] = mapped_column(String(100))
+    plugin_version: Mapped[str] = mapped_column(String(50))
+    schema: Mapped[dict] = mapped_column(JSON)
+    published_by: Mapped[str | None] = mapped_column(String(36))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class PluginSequenceRow(Base):
+    """A gap-free counter of server-assigned numbers of plugin records (``invoicing.invoice:2026``)."""
+
+    __tablename__ = "plugin_sequences"
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -56,8 +56,9 @@ from crm_desktop.sync.protocol import (
     PushResponse,
     RejectReason,
     check_mutation,
+    is_plugin_entity,
 )
-from crm_server import activity
+from crm_server import activity, plugin_data
 from crm_server.auth import Principal, now
 from crm_server.changelog import current_xid, insert_changes
 from crm_server.models import Change, Device, MutationResultRow, Record
@@ -103,6 +104,10 @@ class _Batch:
     rows: dict[str, _Row]
     at: datetime
     changes: list[dict[str, Any]] = field(default_factory=list)
+    #: the schemas of the plugin entities the batch touches (crm_server/plugin_data.py)
+    rules: dict[str, plugin_data.TableRules] = field(default_factory=dict)
+    #: the push's session: server-assigned numbers are taken in its transaction
+    session: Session | None = None
 
 
 def push(session: Session, who: Principal, mutations: list[Mutation]) -> PushResponse:
@@ -114,7 +119,8 @@ def push(session: Session, who: Principal, mutations: list[Mutation]) -> PushRes
             fresh.append(mutation)
             last = mutation.mutation_id
 
-    batch = _Batch(who, _load(session, who, fresh), now())
+    batch = _Batch(who, _load(session, who, fresh), now(),
+                   rules=plugin_data.rules_for(session, {m.entity for m in fresh}), session=session)
     kept = _kept_results(session, device.id, [m.mutation_id for m in mutations
                                               if m.mutation_id <= device.last_mutation_id])
     answered: dict[int, MutationResult] = {}
@@ -223,7 +229,15 @@ def _current(row: _Row) -> dict[str, Any]:
 def _apply(batch: _Batch, mutation: Mutation) -> MutationResult:
     who = batch.who
     try:
-        checked = check_mutation(mutation)
+        if is_plugin_entity(mutation.entity):
+            rules = batch.rules.get(mutation.entity)
+            if rules is None:
+                return _rejected(mutation, RejectReason.VALIDATION,
+                                 f"the server has no schema for {mutation.entity}: a device running its plugin "
+                                 f"publishes it on sync (PUT /api/v1/sync/schemas)")
+            checked = rules.check_mutation(mutation)
+        else:
+            checked = check_mutation(mutation)
     except ValidationError as exc:
         return _rejected(mutation, RejectReason.VALIDATION, str(exc))
     refusal = write_refusal(who, mutation.entity)
@@ -288,7 +302,10 @@ def _merge(batch: _Batch, mutation: Mutation, record: _Row | None, merged: dict[
            applied: list[str], conflicts: list[FieldConflict], restore: bool = False) -> MutationResult:
     who = batch.who
     try:
-        full = record_fields.check_record(mutation.entity, merged)
+        if is_plugin_entity(mutation.entity):
+            full = batch.rules[mutation.entity].check_record(merged)
+        else:
+            full = record_fields.check_record(mutation.entity, merged)
     except ValidationError as exc:
         return _rejected(mutation, RejectReason.VALIDATION, str(exc))
     owner_id, team_id = full.pop("owner_id"), full.pop("team_id")
@@ -296,6 +313,14 @@ def _merge(batch: _Batch, mutation: Mutation, record: _Row | None, merged: dict[
         return _rejected(mutation, RejectReason.SCOPE,
                          f"owner {owner_id} / team {team_id} would take this {mutation.entity} out of "
                          f"{who.username}'s scope")
+    if is_plugin_entity(mutation.entity):
+        # last, once nothing else can refuse the mutation: a number taken is a number stored (no gaps)
+        try:
+            batch.rules[mutation.entity].number(batch.session, record.data if record is not None else None, full)
+        except ValidationError as exc:
+            return _rejected(mutation, RejectReason.VALIDATION, str(exc))
+        if record is not None and full != record.data:
+            applied = sorted(set(applied) | {k for k in full if full.get(k) != record.data.get(k)})
     if record is None:
         record = _Row(mutation.id, mutation.entity, owner_id, team_id, 1, False, full, batch.at, batch.at,
                       stored=False, dirty=True)
@@ -322,6 +347,12 @@ def _delete(batch: _Batch, mutation: Mutation, record: _Row | None) -> MutationR
         return _rejected(mutation, RejectReason.UNKNOWN_RECORD, f"the server has no {mutation.entity} {mutation.id}")
     if record.deleted:
         return MutationResult(mutation_id=mutation.mutation_id, status=MutationStatus.APPLIED, version=record.version)
+    rules = batch.rules.get(record.entity)
+    numbered = rules.numbered(record.data) if rules is not None else None
+    if numbered:
+        return _rejected(mutation, RejectReason.VALIDATION,
+                         f"this {record.entity} has the number {record.data[numbered]} ({numbered}); a numbered "
+                         f"record is never deleted: void it instead")
     if record.others_version > mutation.base_version:  # another device changed it after this edit's base
         return MutationResult(mutation_id=mutation.mutation_id, status=MutationStatus.CONFLICT,
                               version=record.version, conflict=ConflictKind.EDITED, theirs=_current(record))

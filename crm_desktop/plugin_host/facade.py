@@ -50,6 +50,7 @@ from crm_desktop.plugin_host.permissions import PermissionGate
 from crm_desktop.plugin_host.settings_store import secret_service
 from crm_desktop.plugin_host.tripwire import Tripwire
 from crm_desktop.services.paging import ListQuery, PageKey, Sort
+from crm_desktop.storage.changes import WriteSession
 
 log = logging.getLogger(__name__)
 
@@ -403,8 +404,10 @@ class PluginDatabase:
             scope = scope_cm.__enter__()
         try:
             # a savepoint of its own inside the scope: its failure leaves the core's work in the scope alone
-            session = Session(bind=scope.connection, join_transaction_mode="create_savepoint",
-                              expire_on_commit=False)
+            # a WriteSession of this transaction: a synced plugin model's rows are stamped and their
+            # changes recorded (audit, sync outbox) by the same before_flush as core records
+            session = WriteSession(bind=scope.connection, join_transaction_mode="create_savepoint",
+                                   expire_on_commit=False, info={"write_transaction": scope.tx})
             try:
                 with scope.tx.guarded(self._authorize), session.begin():
                     yield session

@@ -479,6 +479,13 @@ class PluginHost:
             loader.purge(manifest.ident)
             self._mark_failed(name, "registering its hooks", traceback.format_exc())
             return
+        try:
+            self._publish_synced_tables(name, manifest)
+        except Exception:
+            self._pm.unregister(module)
+            loader.purge(manifest.ident)
+            self._mark_failed(name, "publishing its synced tables", traceback.format_exc())
+            return
         impls = {}
         for caller in self._pm.get_hookcallers(module) or []:
             for impl in caller.get_hookimpls():
@@ -502,6 +509,28 @@ class PluginHost:
         log.info("plugin %s %s activated", name, manifest.version)
         self._notify(name, "activated")
         self._notify(name, "state_changed")
+
+    def _publish_synced_tables(self, name: str, manifest: Manifest) -> None:
+        """Tell sync about the plugin's synced models (plugin_api.models.SyncedModel): their entity,
+        table and JSON schema are kept in the database, so sync pushes and pulls their rows even
+        when the plugin is not loaded; changes pulled for them before it was installed are applied."""
+        from crm_desktop.plugin_api.models import synced_models
+        from crm_desktop.storage import plugin_sync
+        from crm_desktop.sync.applier import publish_plugin_tables
+
+        models = synced_models(name)
+        db = getattr(self.core, "db", None)
+        if not models or db is None:
+            return
+        tables = plugin_sync.tables_of(models, name, manifest.version)
+        existing = _tables(Path(self.home.db_path))
+        missing = sorted(t.table for t in tables if t.table not in existing)
+        if missing:
+            raise PluginError(f"synced model table(s) {', '.join(missing)} do not exist: add them to the "
+                              f"plugin's migrations")
+        applied = publish_plugin_tables(db, tables)
+        if applied:
+            log.info("plugin %s: applied %d change(s) pulled before it was installed", name, applied)
 
     @_core_work
     def migrate(self, name: str, *, reread: bool = False) -> None:
@@ -980,6 +1009,9 @@ class PluginHost:
             with conn:
                 for table in tables:
                     conn.execute(f'DROP TABLE IF EXISTS "{table}"')
+                # sync forgets its synced tables (pulled changes for them are parked again, not lost)
+                if "sync_plugin_tables" in _tables(db_path):
+                    conn.execute("DELETE FROM sync_plugin_tables WHERE plugin = ?", (manifest.name,))
         finally:
             conn.close()
         log.info("dropped %s of plugin %s (backup %s)", ", ".join(tables), manifest.name, backup)

@@ -90,7 +90,18 @@ def _derived(name: str) -> bool:
 def entity_of(obj_or_model: Any) -> str:
     from crm_desktop.storage.models import ENTITY_OF_TABLE
 
-    return ENTITY_OF_TABLE[obj_or_model.__table__.name]
+    name = obj_or_model.__table__.name
+    entity = ENTITY_OF_TABLE.get(name)
+    if entity is None:  # a synced plugin model (plugin_api.models.SyncedModel) carries its entity
+        entity = getattr(obj_or_model, "__crm_sync_entity__", None)
+        if entity is None:
+            raise KeyError(name)
+    return entity
+
+
+def is_synced(obj: Any) -> bool:
+    """A core synced row, or a row of a synced plugin model."""
+    return isinstance(obj, SyncColumns) or getattr(type(obj), "__crm_sync_entity__", None) is not None
 
 
 # -- ORM path ---------------------------------------------------------------------------
@@ -99,9 +110,9 @@ def entity_of(obj_or_model: Any) -> str:
 @event.listens_for(WriteSession, "before_flush")
 def track_flush(session: Session, _flush_context: Any, _instances: Any) -> None:
     """Stamp every new or changed synced row of this flush and record its change."""
-    new = [o for o in session.new if isinstance(o, SyncColumns)]
-    dirty = [o for o in session.dirty if isinstance(o, SyncColumns)]
-    gone = [o for o in session.deleted if isinstance(o, SyncColumns)]
+    new = [o for o in session.new if is_synced(o)]
+    dirty = [o for o in session.dirty if is_synced(o)]
+    gone = [o for o in session.deleted if is_synced(o)]
     if not (new or dirty or gone):
         return
     tx: WriteTransaction | None = session.info.get("write_transaction")

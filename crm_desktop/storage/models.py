@@ -271,3 +271,25 @@ class SyncStateEntry(Base):
     __tablename__ = "sync_state"
     key: Mapped[str] = mapped_column(String(50), primary_key=True)
     value: Mapped[str | None] = mapped_column(Text)
+
+
+class SyncPluginTable(Base):
+    """A synced plugin table sync knows (crm_desktop/storage/plugin_sync.py): entity, table, schema."""
+
+    __tablename__ = "sync_plugin_tables"
+    entity: Mapped[str] = mapped_column(String(40), primary_key=True)
+    plugin: Mapped[str] = mapped_column(String(100))
+    table_name: Mapped[str] = mapped_column(String(100))
+    #: JSON: {entity, plugin, table, plugin_version, schema}
+    spec: Mapped[str] = mapped_column(Text)
+
+
+class SyncParkedChange(Base):
+    """A pulled change of a plugin entity not known here yet, applied when the plugin publishes it."""
+
+    __tablename__ = "sync_parked_changes"
+    entity: Mapped[str] = mapped_column(String(40), primary_key=True)
+    record_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)
+    #: the PulledChange as JSON
+    change: Mapped[str] = mapped_column(Text)

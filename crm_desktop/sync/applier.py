@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from crm_desktop.domain.actor import Actor
+from crm_desktop.storage import plugin_sync
 from crm_desktop.storage.base import utcnow
 from crm_desktop.storage.changes import db_time
 from crm_desktop.storage.engine import Database
@@ -66,11 +67,18 @@ class PullApplier:
                                  foreign_keys=False) as scope:
             conn = scope.tx.dbapi_connection
             groups: dict[str, list[PulledChange]] = {}
+            parked: list[PulledChange] = []
+            # the synced plugin tables of this database (not of the process: another home may have them)
+            local_plugin = {t.entity for t in plugin_sync.load(conn)}
             for change in page.changes:
-                if change.entity in MODELS:
+                if change.entity in MODELS or change.entity in local_plugin:
                     groups.setdefault(change.entity, []).append(change)
+                elif plugin_sync.is_plugin_entity(change.entity):
+                    parked.append(change)  # its plugin is not installed here (yet): kept, not lost
                 else:
                     log.warning("pulled a change of unknown entity %r; skipped", change.entity)
+            if parked:
+                park(conn, parked)
             for entity, changes in groups.items():
                 self._apply_entity(conn, entity, changes, result)
             state.put(conn, state.CURSOR, page.cursor)
@@ -248,6 +256,48 @@ class PullApplier:
         conn.execute("UPDATE sync_outbox SET base_version = ? WHERE record_id = ? AND op = 'update'",
                      (change.version or 0, change.id))
         return len(conflicts)
+
+
+def park(conn, changes: list[PulledChange]) -> None:
+    """Keep pulled changes of plugin entities this database does not know (newest version per record)."""
+    conn.executemany(
+        "INSERT INTO sync_parked_changes (entity, record_id, version, change) VALUES (?, ?, ?, ?) "
+        "ON CONFLICT (entity, record_id) DO UPDATE SET version = excluded.version, change = excluded.change "
+        "WHERE excluded.version >= sync_parked_changes.version",
+        [(c.entity, c.id, c.version or 0, c.model_dump_json()) for c in changes])
+
+
+def publish_plugin_tables(db: Database, tables: list[plugin_sync.SyncedTable]) -> int:
+    """Make synced plugin tables known to sync (kept in ``sync_plugin_tables``) and apply the changes
+    pulled for them while they were unknown; returns how many parked changes were applied.
+
+    The plugin host calls it when it loads a plugin with synced models, before the plugin's code
+    can write; one transaction, with ``replicate=False`` (what was pulled is not pushed back)."""
+    if not tables:
+        return 0
+    applied = 0
+    with db.transaction(actor=SYNC_ACTOR, audit_action="sync-pull", replicate=False,
+                        foreign_keys=False) as scope:
+        conn = scope.tx.dbapi_connection
+        for table in tables:
+            plugin_sync.store(conn, table)
+        entities = [t.entity for t in tables]
+        rows = conn.execute(
+            f"SELECT change FROM sync_parked_changes WHERE entity IN ({', '.join('?' * len(entities))}) "
+            "ORDER BY entity, version", entities).fetchall()
+        if rows:
+            applier = PullApplier(db)
+            result = PageResult()
+            groups: dict[str, list[PulledChange]] = {}
+            for (text,) in rows:
+                change = PulledChange.model_validate_json(text)
+                groups.setdefault(change.entity, []).append(change)
+            for entity, changes in groups.items():
+                applier._apply_entity(conn, entity, changes, result)
+            conn.execute(f"DELETE FROM sync_parked_changes WHERE entity IN ({', '.join('?' * len(entities))})",
+                         entities)
+            applied = result.applied
+    return applied
 
 
 def _local_rows(conn, table: str, names: list[str], ids: list[str]) -> dict[str, tuple]:

@@ -18,6 +18,8 @@ from crm_desktop.sync.protocol import (
     PluginList,
     PluginReport,
     PluginReportAck,
+    PluginSchemasRequest,
+    PluginSchemasResponse,
     PullResponse,
     PushResponse,
 )
@@ -57,6 +59,12 @@ class SyncClient:
         headers = {PENDING_HEADER: str(pending)} if pending is not None else None
         response = self._call("GET", "/sync/pull", params={"cursor": cursor, "limit": limit}, headers=headers)
         return PullResponse.model_validate_json(response.content)
+
+    def publish_schemas(self, request: PluginSchemasRequest) -> PluginSchemasResponse:
+        """Send the schemas of this device's synced plugin tables (before a push that may use them)."""
+        body = orjson.dumps(request.model_dump(mode="json", by_alias=True))
+        response = self._call("PUT", "/sync/schemas", data=body, content_type="application/json")
+        return PluginSchemasResponse.model_validate_json(response.content)
 
     def plugins(self) -> PluginList:
         """The published plugins and the organisation's plugin policy."""

@@ -27,6 +27,7 @@ from datetime import datetime, timezone
 from typing import Callable
 
 from crm_desktop.errors import CrmError
+from crm_desktop.storage import plugin_sync as plugin_tables
 from crm_desktop.storage.base import utcnow
 from crm_desktop.storage.changes import db_time
 from crm_desktop.storage.engine import Database
@@ -34,6 +35,8 @@ from crm_desktop.sync import local_writes, outbox, state
 from crm_desktop.sync.applier import SYNC_ACTOR, PullApplier
 from crm_desktop.sync.http import Offline, ServerFailed
 from crm_desktop.sync.protocol import (
+    PluginSchemasRequest,
+    PluginTableSchema,
     MAX_PULL_LIMIT,
     MAX_PUSH_BATCH,
     ConflictKind,
@@ -98,6 +101,7 @@ class SyncEngine:
         """Push, then pull. Network trouble ends the run with ``offline``/``errors`` set, not raised."""
         report = SyncReport(started_at=_now_iso())
         try:
+            self.publish_schemas()
             self.push(report)
             self.pull(report)
             self.plugins(report)
@@ -109,6 +113,20 @@ class SyncEngine:
         report.finished_at = _now_iso()
         self._remember(report)
         return report
+
+    # -- synced plugin tables ------------------------------------------------------------------
+
+    def publish_schemas(self) -> None:
+        """Tell the server the schemas of the synced plugin tables this database has (before the push
+        that may carry their records); a database without any sends nothing."""
+        with self.db.read_connection() as c:
+            tables = plugin_tables.load(c.connection.driver_connection)
+        if not tables:
+            return
+        request = PluginSchemasRequest(schemas=[
+            PluginTableSchema(entity=t.entity, plugin=t.plugin, plugin_version=t.plugin_version, schema=t.schema)
+            for t in tables])
+        self.client.publish_schemas(request)
 
     # -- push ---------------------------------------------------------------------------------
 

@@ -21,6 +21,7 @@ from typing import Any, Sequence
 import orjson
 
 from crm_desktop.domain.actor import Actor
+from crm_desktop.storage import plugin_sync
 from crm_desktop.storage.base import utcnow
 from crm_desktop.storage.changes import BulkChanges, Change, db_time
 from crm_desktop.sync import values as wire
@@ -42,7 +43,7 @@ class OutboxWriter:
                 return
             if write_bulk(conn, changes):
                 return
-        wanted = [c for c in changes if c.entity in PUSHABLE_ENTITIES]
+        wanted = [c for c in changes if pushable(c.entity)]
         if not wanted:
             return
         versions = _versions(conn, wanted)
@@ -57,6 +58,11 @@ class OutboxWriter:
         conn.executemany(
             "INSERT INTO sync_outbox (entity, record_id, op, fields, base_version, created_at, status) "
             "VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+
+
+def pushable(entity: str) -> bool:
+    """A core entity clients push, or a synced plugin entity this process knows (storage/plugin_sync.py)."""
+    return entity in PUSHABLE_ENTITIES or (plugin_sync.is_plugin_entity(entity) and wire.is_known(entity))
 
 
 def mutation_fields(conn, change: Change) -> tuple[str | None, dict[str, list[Any]]]:

@@ -135,6 +135,13 @@ class Mutation(_Model):
         return {name: pair[1] for name, pair in self.fields.items()}
 
 
+def is_plugin_entity(entity: str) -> bool:
+    """A synced plugin table's entity (``<plugin>.<table>``, e.g. ``invoicing.invoices``): its
+    fields are checked against the JSON schema the plugin published (:class:`PluginTableSchema`),
+    not against :mod:`crm_desktop.domain.record_fields`."""
+    return "." in entity
+
+
 class MutationCheck(_Model):
     """A mutation whose entity and new values passed the domain rules; values normalised."""
 
@@ -165,6 +172,36 @@ def check_mutation(mutation: Mutation) -> MutationCheck:
         except ValidationError:
             base[name] = value  # an old base may predate a rule; compare it as sent
     return MutationCheck(entity=mutation.entity, new=new, base=base)
+
+
+class PluginTableSchema(_Model):
+    """The JSON schema of one synced plugin table's records, published by the clients that run the plugin."""
+
+    entity: str = Field(max_length=40, pattern=r"^[a-z][a-z0-9-]*\.[a-z][a-z0-9_]*$",
+                        description="<plugin>.<table without the plugin prefix>, e.g. invoicing.invoices")
+    plugin: str = Field(min_length=1, max_length=100)
+    plugin_version: str = Field(max_length=50, description="The plugin version that published this schema.")
+    json_schema: dict[str, JsonValue] = Field(
+        alias="schema", description="JSON Schema (draft 2020-12) of a record's fields, owner_id/team_id included.")
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class PluginSchemasRequest(_Model):
+    """``PUT /sync/schemas``: the schemas of the synced plugin tables this device has."""
+
+    schemas: list[PluginTableSchema] = Field(max_length=200)
+
+
+class PluginSchemaResult(_Model):
+    entity: str
+    status: str = Field(description="stored | unchanged | kept_newer (the server has a newer plugin version's "
+                                    "schema and keeps it)")
+    plugin_version: str
+
+
+class PluginSchemasResponse(_Model):
+    results: list[PluginSchemaResult]
 
 
 class PushRequest(_Model):

@@ -23,18 +23,37 @@ from crm_desktop.domain.validation import normalize_email, normalize_name, norma
 from crm_desktop.errors import ValidationError
 from crm_desktop.storage.base import UTCDateTime
 from crm_desktop.storage.changes import db_time
+from crm_desktop.storage import plugin_sync
 from crm_desktop.storage.models import MODELS
 
 #: local columns that are not wire fields: stamps the store owns, and the tombstone (an op)
 NOT_WIRE = frozenset({"id", "created_at", "updated_at", "version", "revision", "deleted_at"})
 
 
+def _plugin_table(spec: plugin_sync.SyncedTable) -> Any:
+    from sqlalchemy import column, table
+
+    return table(spec.table, *(column(n) for n in (*plugin_sync.SYNC_COLUMNS, *spec.fields)
+                               if n not in ("owner_id", "team_id") or n in spec.fields))
+
+
 def table_of(entity: str) -> Table:
+    """The local table of ``entity`` (a synced plugin table's as a lightweight table clause)."""
+    spec = plugin_sync.spec(entity)
+    if spec is not None:
+        return _plugin_table(spec)
     return MODELS[entity].__table__
+
+
+def is_known(entity: str) -> bool:
+    """True for a core entity and for a synced plugin entity this process knows."""
+    return entity in MODELS or plugin_sync.spec(entity) is not None
 
 
 def tag_link(entity: str) -> tuple[Table, str] | None:
     """The link table of an entity with tags and the column holding the record id, or None."""
+    if plugin_sync.is_plugin_entity(entity):
+        return None
     model = MODELS[entity]
     relationship = model.__mapper__.relationships.get("tags")
     if relationship is None:
@@ -43,9 +62,16 @@ def tag_link(entity: str) -> tuple[Table, str] | None:
     return link, next(c.name for c in link.columns if c.name != "tag_id")
 
 
-@lru_cache(maxsize=None)
 def wire_columns(entity: str) -> tuple[str, ...]:
     """The entity's wire fields that are plain columns of its table (tags excluded)."""
+    spec = plugin_sync.spec(entity)
+    if spec is not None:  # not cached: a plugin update may change its fields while the app runs
+        return spec.fields
+    return _core_wire_columns(entity)
+
+
+@lru_cache(maxsize=None)
+def _core_wire_columns(entity: str) -> tuple[str, ...]:
     columns = table_of(entity).columns
     return tuple(name for name in record_fields.ENTITY_FIELDS[entity] if name in columns and name != "tags")
 
@@ -66,6 +92,13 @@ def _kind(entity: str, name: str) -> str:
 
 def kind_of(entity: str, name: str) -> str:
     """How a column's values are converted to the wire: datetime, date, bool, int or text."""
+    return _kind_any(entity, name)
+
+
+def _kind_any(entity: str, name: str) -> str:
+    spec = plugin_sync.spec(entity)
+    if spec is not None:
+        return spec.kind(name)
     return _kind(entity, name)
 
 
@@ -82,9 +115,15 @@ def plain(value: Any) -> Any:
 def to_wire(entity: str, name: str, value: Any) -> Any:
     """A local (Python or DB) value as the protocol sends it, normalised by the domain rule when it
     passes; a value that breaks the rule is sent as it is, so the server answers ``rejected``."""
-    if value is not None and _kind(entity, name) == "datetime" and isinstance(value, str):
+    if value is not None and _kind_any(entity, name) == "datetime" and isinstance(value, str):
         value = parse_datetime(value)
     value = plain(value)
+    if plugin_sync.is_plugin_entity(entity):  # checked by the plugin's schema on the server
+        if _kind_any(entity, name) == "bool" and value is not None:
+            return bool(value)
+        if _kind_any(entity, name) in ("text",) and value is not None and not isinstance(value, str):
+            return str(value)  # e.g. a Decimal kept as text
+        return value
     try:
         return record_fields.clean_value(entity, name, value)
     except ValidationError:
@@ -101,7 +140,7 @@ def to_db(entity: str, name: str, value: Any) -> Any:
     """A wire value as the DBAPI writes it into the local column (the text SQLAlchemy stores)."""
     if value is None:
         return None
-    kind = _kind(entity, name)
+    kind = _kind_any(entity, name)
     if kind == "datetime":
         return db_time(parse_datetime(value) if isinstance(value, str) else value)
     if kind == "date":
@@ -123,9 +162,17 @@ def db_time_text(value: str) -> str:
     return db_time(parse_datetime(value))
 
 
-@lru_cache(maxsize=None)
 def _converters(entity: str) -> tuple[tuple[str, Any], ...]:
     """(column, converter or None) of each wire column: None where :func:`to_db` is the identity."""
+    if plugin_sync.is_plugin_entity(entity):
+        return tuple((name, (lambda v, e=entity, n=name: to_db(e, n, v))
+                      if _kind_any(entity, name) in ("datetime", "date", "bool") else None)
+                     for name in wire_columns(entity))
+    return _core_converters(entity)
+
+
+@lru_cache(maxsize=None)
+def _core_converters(entity: str) -> tuple[tuple[str, Any], ...]:
     out = []
     for name in wire_columns(entity):
         kind = _kind(entity, name)
@@ -139,8 +186,18 @@ def _converters(entity: str) -> tuple[tuple[str, Any], ...]:
     return tuple(out)
 
 
-@lru_cache(maxsize=None)
 def _row_plan(entity: str) -> tuple[tuple[str, ...], Any, tuple[tuple[int, Any], ...]]:
+    if plugin_sync.is_plugin_entity(entity):
+        return _make_row_plan(entity)
+    return _core_row_plan(entity)
+
+
+@lru_cache(maxsize=None)
+def _core_row_plan(entity: str) -> tuple[tuple[str, ...], Any, tuple[tuple[int, Any], ...]]:
+    return _make_row_plan(entity)
+
+
+def _make_row_plan(entity: str) -> tuple[tuple[str, ...], Any, tuple[tuple[int, Any], ...]]:
     names = wire_columns(entity)
     convert = tuple((i, c) for i, (_n, c) in enumerate(_converters(entity)) if c is not None)
     return names, (itemgetter(*names) if len(names) > 1 else None), convert
@@ -168,7 +225,7 @@ def to_python(entity: str, name: str, value: Any) -> Any:
     """A wire value as the ORM attribute holds it (aware datetimes, dates, bools)."""
     if value is None:
         return None
-    kind = _kind(entity, name)
+    kind = _kind_any(entity, name)
     if kind == "datetime":
         return parse_datetime(value) if isinstance(value, str) else value
     if kind == "date":
@@ -235,6 +292,8 @@ def record_wire(conn, entity: str, record_id: str) -> dict[str, Any] | None:
 
 
 def _kind_tags(entity: str) -> bool:
+    if plugin_sync.is_plugin_entity(entity):
+        return False
     return "tags" in record_fields.ENTITY_FIELDS[entity] and tag_link(entity) is not None
 
 
