@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import DeclarativeBase
 
 # plugin name -> its bases; weak so a reloaded plugin's old classes can die.
-_BASES: "weakref.WeakValueDictionary[tuple[str, int], type]" = weakref.WeakValueDictionary()
+_BASES: "weakref.WeakValueDictionary[tuple[str, int], type[DeclarativeBase]]" = weakref.WeakValueDictionary()
 
 
 def table_prefix(plugin_name: str) -> str:
@@ -98,21 +98,21 @@ def _make_synced_model() -> type:
     def utcnow() -> datetime:
         return datetime.now(timezone.utc)
 
-    class UTCDateTime(TypeDecorator):
+    class UTCDateTime(TypeDecorator[datetime]):
         """Aware UTC datetimes in and out, stored as the core stores them (naive UTC text)."""
 
         impl = DateTime
         cache_ok = True
         crm_kind = "datetime"
 
-        def process_bind_param(self, value, dialect):
+        def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
             if value is None:
                 return None
             if value.tzinfo is None:
                 raise ValueError(f"naive datetime {value!r}: pass an aware datetime")
             return value.astimezone(timezone.utc).replace(tzinfo=None)
 
-        def process_result_value(self, value, dialect):
+        def process_result_value(self, value: Any, dialect: Any) -> datetime | None:
             return None if value is None else value.replace(tzinfo=timezone.utc)
 
     class SyncedModel:
@@ -153,6 +153,6 @@ def __getattr__(name: str) -> type:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def bases_of(plugin_name: str) -> list[type]:
+def bases_of(plugin_name: str) -> list[type[DeclarativeBase]]:
     """The live bases made for ``plugin_name`` (the host disposes them on unload)."""
     return [base for (name, _), base in list(_BASES.items()) if name == plugin_name]

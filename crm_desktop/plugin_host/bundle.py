@@ -658,19 +658,13 @@ class StagedBundle:
     def __exit__(self, *exc: object) -> None:
         self.discard()
 
-    def commit(
-        self,
-        post_install: Callable[[InstallResult], None] | None = None,
-        on_rollback: Callable[[InstallResult], None] | None = None,
-    ) -> InstallResult:
-        """Move the staged folder into place atomically and run ``post_install``.
+    def place(self) -> "PlacedBundle":
+        """Move the staged folder into place atomically; the install is final only after
+        :meth:`PlacedBundle.finish` (or undone by :meth:`PlacedBundle.roll_back`).
 
-        The installed version (if any) is renamed aside first and deleted only
-        after ``post_install`` returns; if the move or ``post_install`` fails,
-        the new folder is removed, the old one renamed back, ``on_rollback`` is
-        called, and :class:`BundleError` is raised. Settings and data live
-        outside the plugin folder and are not touched.
-        """
+        The installed version (if any) is renamed aside first, kept until then. Lets a caller run
+        the host's steps between the move and the decision on different threads (the admin panel
+        migrates on its writer thread, then loads the plugin on the GUI thread)."""
         if self._done:
             raise BundleError(f"bundle {self.plan.bundle.name}: this staged install was already committed or discarded")
         plan = self.plan
@@ -692,31 +686,75 @@ class StagedBundle:
             self.discard()
             raise BundleError(f"bundle {plan.bundle.name}: cannot move {plan.name} into place: {exc}") from exc
         self._done = True
+        return PlacedBundle(result, aside, self.plugins_dir, token)
+
+    def commit(
+        self,
+        post_install: Callable[[InstallResult], None] | None = None,
+        on_rollback: Callable[[InstallResult], None] | None = None,
+    ) -> InstallResult:
+        """Move the staged folder into place atomically and run ``post_install``.
+
+        The installed version (if any) is renamed aside first and deleted only
+        after ``post_install`` returns; if the move or ``post_install`` fails,
+        the new folder is removed, the old one renamed back, ``on_rollback`` is
+        called, and :class:`BundleError` is raised. Settings and data live
+        outside the plugin folder and are not touched.
+        """
+        placed = self.place()
         try:
             if post_install is not None:
-                post_install(result)
+                post_install(placed.result)
         except BaseException as exc:
-            failed = self.plugins_dir / f".failed-{plan.name}-{token}"
+            error = placed.roll_back(exc, on_rollback)
+            if not isinstance(exc, Exception):
+                raise
+            raise error from exc
+        return placed.finish()
+
+
+class PlacedBundle:
+    """A bundle moved into place (:meth:`StagedBundle.place`) whose install is not final yet."""
+
+    def __init__(self, result: InstallResult, aside: Path | None, plugins_dir: Path, token: str):
+        self.result = result
+        self._aside = aside
+        self._plugins_dir = plugins_dir
+        self._token = token
+        self._settled = False
+
+    def finish(self) -> InstallResult:
+        """Keep the new version: delete the previous one kept aside."""
+        if not self._settled:
+            self._settled = True
+            if self._aside is not None:
+                shutil.rmtree(self._aside, ignore_errors=True)
+            log.info("installed %s %s into %s", self.result.name, self.result.version, self.result.path)
+        return self.result
+
+    def roll_back(self, exc: BaseException,
+                  on_rollback: Callable[[InstallResult], None] | None = None) -> BundleError:
+        """Undo the move because of ``exc``: remove the new folder, put the previous one back, call
+        ``on_rollback``; returns the :class:`BundleError` (naming ``exc``) for the caller to raise."""
+        plan = self.result.plan
+        if not self._settled:
+            self._settled = True
+            target = self.result.path
+            failed = self._plugins_dir / f".failed-{plan.name}-{self._token}"
             os.rename(target, failed)
-            if aside is not None:
-                os.rename(aside, target)
+            if self._aside is not None:
+                os.rename(self._aside, target)
             shutil.rmtree(failed, ignore_errors=True)
             if on_rollback is not None:
                 try:
-                    on_rollback(result)
+                    on_rollback(self.result)
                 except Exception:
                     log.exception("on_rollback for %s failed", plan.name)
-            if not isinstance(exc, Exception):
-                raise
-            restored = f"version {plan.previous_version} restored" if aside else "nothing left installed"
-            raise BundleError(
-                f"bundle {plan.bundle.name}: installing {plan.name} {plan.version} failed after the move "
-                f"({type(exc).__name__}: {exc}); rolled back, {restored}"
-            ) from exc
-        if aside is not None:
-            shutil.rmtree(aside, ignore_errors=True)
-        log.info("installed %s %s into %s", plan.name, plan.version, target)
-        return result
+        restored = f"version {plan.previous_version} restored" if self._aside else "nothing left installed"
+        return BundleError(
+            f"bundle {plan.bundle.name}: installing {plan.name} {plan.version} failed after the move "
+            f"({type(exc).__name__}: {exc}); rolled back, {restored}"
+        )
 
 
 def stage_bundle(

@@ -18,6 +18,7 @@ core calls back from inside (an event handler) is still attributed to it.
 from __future__ import annotations
 
 import base64
+import builtins
 import binascii
 import hashlib
 import json
@@ -229,12 +230,13 @@ class ServiceRecords:
     def count(self, filters: Mapping[str, Any]) -> int:
         return int(self._service.count(self._query(filters)))
 
-    def search(self, text: str, limit: int) -> list[Any]:
+    def search(self, text: str, limit: int) -> builtins.list[Any]:  # `list` here is the method above
         if not self._service.fts_table and self._attribute != "users":
             raise ValidationError("text", text, f"{self._attribute} cannot be searched; use list()", self._entity)
         return list(self._service.search(text, limit=limit))
 
-    def aggregate(self, *, group_by: list[str], measures: Mapping[str, str], filters: Mapping[str, Any]) -> list[dict]:
+    def aggregate(self, *, group_by: builtins.list[str], measures: Mapping[str, str],
+                  filters: Mapping[str, Any]) -> builtins.list[dict]:
         return self._service.aggregate(group_by=group_by, measures=measures, filters=dict(filters))
 
     def create(self, **fields: Any) -> Any:

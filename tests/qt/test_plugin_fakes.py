@@ -24,6 +24,7 @@ from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QMenu, QStackedW
 from crm_desktop.paths import Home
 from crm_desktop.plugin_api.contributions import MenuAction, Panel, RecordAction
 from crm_desktop.plugin_host.folder_install import FolderInstallPlan
+from crm_desktop.plugin_host.installer import PreparedFolderInstall
 from crm_desktop.plugin_host.lifecycle import PluginRecord, PluginState
 from crm_desktop.plugin_host.manifest import ManifestMenuEntry
 from crm_desktop.plugin_host.policy import Policy
@@ -174,6 +175,18 @@ class FakeHost:
 
     def install_folder(self, path: Path, *, approve: Callable[[FolderInstallPlan], bool] | None = None
                        ) -> PluginRecord:
+        raise NotImplementedError("FakeHost installs nothing; use the real PluginHost (test_plugin_admin_trust)")
+
+    def plan_folder_install(self, path: Path) -> FolderInstallPlan:
+        raise NotImplementedError("FakeHost installs nothing; use the real PluginHost (test_plugin_admin_trust)")
+
+    def prepare_folder_install(self, plan: FolderInstallPlan) -> PreparedFolderInstall:
+        raise NotImplementedError("FakeHost installs nothing; use the real PluginHost (test_plugin_admin_trust)")
+
+    def finish_folder_install(self, prepared: PreparedFolderInstall) -> PluginRecord:
+        raise NotImplementedError("FakeHost installs nothing; use the real PluginHost (test_plugin_admin_trust)")
+
+    def prepare_installed(self, path: Path) -> None:
         raise NotImplementedError("FakeHost installs nothing; use the real PluginHost (test_plugin_admin_trust)")
 
     def activate_installed(self, path: Path) -> PluginRecord:

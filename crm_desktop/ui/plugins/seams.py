@@ -12,7 +12,8 @@ one side fails the type check instead of a ``getattr`` quietly returning ``None`
   notifications, the contributions of one plugin, the guard that runs plugin code,
   reload and settings.
 * :class:`PluginManagerHost` adds what the plugin admin panel does: enable, disable,
-  migrate, uninstall and install.
+  migrate, uninstall and install (in steps: plan on the GUI thread, prepare on the writer,
+  finish on the GUI thread).
 * :class:`PluginShell` is the main window as plugin contributions see it: menus,
   pages and docks, paths of declared menu entries, record context menus, the status bar.
 """
@@ -29,6 +30,7 @@ if TYPE_CHECKING:  # types only: the seam costs no import at run time
     from crm_desktop.paths import Home
     from crm_desktop.plugin_api.contributions import MenuAction, Panel, RecordAction
     from crm_desktop.plugin_host.folder_install import FolderInstallPlan
+    from crm_desktop.plugin_host.installer import PreparedFolderInstall
     from crm_desktop.plugin_host.lifecycle import PluginRecord
     from crm_desktop.plugin_host.manifest import Manifest, ManifestMenuEntry
     from crm_desktop.plugin_host.policy import Policy
@@ -132,10 +134,23 @@ class PluginManagerHost(PluginHostView, Protocol):
 
     def install_folder(self, path: Path, *, approve: Callable[[FolderInstallPlan], bool] | None = None
                        ) -> PluginRecord:
-        """Check, approve, copy and load a plugin folder."""
+        """Check, approve, copy and load a plugin folder (all on the calling thread)."""
+
+    def plan_folder_install(self, path: Path) -> FolderInstallPlan:
+        """What installing a folder would do (files only: the GUI thread, before the approval);
+        raises with the rule when it is refused."""
+
+    def prepare_folder_install(self, plan: FolderInstallPlan) -> PreparedFolderInstall:
+        """Copy an approved folder beside its target and migrate its tables (writer thread)."""
+
+    def finish_folder_install(self, prepared: PreparedFolderInstall) -> PluginRecord:
+        """Put a prepared folder in place and load it (GUI thread; no database work)."""
+
+    def prepare_installed(self, path: Path) -> None:
+        """Migrate the tables of a plugin folder a bundle was just moved into (writer thread)."""
 
     def activate_installed(self, path: Path) -> PluginRecord:
-        """Load a plugin folder the bundle installer has just put in place."""
+        """Load a plugin folder the bundle installer has just put in place (GUI thread)."""
 
 
 class PluginShell(Protocol):
