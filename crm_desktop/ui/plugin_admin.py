@@ -46,10 +46,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from crm_desktop.plugin_host.bundle import InstallPlan, install_bundle
+from crm_desktop.plugin_host.bundle import InstallPlan, PlacedBundle, StagedBundle, stage_bundle
 from crm_desktop.plugin_host.folder_install import FolderInstallPlan
+from crm_desktop.plugin_host.installer import PreparedFolderInstall
 from crm_desktop.plugin_host.lifecycle import PluginRecord, PluginState
 from crm_desktop.plugin_host.manifest import read_manifest
+from crm_desktop.ui.executor import is_locked_error
 from crm_desktop.ui.plugins.adapter import state_name
 from crm_desktop.ui.plugin_failures import summarize
 from crm_desktop.ui.settings_form import SettingsDialog, schema_for
@@ -497,16 +499,20 @@ class PluginAdminPanel(QWidget):
         return True
 
     def _with_prepare(self, verb: str, prepare: Callable[[], Any] | None, busy: str,
-                      finish: Callable[[], Any], done: Callable[[], str]) -> None:
+                      finish: Callable[[], Any], done: Callable[[], str],
+                      on_failure: Callable[[BaseException], None] | None = None) -> None:
         """Run ``prepare()`` (the database and file work: migrations, dropping tables) on the
         executor's writer while the panel shows ``busy`` and its buttons are off, then ``finish()``
         (the host call that runs plugin code and builds Qt contributions) here, on the GUI thread,
-        where the host expects it. Without an executor both run here, one after the other."""
+        where the host expects it. Without an executor both run here, one after the other.
+        ``on_failure(exc)`` undoes what a failed ``prepare`` left behind (here, on the GUI thread)."""
         if self._executor is None or prepare is None:
             if prepare is not None:
                 try:
                     prepare()
                 except Exception as exc:
+                    if on_failure is not None:
+                        on_failure(exc)
                     self.show_message(f"{verb} failed: {exc}", error=True)
                     self.refresh()
                     return
@@ -522,6 +528,11 @@ class PluginAdminPanel(QWidget):
         def failed(exc: BaseException) -> None:
             self.set_busy(False)
             log.warning("%s failed: %s", verb, exc)
+            if on_failure is not None:
+                try:
+                    on_failure(exc)
+                except Exception:
+                    log.exception("undoing the failed %s failed", verb)
             self.show_message(f"{verb} failed: {exc}", error=True)
             self.refresh()
 
@@ -626,21 +637,46 @@ class PluginAdminPanel(QWidget):
 
     def install_from_folder(self) -> None:
         """Install a plugin folder the user picks: the host checks it like a bundle (policy, block list,
-        no downgrade, requireSignature), then the user sees what would be installed and decides."""
+        no downgrade, requireSignature), then the user sees what would be installed and decides.
+
+        The check and the question happen here; the copy and the plugin's migrations (database work)
+        run on the executor's writer; loading its code and building its menus and pages come back
+        here, on the GUI thread."""
         folder = self.choose_folder()
         if not folder:
             return
         name = Path(folder).name
-        approved: list[bool] = []
-
-        def approve(plan: FolderInstallPlan) -> bool:
-            approved.append(self.approve_folder(plan))
-            return approved[-1]
-
-        ok = self._act(f"Installing {name}", lambda: self.host.install_folder(Path(folder), approve=approve),
-                       f"Installed {name}.")
-        if not ok and approved and not approved[-1]:
+        verb = f"Installing {name}"
+        try:
+            plan = self.host.plan_folder_install(Path(folder))
+        except Exception as exc:  # refused: the host's error names the rule
+            self._refused(verb, exc)
+            return
+        if not self.approve_folder(plan):
             self.show_message(f"Install of {name} cancelled; nothing changed.")
+            return
+        prepared: list[PreparedFolderInstall] = []
+
+        def finish() -> None:
+            try:
+                self.host.finish_folder_install(prepared[0])
+            finally:
+                prepared[0].discard()  # a copy left over when putting it in place failed
+
+        self._with_prepare(verb, lambda: prepared.append(self.host.prepare_folder_install(plan)),
+                           f"{verb}: copying it and updating its tables…", finish,
+                           lambda: self._installed(plan.name, name))
+
+    def _installed(self, plugin: str, what: str) -> str:
+        record = self.host.records.get(plugin)
+        if record is None or record.state is PluginState.ACTIVE:
+            return f"Installed {what}."
+        return f"Installed {what}, but {plugin} is {state_name(record.state)}: {summarize(record.error)}"
+
+    def _refused(self, verb: str, exc: BaseException) -> None:
+        log.warning("%s failed: %s", verb, exc)
+        self.show_message(f"{verb} failed: {exc}", error=True)
+        self.refresh()
 
     def _activate_installed(self, folder: Path) -> None:
         """The bundle is in place: let the host load it; anything but active rolls the install back."""
@@ -650,27 +686,54 @@ class PluginAdminPanel(QWidget):
                                f"{summarize(record.error)}")
 
     def install_from_bundle(self) -> None:
-        """Verify a bundle, show it for approval, and install it."""
+        """Verify a bundle, show it for approval, and install it.
+
+        Verifying (signature before the zip is opened) and the question happen here; moving it
+        into place and migrating its tables run on the executor's writer; loading it (its menus
+        and pages appear without a restart) comes back here. Anything but an active plugin at
+        the end rolls the install back (the previous version, if any, is put back)."""
         path = self.choose_bundle()
         if not path:
             return
-        approved: list[bool] = []
-
-        def approve(plan: InstallPlan) -> bool:
-            approved.append(self.approve_bundle(plan))
-            return approved[-1]
-
-        def install() -> None:
-            # verify (signature before the zip is opened), show the plan, then move into place;
-            # the running host activates it so the menus and pages appear without a restart
-            install_bundle(path, self.host.home.plugins_dir, self.host.policy, approve=approve,
-                           post_install=lambda result: self._activate_installed(result.path),
-                           manifest_validator=read_manifest)
-
         name = Path(path).name
-        ok = self._act(f"Installing {name}", install, f"Installed {name}.")
-        if not ok and approved and not approved[-1]:
+        verb = f"Installing {name}"
+        try:
+            staged = stage_bundle(path, self.host.home.plugins_dir, self.host.policy,
+                                  manifest_validator=read_manifest)
+        except Exception as exc:
+            self._refused(verb, exc)
+            return
+        if not self.approve_bundle(staged.plan):
+            staged.discard()
             self.show_message(f"Install of {name} cancelled; nothing changed.")
+            return
+        placed: list[PlacedBundle] = []
+
+        def prepare(staged: StagedBundle = staged) -> None:
+            if not placed:  # once: a write retried while an import holds the lock comes back here
+                placed.append(staged.place())
+            moved = placed[0]
+            try:
+                self.host.prepare_installed(moved.result.path)
+            except Exception as exc:
+                if is_locked_error(exc):
+                    raise  # nothing was migrated; the writer waits for the lock and tries again
+                raise moved.roll_back(exc) from exc
+
+        def finish() -> None:
+            moved = placed[0]
+            try:
+                self._activate_installed(moved.result.path)
+            except Exception as exc:
+                raise moved.roll_back(exc) from exc
+            moved.finish()
+
+        def undo(exc: BaseException) -> None:
+            if placed:  # the writer gave up (e.g. the lock never came): put the previous version back
+                placed[0].roll_back(exc)
+
+        self._with_prepare(verb, prepare, f"{verb}: updating its tables…", finish,
+                           lambda: f"Installed {name}.", on_failure=undo)
 
 
 def publisher_of(record: PluginRecord) -> str:

@@ -361,46 +361,178 @@ def downgrade():
 '''
 
 
-def test_enabling_a_plugin_migrates_its_tables_off_the_ui_thread(qtbot, core, home, monkeypatch):
+def _write_notes(folder, version="1.0.0"):
+    (folder / "migrations" / "versions").mkdir(parents=True)
+    (folder / "plugin.json").write_text(json.dumps({
+        "name": "notes", "version": version, "displayName": "Notes", "author": "Tests", "description": "Notes.",
+        "main": "plugin.py", "permissions": ["contacts:read"], "migrations": "migrations"}))
+    (folder / "plugin.py").write_text(
+        "from crm_desktop.plugin_api import hookimpl\n"
+        "from crm_desktop.plugin_api.contributions import MenuAction\n"
+        "@hookimpl\n"
+        "def crm_menu_actions(ctx):\n"
+        "    return [MenuAction(id='notes', title='Notes', callback=lambda ctx: None, menu='Tools')]\n")
+    (folder / "migrations" / "env.py").write_text(
+        "from alembic import context\nfrom crm_desktop.plugin_api.migrations import run_migrations\n"
+        "run_migrations(context)\n")
+    (folder / "migrations" / "versions" / "0001.py").write_text(NOTES_MIGRATION)
+    return folder
+
+
+def _spy_migrations(monkeypatch):
+    """(on the GUI thread?, revisions ran?) for each plugin migration."""
+    from crm_desktop.storage import migrate
+
+    ran = []
+    real = migrate.upgrade_in_one_transaction
+
+    def spy(*args, **kwargs):
+        changed = real(*args, **kwargs)
+        ran.append((threading.current_thread() is threading.main_thread(), changed))
+        return changed
+
+    monkeypatch.setattr(migrate, "upgrade_in_one_transaction", spy)
+    return ran
+
+
+def test_enabling_a_plugin_migrates_its_tables_off_the_ui_thread(gui_db_guard, qtbot, core, home, monkeypatch):
     from crm_desktop.plugin_host.host import PluginHost
     from crm_desktop.plugin_host.lifecycle import PluginState
     from crm_desktop.ui.executor import DataExecutor
     from crm_desktop.ui.plugin_admin import PluginAdminPanel
 
-    folder = home.plugins_dir / "notes"
-    (folder / "migrations" / "versions").mkdir(parents=True)
-    (folder / "plugin.json").write_text(json.dumps({
-        "name": "notes", "version": "1.0.0", "displayName": "Notes", "author": "Tests", "description": "Notes.",
-        "main": "plugin.py", "permissions": ["contacts:read"], "migrations": "migrations"}))
-    (folder / "plugin.py").write_text("")
-    (folder / "migrations" / "env.py").write_text(
-        "from alembic import context\nfrom crm_desktop.plugin_api.migrations import run_migrations\n"
-        "run_migrations(context)\n")
-    (folder / "migrations" / "versions" / "0001.py").write_text(NOTES_MIGRATION)
+    _write_notes(home.plugins_dir / "notes")
     host = PluginHost(core, home, bundled_dir=None, system_dir=None)
     host.start()
     host.disable("notes")
-    migrated_on = []
-    real = host._migrate
-
-    def spy(manifest, path):
-        migrated_on.append(threading.current_thread() is threading.main_thread())
-        return real(manifest, path)
-
-    monkeypatch.setattr(host, "_migrate", spy)
     with sqlite3.connect(home.db_path) as conn:  # start from a plugin whose tables were never made
         conn.execute("DROP TABLE notes_items")
         conn.execute("DROP TABLE alembic_version_notes")
+    ran = _spy_migrations(monkeypatch)
     executor = DataExecutor()
     panel = PluginAdminPanel(host, executor=executor)
     qtbot.addWidget(panel)
     try:
         panel.select("notes")
-        panel.enable_selected()
-        qtbot.waitUntil(lambda: host.records["notes"].state is PluginState.ACTIVE, timeout=10000)
-        assert migrated_on[0] is False, "the migration (backup + integrity check) ran on the UI thread"
+        # the migration (and the read of the plugin's version before and after it) runs on the writer
+        with gui_db_guard.watching():
+            panel.enable_selected()
+            qtbot.waitUntil(lambda: host.records["notes"].state is PluginState.ACTIVE, timeout=10000)
+            qtbot.waitUntil(lambda: executor.idle())
+        assert ran == [(False, True)], "the migration ran on the UI thread"
+        assert "notes enabled." in panel.message.text()
         with sqlite3.connect(home.db_path) as conn:
             assert conn.execute("SELECT count(*) FROM notes_items").fetchone() == (0,)
+    finally:
+        executor.stop()
+        host.stop()
+
+
+def _install_panel(qtbot, core, home):
+    from crm_desktop.plugin_host.host import PluginHost
+    from crm_desktop.ui.executor import DataExecutor
+    from crm_desktop.ui.plugin_admin import PluginAdminPanel
+
+    host = PluginHost(core, home, bundled_dir=None, system_dir=None).start()
+    executor = DataExecutor()
+    panel = PluginAdminPanel(host, executor=executor)
+    qtbot.addWidget(panel)
+    return host, executor, panel
+
+
+def _leftovers(home):
+    return sorted(p.name for p in home.plugins_dir.iterdir() if p.name.startswith("."))
+
+
+def _notes_tables(home):
+    with sqlite3.connect(home.db_path) as conn:
+        return sorted(r[0] for r in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type='table' AND name LIKE '%notes%'"))
+
+
+def test_installing_a_folder_from_the_panel_copies_and_migrates_off_the_gui_thread(gui_db_guard, qtbot, core,
+                                                                                   home, tmp_path, monkeypatch):
+    from crm_desktop.plugin_host.lifecycle import PluginState
+
+    source = _write_notes(tmp_path / "downloads" / "notes")
+    host, executor, panel = _install_panel(qtbot, core, home)
+    ran = _spy_migrations(monkeypatch)
+    asked_on = []
+    monkeypatch.setattr(panel, "choose_folder", lambda: str(source))
+    monkeypatch.setattr(panel, "approve_folder",
+                        lambda plan: asked_on.append(threading.current_thread() is threading.main_thread()) or True)
+    try:
+        with gui_db_guard.watching():
+            panel.install_folder_button.click()
+            # the question was asked here; the copy and the migration now run on the writer
+            assert asked_on == [True]
+            assert panel.busy and not panel.install_folder_button.isEnabled()
+            assert "updating its tables" in panel.message.text()
+            qtbot.waitUntil(lambda: not panel.busy, timeout=10000)
+            qtbot.waitUntil(lambda: executor.idle())
+        assert panel.message.text() == "Installed notes.", panel.message.text()
+        assert host.records["notes"].state is PluginState.ACTIVE
+        assert [a.title for a in host.menu_actions("notes")] == ["Notes"]  # its code was loaded
+        assert ran == [(False, True)], "the migration ran on the UI thread"
+        assert _notes_tables(home) == ["alembic_version_notes", "notes_items"]
+        assert (home.plugins_dir / "notes" / "plugin.json").exists() and _leftovers(home) == []
+        assert panel.install_folder_button.isEnabled()
+    finally:
+        executor.stop()
+        host.stop()
+
+
+def test_installing_a_bundle_from_the_panel_migrates_off_the_gui_thread(gui_db_guard, qtbot, core, home,
+                                                                        tmp_path, monkeypatch):
+    from crm_desktop.plugin_host.bundle import pack_plugin
+    from crm_desktop.plugin_host.lifecycle import PluginState
+
+    bundle = tmp_path / "notes.crmplugin"
+    pack_plugin(_write_notes(tmp_path / "src" / "notes"), bundle)
+    host, executor, panel = _install_panel(qtbot, core, home)
+    ran = _spy_migrations(monkeypatch)
+    asked_on = []
+    monkeypatch.setattr(panel, "choose_bundle", lambda: str(bundle))
+    monkeypatch.setattr(panel, "approve_bundle",
+                        lambda plan: asked_on.append(threading.current_thread() is threading.main_thread()) or True)
+    try:
+        with gui_db_guard.watching():
+            panel.install_bundle_button.click()
+            assert asked_on == [True]
+            assert panel.busy and "updating its tables" in panel.message.text()
+            qtbot.waitUntil(lambda: not panel.busy, timeout=10000)
+            qtbot.waitUntil(lambda: executor.idle())
+        assert panel.message.text() == "Installed notes.crmplugin.", panel.message.text()
+        assert host.records["notes"].state is PluginState.ACTIVE
+        assert [a.title for a in host.menu_actions("notes")] == ["Notes"]
+        assert ran == [(False, True)], "the migration ran on the UI thread"
+        assert _notes_tables(home) == ["alembic_version_notes", "notes_items"]
+        assert (home.plugins_dir / "notes" / "plugin.json").exists() and _leftovers(home) == []
+    finally:
+        executor.stop()
+        host.stop()
+
+
+def test_a_bundle_whose_migration_fails_is_rolled_back_and_says_why(qtbot, core, home, tmp_path, monkeypatch):
+    from crm_desktop.plugin_host.bundle import pack_plugin
+
+    source = _write_notes(tmp_path / "src" / "notes")
+    (source / "migrations" / "versions" / "0001.py").write_text(
+        NOTES_MIGRATION.replace('op.create_table("notes_items"', 'op.create_table("stray_items"'))
+    bundle = tmp_path / "notes.crmplugin"
+    pack_plugin(source, bundle)
+    host, executor, panel = _install_panel(qtbot, core, home)
+    monkeypatch.setattr(panel, "choose_bundle", lambda: str(bundle))
+    monkeypatch.setattr(panel, "approve_bundle", lambda plan: True)
+    try:
+        panel.install_bundle_button.click()
+        qtbot.waitUntil(lambda: not panel.busy, timeout=10000)
+        text = panel.message.text()
+        assert text.startswith("Installing notes.crmplugin failed:") and "rolled back" in text, text
+        assert "stray_items" in text and "not prefixed" in text
+        assert panel.message.property("error") is True
+        assert "notes" not in host.records and not (home.plugins_dir / "notes").exists()
+        assert _leftovers(home) == [] and _notes_tables(home) == []
     finally:
         executor.stop()
         host.stop()
@@ -409,16 +541,7 @@ def test_enabling_a_plugin_migrates_its_tables_off_the_ui_thread(qtbot, core, ho
 def _notes_plugin(home, core):
     from crm_desktop.plugin_host.host import PluginHost
 
-    folder = home.plugins_dir / "notes"
-    (folder / "migrations" / "versions").mkdir(parents=True)
-    (folder / "plugin.json").write_text(json.dumps({
-        "name": "notes", "version": "1.0.0", "displayName": "Notes", "author": "Tests", "description": "Notes.",
-        "main": "plugin.py", "permissions": ["contacts:read"], "migrations": "migrations"}))
-    (folder / "plugin.py").write_text("")
-    (folder / "migrations" / "env.py").write_text(
-        "from alembic import context\nfrom crm_desktop.plugin_api.migrations import run_migrations\n"
-        "run_migrations(context)\n")
-    (folder / "migrations" / "versions" / "0001.py").write_text(NOTES_MIGRATION)
+    folder = _write_notes(home.plugins_dir / "notes")
     host = PluginHost(core, home, bundled_dir=None, system_dir=None)
     host.start()
     return host, folder
@@ -467,28 +590,31 @@ def test_reloading_a_plugin_migrates_its_new_revision_off_the_ui_thread_and_show
         host.stop()
 
 
-def test_uninstalling_with_its_data_drops_the_tables_off_the_ui_thread(qtbot, core, home, monkeypatch):
+def test_uninstalling_with_its_data_drops_the_tables_off_the_ui_thread(gui_db_guard, qtbot, core, home,
+                                                                       monkeypatch):
+    from crm_desktop.storage import migrate
     from crm_desktop.ui.executor import DataExecutor
     from crm_desktop.ui.plugin_admin import PluginAdminPanel
 
     host, folder = _notes_plugin(home, core)
     dropped_on = []
-    real = host.drop_data
+    real = migrate.backup_database
 
-    def spy(manifest):
+    def spy(*args, **kwargs):
         dropped_on.append(threading.current_thread() is threading.main_thread())
-        return real(manifest)
+        return real(*args, **kwargs)
 
-    monkeypatch.setattr(host, "drop_data", spy)
+    monkeypatch.setattr(migrate, "backup_database", spy)
     executor = DataExecutor()
     panel = PluginAdminPanel(host, executor=executor)
     qtbot.addWidget(panel)
     monkeypatch.setattr(panel, "ask_uninstall", lambda name: "drop")
     try:
         panel.select("notes")
-        panel.uninstall_selected()
-        assert "notes" not in host.records and not folder.exists()
-        qtbot.waitUntil(lambda: "data deleted" in panel.message.text(), timeout=10000)
+        with gui_db_guard.watching():
+            panel.uninstall_selected()
+            assert "notes" not in host.records and not folder.exists()
+            qtbot.waitUntil(lambda: "data deleted" in panel.message.text(), timeout=10000)
         assert dropped_on == [False], "dropping the plugin's tables (and the backup) ran on the UI thread"
         with sqlite3.connect(home.db_path) as conn:
             tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
