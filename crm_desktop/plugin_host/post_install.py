@@ -1,8 +1,8 @@
 """What the bundle installer runs once a plugin's new folder is in place.
 
-A module of its own (not in :mod:`.lifecycle`) because it drives a whole
-:class:`~crm_desktop.plugin_host.host.PluginHost`, and ``host`` imports ``lifecycle``:
-keeping it here keeps the imports of this package one-way.
+A module of its own (not in :mod:`.lifecycle` or :mod:`.installer`) because it drives a whole
+:class:`~crm_desktop.plugin_host.host.PluginHost`, and ``host`` imports both: keeping it here
+keeps the imports of this package one-way.
 """
 
 from __future__ import annotations
