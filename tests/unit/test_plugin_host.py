@@ -452,6 +452,46 @@ def test_install_folder_copies_and_activates_and_refuses_bad_ones(make_host, hom
     assert "broken" not in host.records and not (home.plugins_dir / "broken").exists()
 
 
+def test_a_folder_install_in_steps_migrates_in_prepare_and_finish_asks_the_database_nothing(make_host, home,
+                                                                                          tmp_path, monkeypatch):
+    import sqlite3
+    import threading
+
+    from crm_desktop.storage import migrate
+
+    host = make_host()
+    src = write_db_plugin(tmp_path / "downloads", "stepped")
+    plan = host.plan_folder_install(src)
+    assert (plan.name, plan.target) == ("stepped", (home.plugins_dir / "stepped").resolve())
+    result = {}
+    worker = threading.Thread(target=lambda: result.update(prepared=host.prepare_folder_install(plan)))
+    worker.start()
+    worker.join(30)
+    prepared = result["prepared"]
+    assert prepared.migration_error is None and not (home.plugins_dir / "stepped").exists()  # not in place yet
+    with sqlite3.connect(home.db_path) as conn:
+        assert conn.execute("SELECT version_num FROM alembic_version_stepped").fetchone() == ("stepped_0001",)
+    asked = []
+    real_connect = sqlite3.connect
+    monkeypatch.setattr(sqlite3, "connect", lambda *a, **k: asked.append(a) or real_connect(*a, **k))
+    monkeypatch.setattr(migrate, "current_revision", lambda *a, **k: asked.append(a))
+    record = host.finish_folder_install(prepared)
+    monkeypatch.undo()
+    assert record.state is PluginState.ACTIVE and asked == []
+    assert sorted(p.name for p in home.plugins_dir.iterdir() if p.name.startswith(".")) == []
+    module = plugin_module("stepped")
+    module.add(host.context("stepped"), "hello")
+    assert module.read(host.context("stepped")) == [1]
+
+
+def test_a_folder_whose_migration_fails_is_installed_and_says_why(make_host, home, tmp_path):
+    host = make_host()
+    record = host.install_folder(write_db_plugin(tmp_path / "downloads", "careless", table="notes"))
+    assert record.state is PluginState.ERROR and (home.plugins_dir / "careless").is_dir()
+    assert "migrating its tables failed" in record.error and "not prefixed with 'careless_'" in record.error
+    assert sorted(p.name for p in home.plugins_dir.iterdir() if p.name.startswith(".")) == []
+
+
 def test_declared_menu_is_available_before_code_and_filtered_by_permission(home, core):
     write_plugin(home.plugins_dir, "menus", provides={"permissions": ["menus:open", "menus:admin"]},
                  menu=[{"title": "Open", "path": "/menus", "permissions": ["menus:open"]},
