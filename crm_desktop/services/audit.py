@@ -46,7 +46,7 @@ class AuditLog:
         if not found:
             return None
         first = found[0]
-        if first.id in self._bulk_entries(record_id) or first.action == "create" or _all_new(first.changes):
+        if first.id in self._bulk_entries(record_id) or _reads_as_creation(first):
             return first
         return None
 
@@ -90,6 +90,11 @@ class AuditLog:
                     for r in session.scalars(stmt)]
 
 
-def _all_new(changes: dict[str, Any]) -> bool:
-    """A logged change that set fields of a record that had none: how a create reads."""
-    return bool(changes) and all(isinstance(v, list) and len(v) == 2 and v[0] is None for v in changes.values())
+def _reads_as_creation(entry: AuditEntry) -> bool:
+    """A record's oldest entry is its creation unless it changed values the record already had
+    (then the record came from the server and this is a later edit). Entries made before the
+    bulk entries existed (or written back by the downgrade of 0006) are per record: an
+    ``import``'s creation there has only ``[null, value]`` pairs, or the batch's details."""
+    if entry.action in ("update", "delete"):
+        return False
+    return not any(isinstance(v, list) and len(v) == 2 and v[0] is not None for v in entry.changes.values())

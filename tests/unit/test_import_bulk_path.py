@@ -127,3 +127,64 @@ def test_the_compact_outbox_rows_of_a_bulk_insert_read_as_the_row_by_row_path_wr
             assert by_sql == by_python
     finally:
         conn.close()
+
+
+def _outbox_rows(services):
+    conn = sqlite3.connect(services.db.path)
+    try:
+        return conn.execute("SELECT record_id, op, fields FROM sync_outbox ORDER BY id").fetchall()
+    finally:
+        conn.close()
+
+
+def _import_three(services, tmp_path):
+    path = tmp_path / "three.csv"
+    path.write_text("First Name;Last Name;E-mail;City;Tags\n"
+                    "Ann;Lee;ann@example.com;Berlin;VIP\nBo;Li;bo@example.com;Wien;\nCy;Ng;cy@example.com;Graz;\n",
+                    encoding="utf-8", newline="")
+    import_file(services, "contacts", path)
+    return {c.first_name: c for c in services.contacts.list().items}
+
+
+def test_an_edit_after_a_bulk_import_fills_in_the_create_with_the_values_it_was_created_with(services, tmp_path):
+    """A compact create reads its record when it is pushed; an edit made before that must not leak
+    into the create: the create keeps the imported values and the edit goes as an update."""
+    import json
+
+    people = _import_three(services, tmp_path)
+    ann = people["Ann"]
+    services.contacts.update(ann.id, city="München", tags=["VIP", "Fair"])
+    services.contacts.update(ann.id, job_title="Buyer")
+    rows = [r for r in _outbox_rows(services) if r[0] == ann.id]
+    assert [r[1] for r in rows] == ["create", "update", "update", "update"]  # city, tags, job title
+    created = json.loads(rows[0][2])
+    assert created["city"] == [None, "Berlin"] and created["last_name"] == [None, "Lee"]
+    assert "job_title" not in created
+    conn = sqlite3.connect(services.db.path)
+    try:
+        [vip] = conn.execute("SELECT id FROM tags WHERE name = 'VIP'").fetchone()
+    finally:
+        conn.close()
+    assert created["tags"] == [None, [vip]]  # as imported, before "Fair" was added
+    assert json.loads(rows[1][2])["city"] == ["Berlin", "München"]
+    # the records nobody edited stay compact
+    assert [r[2] for r in _outbox_rows(services) if r[0] == people["Bo"].id] == ["null"]
+
+
+def test_a_bulk_created_record_hard_deleted_before_the_push_leaves_nothing_to_send(services, tmp_path):
+    from crm_desktop.storage import models
+    from crm_desktop.sync import outbox
+
+    people = _import_three(services, tmp_path)
+    with services.unit_of_work() as uow:
+        uow.session.delete(uow.session.get(models.Contact, people["Cy"].id))
+    assert [r for r in _outbox_rows(services) if r[0] == people["Cy"].id] == []
+    services.contacts.delete(people["Bo"].id)  # a tombstone is an ordinary delete: create, then delete
+    assert [r[1] for r in _outbox_rows(services) if r[0] == people["Bo"].id] == ["create", "delete"]
+    conn = sqlite3.connect(services.db.path)
+    try:
+        sent = {(m.record_id, m.op): m for m in outbox.pending_wire(conn, 100)}
+    finally:
+        conn.close()
+    assert people["Cy"].id not in {record_id for record_id, _ in sent}
+    assert '"last_name": [null, "Li"]' in sent[people["Bo"].id, "create"].fields_json
