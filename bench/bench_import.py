@@ -34,8 +34,8 @@ from pathlib import Path
 
 TARGET_RATIO = 0.4
 #: what this figure was when last measured (bench/README.md has the details)
-MEASURED = ("measured on wip-perf2 on 2 cores: 0.24-0.25x at load 3, 0.22-0.30x at load 6-7 (0.18-0.19x "
-            "before it, once the sync outbox was merged; see bench/README.md)")
+MEASURED = ("measured on wip-import on 2 cores at load ~3: 0.26-0.28x (main in the same runs 0.21-0.23x), "
+            "CPU ratio 0.27x (main 0.23x), 245 MB written instead of 409 MB; see bench/README.md")
 FIRST = "Anna Ben Clara David Emma Felix Greta Hannah Ivan Julia Karl Lena Marco Nina Oskar Paula Jürgen Zoë".split()
 LAST = "Müller Schmidt Weber Meyer Wagner Becker Schulz Koch Bauer Richter Klein Wolf Lee Rossi Nowak Silva".split()
 CITIES = "Berlin Hamburg München Köln Wien Zürich Paris Milano".split()
