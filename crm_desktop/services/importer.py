@@ -838,7 +838,7 @@ class _Run:
                 extras = ({p[0]: {"tags": (None, tag_names[p[0]])} for p in part if p[0] in tag_names}
                           if tag_names else None)
                 insert_synced_columns(self.uow.transaction, model, names, part, audit_action="import",
-                                      change_extras=extras)
+                                      change_extras=extras, audit_details={"file": Path(self.path).name})
                 if tick is not None:
                     tick(start + CHUNK)
         if tag_links:

@@ -59,9 +59,10 @@ def _plain_fast(value: Any) -> Any:
 class AuditWriter:
     """A change sink: one audit entry per change (one per database, whatever the services).
 
-    A bulk insert's batch (:class:`~crm_desktop.storage.changes.BulkChanges`) is written by one
-    ``INSERT ... SELECT`` that storage builds (JSON made by SQLite from the stored rows); every
-    other change is dumped here and written with one ``executemany``.
+    A bulk insert's batch (:class:`~crm_desktop.storage.changes.BulkChanges`) is audited as one
+    entry for the batch plus the list of the records it created (``BulkChanges.write_audit``);
+    every other change is dumped here, with its old and new values, and written with one
+    ``executemany``.
     """
 
     def __call__(self, session: Session, batches: Sequence[RecordedBatch]) -> None:
@@ -113,14 +114,30 @@ class ChangeDelivery:
                 end += 1
             # writes that mirror the server (replicate=False) are audited but never reach the outbox
             group = [b for b in batches[start:end] if b.replicate]
-            if len(group) == 1:
-                changes: Sequence[Change] = group[0].changes
-            else:
-                changes = [c for b in group for c in b.changes]
-            if len(changes):
-                for listener in list(self.listeners):
-                    listener(session, changes, actor)
+            for changes in _joined(group):
+                if len(changes):
+                    for listener in list(self.listeners):
+                        listener(session, changes, actor)
             start = end
+
+
+def _joined(group: Sequence[RecordedBatch]) -> list[Sequence[Change]]:
+    """The changes of consecutive batches joined into one list, except that a bulk insert's
+    :class:`BulkChanges` stays a batch of its own, so a listener can still handle it set-based
+    (an ORM write flushed just before an import's chunk must not turn the chunk into a list)."""
+    out: list[Sequence[Change]] = []
+    plain_changes: list[Change] = []
+    for batch in group:
+        if isinstance(batch.changes, BulkChanges):
+            if plain_changes:
+                out.append(plain_changes)
+                plain_changes = []
+            out.append(batch.changes)
+        else:
+            plain_changes.extend(batch.changes)
+    if plain_changes:
+        out.append(plain_changes)
+    return out
 
 
 def install_sinks(db: Database, listeners: list[ChangeListener]) -> None:

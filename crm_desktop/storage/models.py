@@ -199,6 +199,21 @@ class AuditEntry(Base):
     __table_args__ = (Index("ix_audit_entries_record", "entity", "record_id"),)
 
 
+class AuditEntryRecord(Base):
+    """A record one bulk audit entry covers (an import's chunk: one entry, one row here per record).
+
+    A bulk insert is audited as one :class:`AuditEntry` (``record_id`` NULL, ``changes`` naming
+    the batch) plus one row here per created record, so "who created record X and when" is an
+    index lookup (``services.audit.AuditLog.created``) without a JSON entry per record.
+    WITHOUT ROWID: the primary key is the only index, and new UUIDv7 ids append to it.
+    """
+
+    __tablename__ = "audit_entry_records"
+    record_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    entry_id: Mapped[int] = mapped_column(ForeignKey("audit_entries.id", ondelete="CASCADE"), primary_key=True)
+    __table_args__ = {"sqlite_with_rowid": False}
+
+
 #: entity name -> ORM model
 MODELS: dict[str, type[Base]] = {
     "company": Company,
@@ -233,7 +248,8 @@ class OutboxMutation(Base):
     entity: Mapped[str] = mapped_column(String(30))
     record_id: Mapped[str] = mapped_column(String(36))
     op: Mapped[str] = mapped_column(String(10))
-    #: JSON object: field -> [base, new], protocol values
+    #: JSON object: field -> [base, new], protocol values; JSON ``null`` on a ``create`` a bulk insert
+    #: wrote: the record's values are read when the mutation is read (sync/outbox.py, "compact creates")
     fields: Mapped[dict] = mapped_column(JSON, default=dict)
     base_version: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

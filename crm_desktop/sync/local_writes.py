@@ -80,6 +80,10 @@ def strip_pending_field(conn, record_id: str, field: str) -> None:
     for mutation_id, op, fields_text in conn.execute(
             "SELECT id, op, fields FROM sync_outbox WHERE record_id = ? ORDER BY id", (record_id,)).fetchall():
         fields = json.loads(fields_text) if fields_text else {}
+        if fields is None:
+            # a compact create (sync/outbox.py) sends the record's values when it is read, which
+            # are the ones just written: nothing of it can overwrite the server's value silently
+            continue
         if field not in fields:
             continue
         del fields[field]

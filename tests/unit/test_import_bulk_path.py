@@ -70,9 +70,12 @@ def test_a_large_import_rebuilds_the_indexes_it_suspended_and_a_cancel_restores_
     assert _indexes(home.db_path) == before
 
 
-def test_the_outbox_rows_of_a_bulk_insert_are_the_ones_the_row_by_row_path_writes(services, tmp_path, monkeypatch):
-    """The set-based outbox fill (sync.outbox.write_bulk) writes, for every created record, the same
-    text the row-by-row path (mutation_fields + json.dumps) writes, byte for byte."""
+def test_the_compact_outbox_rows_of_a_bulk_insert_read_as_the_row_by_row_path_wrote_them(services, tmp_path,
+                                                                                        monkeypatch):
+    """A bulk insert writes compact creates (``fields`` JSON null, nothing copied); read back for
+    the push they are, for every created record, the mutation the row-by-row path would have
+    written (mutation_fields of its Change), in insert order; the SQL reading is byte for byte the
+    Python one (``json.dumps`` of the record's wire values)."""
     import json
 
     from crm_desktop.sync import outbox
@@ -82,9 +85,7 @@ def test_the_outbox_rows_of_a_bulk_insert_are_the_ones_the_row_by_row_path_write
     real = outbox.write_bulk
 
     def checked(conn, changes):
-        for change in changes:
-            op, fields = outbox.mutation_fields(conn, change)
-            expected[change.record_id] = (change.entity, op, json.dumps(fields, ensure_ascii=False), 0)
+        expected.update((change.record_id, change) for change in changes)
         done = real(conn, changes)
         used.append(done)
         return done
@@ -102,12 +103,88 @@ def test_the_outbox_rows_of_a_bulk_insert_are_the_ones_the_row_by_row_path_write
     assert summary.created == 4 and used and all(used)
     conn = sqlite3.connect(services.db.path)
     try:
-        rows = {r[0]: tuple(r[1:]) for r in conn.execute(
-            "SELECT record_id, entity, op, fields, base_version FROM sync_outbox ORDER BY id")}
-        order = [r[0] for r in conn.execute("SELECT record_id FROM sync_outbox ORDER BY id")]
+        stored = dict(conn.execute("SELECT record_id, fields FROM sync_outbox"))
+        assert len(expected) == 5  # the company and the four contacts
+        assert all(stored[record_id] == "null" for record_id in expected)  # compact: no values copied
+        # what the row-by-row path makes of each change when it is sent (the file's new tags exist by then)
+        for record_id, change in expected.items():
+            op, fields = outbox.mutation_fields(conn, change)
+            expected[record_id] = (change.entity, op, fields, 0)
+        assert len(next(v for v in expected.values() if "tags" in v[2])[2]["tags"][1]) == 2
+        sent = {m.record_id: m for m in outbox.pending_wire(conn, 100)}
+        read = {e.record_id: e for e in outbox.pending(conn, 100)}
+        for record_id, (entity, op, fields, base) in expected.items():
+            assert (sent[record_id].entity, sent[record_id].op, sent[record_id].base_version) == (entity, op, base)
+            assert json.loads(sent[record_id].fields_json) == fields, record_id
+            assert read[record_id].fields == fields
+        order = [m.record_id for m in outbox.pending_wire(conn, 100)]
+        assert [r for r in order if r in expected] == list(expected)  # the insert order
+        for entity in ("contact", "company"):
+            ids = [r for r, want in expected.items() if want[0] == entity]
+            by_sql = outbox.compact_fields(conn, entity, ids)
+            by_python = {rid: json.dumps({k: [None, v] for k, v in record.items()}, ensure_ascii=False)
+                         for rid, record in outbox._records_wire(conn, entity, ids).items()}
+            assert by_sql == by_python
     finally:
         conn.close()
-    assert len(expected) == 5  # the company and the four contacts
-    for record_id, want in expected.items():
-        assert rows[record_id] == want
-    assert [r for r in order if r in expected] == list(expected)  # the insert order (the two new tags come first)
+
+
+def _outbox_rows(services):
+    conn = sqlite3.connect(services.db.path)
+    try:
+        return conn.execute("SELECT record_id, op, fields FROM sync_outbox ORDER BY id").fetchall()
+    finally:
+        conn.close()
+
+
+def _import_three(services, tmp_path):
+    path = tmp_path / "three.csv"
+    path.write_text("First Name;Last Name;E-mail;City;Tags\n"
+                    "Ann;Lee;ann@example.com;Berlin;VIP\nBo;Li;bo@example.com;Wien;\nCy;Ng;cy@example.com;Graz;\n",
+                    encoding="utf-8", newline="")
+    import_file(services, "contacts", path)
+    return {c.first_name: c for c in services.contacts.list().items}
+
+
+def test_an_edit_after_a_bulk_import_fills_in_the_create_with_the_values_it_was_created_with(services, tmp_path):
+    """A compact create reads its record when it is pushed; an edit made before that must not leak
+    into the create: the create keeps the imported values and the edit goes as an update."""
+    import json
+
+    people = _import_three(services, tmp_path)
+    ann = people["Ann"]
+    services.contacts.update(ann.id, city="München", tags=["VIP", "Fair"])
+    services.contacts.update(ann.id, job_title="Buyer")
+    rows = [r for r in _outbox_rows(services) if r[0] == ann.id]
+    assert [r[1] for r in rows] == ["create", "update", "update", "update"]  # city, tags, job title
+    created = json.loads(rows[0][2])
+    assert created["city"] == [None, "Berlin"] and created["last_name"] == [None, "Lee"]
+    assert "job_title" not in created
+    conn = sqlite3.connect(services.db.path)
+    try:
+        [vip] = conn.execute("SELECT id FROM tags WHERE name = 'VIP'").fetchone()
+    finally:
+        conn.close()
+    assert created["tags"] == [None, [vip]]  # as imported, before "Fair" was added
+    assert json.loads(rows[1][2])["city"] == ["Berlin", "München"]
+    # the records nobody edited stay compact
+    assert [r[2] for r in _outbox_rows(services) if r[0] == people["Bo"].id] == ["null"]
+
+
+def test_a_bulk_created_record_hard_deleted_before_the_push_leaves_nothing_to_send(services, tmp_path):
+    from crm_desktop.storage import models
+    from crm_desktop.sync import outbox
+
+    people = _import_three(services, tmp_path)
+    with services.unit_of_work() as uow:
+        uow.session.delete(uow.session.get(models.Contact, people["Cy"].id))
+    assert [r for r in _outbox_rows(services) if r[0] == people["Cy"].id] == []
+    services.contacts.delete(people["Bo"].id)  # a tombstone is an ordinary delete: create, then delete
+    assert [r[1] for r in _outbox_rows(services) if r[0] == people["Bo"].id] == ["create", "delete"]
+    conn = sqlite3.connect(services.db.path)
+    try:
+        sent = {(m.record_id, m.op): m for m in outbox.pending_wire(conn, 100)}
+    finally:
+        conn.close()
+    assert people["Cy"].id not in {record_id for record_id, _ in sent}
+    assert '"last_name": [null, "Li"]' in sent[people["Bo"].id, "create"].fields_json

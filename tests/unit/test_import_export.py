@@ -174,11 +174,14 @@ def test_every_created_record_is_audited_and_listeners_see_each_change(services,
     # the tags the file names are new records too: sync needs them before the links
     assert sorted(seen) == [("company", "create")] + [("contact", "create")] * 3 + [("tag", "create")] * 2
     assert len(calls) <= 3  # batches (companies, contacts, tags), not one call per record
+    # one entry per bulk insert, naming the file and how many records it created
     entries = services.audit.recent(action="import")
-    assert sorted(e.entity for e in entries) == ["company", "contact", "contact", "contact"]
+    assert sorted((e.entity, e.changes["records"], e.changes["file"]) for e in entries) == [
+        ("company", 1, "p.csv"), ("contact", 3, "p.csv")]
     anna = services.contacts.search("anna")[0]
     [entry] = services.audit.for_record("contact", anna.id)
-    assert entry.changes["email"] == [None, "anna@acme.de"] and entry.changes["tags"] == [None, ["berlin", "vip"]]
+    assert entry.action == "import" and entry.record_id == anna.id and entry.actor_name == services.actor.name
+    assert services.audit.created("contact", anna.id) == entry
 
 
 def test_preview_guesses_the_mapping_and_parses_the_first_rows(services, tmp_path):

@@ -161,3 +161,45 @@ def test_0006_marks_leads_converted_before_it_converted_and_queues_the_change_fo
     command.upgrade(config, "head")
     with Core.open(home) as core:
         assert core.services.leads.get("l1").status == "converted"
+
+
+def test_0009_keeps_who_created_each_imported_record_and_every_pending_create_down_and_up(home, tmp_path):
+    """0009 adds audit_entry_records (a bulk entry's records) and lets a bulk insert's outbox rows be
+    compact creates. Going down writes what the older code reads (one entry per record, each
+    create's fields filled in from its record); going up again keeps those and works as before."""
+    import json
+
+    from alembic import command
+
+    from crm_desktop.services.importer import import_file
+
+    path = tmp_path / "people.csv"
+    path.write_text("First Name;Last Name;E-mail;City\nAnn;Lee;ann@example.com;Berlin\nBo;Li;bo@example.com;\n",
+                    encoding="utf-8", newline="")
+    with Core.open(home) as core:
+        import_file(core.services, "contacts", path)
+        ids = sorted(c.id for c in core.services.contacts.list().items)
+        bulk = core.services.audit.created("contact", ids[0])
+    assert bulk is not None and bulk.action == "import" and bulk.changes["records"] == 2
+    config = migrate.alembic_config(migrate.core_script_location())
+    config.set_main_option("sqlalchemy.url", f"sqlite:///{home.db_path}")
+    command.downgrade(config, "0008")
+    conn = sqlite3.connect(home.db_path)
+    try:
+        assert conn.execute("SELECT name FROM sqlite_master WHERE name = 'audit_entry_records'").fetchone() is None
+        entries = conn.execute("SELECT record_id, action, actor_name, at, changes FROM audit_entries "
+                               "WHERE entity = 'contact' ORDER BY record_id").fetchall()
+        assert [(e[0], e[1], e[2]) for e in entries] == [(i, "import", bulk.actor_name) for i in ids]
+        assert json.loads(entries[0][4])["file"] == "people.csv"
+        fields = dict(conn.execute("SELECT record_id, fields FROM sync_outbox WHERE entity = 'contact'"))
+        ann = next(i for i in ids if '"Ann"' in fields[i])
+        assert json.loads(fields[ann]) == {"first_name": [None, "Ann"], "last_name": [None, "Lee"],
+                                           "email": [None, "ann@example.com"], "city": [None, "Berlin"]}
+        assert "null" not in fields.values()
+    finally:
+        conn.close()
+    command.upgrade(config, "head")
+    with Core.open(home) as core:
+        assert core.services.audit.created("contact", ids[1]).action == "import"
+        core.services.contacts.update(ids[1], city="Wien")
+        assert [e.action for e in core.services.audit.for_record("contact", ids[1])] == ["update", "import"]

@@ -137,11 +137,14 @@ def test_a_bulk_insert_stamps_rows_and_hands_its_changes_over_in_one_batch(servi
     with services.db.read_sessions() as session:
         row = session.get(models.Company, rows[0]["id"])
         assert row.created_at == row.updated_at and (row.version, row.revision) == (0, 1)
-    assert len(services.audit.recent(limit=1000, action="import")) == 500
+    [entry] = services.audit.recent(limit=1000, action="import")  # one entry for the batch
+    assert entry.entity == "company" and entry.record_id is None and entry.changes["records"] == 500
 
 
-def test_a_bulk_insert_audits_each_row_as_the_row_by_row_path_would(services):
-    """The bulk audit is one INSERT ... SELECT built in SQL; each entry must say what the change says."""
+def test_a_bulk_insert_is_audited_once_and_says_who_created_each_record_and_when(services):
+    """The bulk audit is one entry for the batch plus the list of its records: a record's history
+    and ``created`` name the import that created it, who ran it and when; a later edit is audited
+    with its old and new values as always."""
     from crm_desktop.storage.changes import insert_synced_rows
 
     calls = []
@@ -155,7 +158,14 @@ def test_a_bulk_insert_audits_each_row_as_the_row_by_row_path_would(services):
     assert [c.fields for c in delivered] == [c.fields for c in changes]
     for change in delivered:
         [entry] = services.audit.for_record("company", change.record_id)
-        assert entry.action == "import"
-        assert entry.changes == {k: [old, new] for k, (old, new) in change.fields.items()}
+        assert (entry.action, entry.entity, entry.record_id, entry.actor_name) == (
+            "import", "company", change.record_id, services.actor.name)
+        assert entry.changes == {"records": 2, "first_id": rows[0]["id"], "last_id": rows[1]["id"]}
+        assert services.audit.created("company", change.record_id) == entry
+    assert services.audit.for_record("contact", rows[0]["id"]) == []  # another entity's history
+    services.companies.update(rows[1]["id"], city="Graz")
+    update, created = services.audit.for_record("company", rows[1]["id"])
+    assert update.action == "update" and update.changes == {"city": [None, "Graz"]}
+    assert services.audit.created("company", rows[1]["id"]) == created and created.action == "import"
     assert delivered[0].fields["tags"] == (None, ["a", "b"]) and "website" not in delivered[1].fields
     assert delivered[1].fields["owner_id"] == (None, "01900000-0000-7000-8000-00000000000a")
