@@ -19,17 +19,24 @@ import logging
 import os
 import traceback
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable, Protocol
+
+from crm_desktop.ui.plugins.seams import PluginHostView
 
 if TYPE_CHECKING:
     from PySide6.QtWidgets import QApplication
-
-    from crm_desktop.ui.plugins.seams import PluginHostView
 
 log = logging.getLogger(__name__)
 
 #: how long a check waits for the background work a panel started while it was built
 BACKGROUND_WAIT_S = 10.0
+
+
+class CheckHost(PluginHostView, Protocol):
+    """The plugin host as the check uses it: the view, plus installing how ``ctx.ui`` is made."""
+
+    def set_ui_factory(self, factory: Callable[[str], Any] | None) -> None:
+        """``factory(name)`` makes a plugin's ``ctx.ui`` (None: no window)."""
 
 
 @dataclass(frozen=True)
@@ -70,7 +77,7 @@ def ensure_application() -> QApplication:
     return app
 
 
-def build_panels(host: PluginHostView, name: str) -> list[PanelReport]:
+def build_panels(host: CheckHost, name: str) -> list[PanelReport]:
     """Build every panel ``name`` contributes, measure it, destroy it; one report per panel."""
     app = ensure_application()
     from PySide6.QtCore import QCoreApplication, QEvent, Qt

@@ -90,9 +90,6 @@ class PluginHostView(Protocol):
     def guard(self, name: str, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Run plugin code: an exception marks ``name`` failed and returns None."""
 
-    def set_ui_factory(self, factory: Callable[[str], Any] | None) -> None:
-        """How ``ctx.ui`` is made for a plugin (``factory(name)``; None: no window)."""
-
     def reload(self, name: str) -> PluginRecord:
         """Re-import the plugin's code without restarting."""
 
