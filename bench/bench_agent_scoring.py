@@ -44,11 +44,25 @@ class Pages:
             yield from self.rows[start:start + batch]
 
 
+STAGES = [(f"s{i}", name) for i, name in enumerate(("Prospecting", "Qualified", "Proposal", "Negotiation"))]
+
+
+class Pipelines:
+    """``ctx.pipelines``: one pipeline with the benchmark's stages (the scorer names stages from it)."""
+
+    def list(self):
+        return [types.SimpleNamespace(id="p", name="Sales")]
+
+    def stages(self, pipeline_id):
+        return [types.SimpleNamespace(id=sid, name=name) for sid, name in STAGES]
+
+
 class FakeContext:
     def __init__(self, deals, activities, leads):
         import logging
 
         self.deals, self.activities, self.leads = Pages(deals), Pages(activities), Pages(leads)
+        self.pipelines = Pipelines()
         self.log = logging.getLogger("bench")
 
 
@@ -57,7 +71,7 @@ def make_data(n: int, seed: int = 7):
 
     rnd = random.Random(seed)
     now = datetime.now(timezone.utc)
-    stages = [(f"s{i}", name) for i, name in enumerate(("Prospecting", "Qualified", "Proposal", "Negotiation"))]
+    stages = STAGES
     base = dict(created_at=now, updated_at=now, version=0, deleted_at=None, owner_id=None, team_id=None)
     deals, activities, leads, last_stage = [], [], [], {}
     for i in range(n):

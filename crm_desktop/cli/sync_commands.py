@@ -63,7 +63,7 @@ def cmd_sync(args) -> int:
     with open_core(args) as core:
         from crm_desktop.plugin_host.distribution import PluginSync
 
-        service = SyncService(core.db, home=core.home, plugin_sync=PluginSync)
+        service = SyncService(core.db, home=core.home, plugin_sync=PluginSync, events=core.events)
         if args.what == "status":
             status = service.status()
             if args.as_json:

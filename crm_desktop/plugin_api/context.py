@@ -292,6 +292,7 @@ class PluginContext:
         self.api = api
         self.db = db
         self._allowed = allowed
+        self._gate = gate
         self._agent = agent
         self._on_dispose = on_dispose
         self._ui = ui
@@ -351,6 +352,21 @@ class PluginContext:
     def allowed(self, permission: str) -> bool:
         """True if this plugin may use ``permission`` now (without raising or auditing)."""
         return self._allowed(permission)
+
+    def require(self, permission: str, operation: str) -> None:
+        """Raise :class:`PermissionDenied` unless this plugin may use ``permission`` now; the refusal is
+        written to the audit log (``permission.denied``, with ``operation``) like a refused facade call.
+
+        For a plugin that refuses something before doing it (an agent's write that would only run
+        after the user approves it): the refusal is audited now, not when nothing is left to refuse.
+        """
+        if not isinstance(permission, str) or not permission.strip():
+            raise ValidationError("permission", permission, "must be a permission name such as 'deals:write'",
+                                  "plugin")
+        if not isinstance(operation, str) or not operation.strip():
+            raise ValidationError("operation", operation, "must say what was refused, e.g. 'agent.update_deal'",
+                                  "plugin")
+        self._gate.check(permission, operation)
 
     def __repr__(self) -> str:
         return f"<PluginContext {self.name} {self.version}>"

@@ -14,6 +14,12 @@ or duplicates when it runs again:
 A mutation answered ``rejected`` stays in the outbox marked rejected, with the
 server's reason, for the rep to resend or discard (:mod:`crm_desktop.sync.resolve`);
 the mutations behind it carry on.
+
+After each sync the engine publishes ``sync.finished`` on the app's event bus (when it was given
+one) with ``{pushed, pulled, conflicts, rejected, ok}``: the records it pulled were written
+without the services' ``<entity>.*`` events, so views and plugins (``crm_event``) that show
+numbers refresh on this one. A sync that could not reach the server and moved nothing publishes
+nothing (the worker retries those every few seconds while offline).
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Callable
 
+from crm_desktop.domain.events import Event
 from crm_desktop.errors import CrmError
 from crm_desktop.storage import plugin_sync as plugin_tables
 from crm_desktop.storage.base import utcnow
@@ -45,6 +52,11 @@ from crm_desktop.sync.protocol import (
 )
 
 log = logging.getLogger(__name__)
+
+#: the event published after each sync (docs/plugin-hooks.md, crm_event)
+SYNC_FINISHED = "sync.finished"
+#: ``Event.source`` of :data:`SYNC_FINISHED`
+SYNC_SOURCE = "sync"
 
 PUSH_BATCH = MAX_PUSH_BATCH
 PULL_LIMIT = 2000
@@ -88,8 +100,10 @@ class SyncEngine:
     """Runs syncs of one database against one server (through a :class:`SyncClient`)."""
 
     def __init__(self, db: Database, client, *, push_batch: int = PUSH_BATCH, pull_limit: int = PULL_LIMIT,
-                 progress: Callable[[Progress], None] | None = None, plugin_sync=None):
+                 progress: Callable[[Progress], None] | None = None, plugin_sync=None, events=None):
         self.db = db
+        #: the app's event bus (``publish(Event)``), for :data:`SYNC_FINISHED`; None: publish nothing
+        self.events = events
         self.plugin_sync = plugin_sync
         self.client = client
         self.push_batch = push_batch
@@ -112,7 +126,19 @@ class SyncEngine:
             report.errors.append(str(exc))
         report.finished_at = _now_iso()
         self._remember(report)
+        self._announce(report)
         return report
+
+    def _announce(self, report: SyncReport) -> None:
+        """Publish :data:`SYNC_FINISHED` (not for a sync that never reached the server and moved nothing)."""
+        if self.events is None or (report.offline and not (report.pushed or report.pulled or report.conflicts)):
+            return
+        payload = {"pushed": report.pushed, "pulled": report.pulled, "conflicts": report.conflicts,
+                   "rejected": report.rejected, "ok": report.ok}
+        try:
+            self.events.publish(Event(SYNC_FINISHED, payload, SYNC_SOURCE))
+        except Exception:  # a listener's failure is not the sync's: it is done and remembered
+            log.exception("publishing %s failed", SYNC_FINISHED)
 
     # -- synced plugin tables ------------------------------------------------------------------
 

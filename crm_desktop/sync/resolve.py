@@ -7,6 +7,11 @@ Conflicts (the server kept its value, ours is in the conflict):
   from the server's value (the new base) and the next push applies it;
 * :func:`take_theirs` drops the local change: the row shows the server's value, no mutation.
 
+Both work for records of synced plugin tables (``invoicing.invoices``) as for core records,
+without the plugin's code: the table and its fields come from the schema the plugin published
+(:mod:`crm_desktop.storage.plugin_sync`), and "keep mine" records its change through the same
+write transaction as the ORM path, so the audit log and the outbox get it alike.
+
 Problems (mutations the server rejected, with its reason):
 
 * :func:`resend` queues the mutation again, with a new mutation id and the record's current
@@ -20,9 +25,10 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from crm_desktop.errors import NotFound
+from crm_desktop.errors import NotFound, ValidationError
+from crm_desktop.storage import plugin_sync
 from crm_desktop.storage.base import utcnow
-from crm_desktop.storage.changes import db_time
+from crm_desktop.storage.changes import Change, db_time
 from crm_desktop.storage.models import MODELS, Tag
 from crm_desktop.sync import local_writes, outbox
 from crm_desktop.sync import values as wire
@@ -59,10 +65,31 @@ def problems(db) -> list[outbox.OutboxEntry]:
         return outbox.problems(c.connection.driver_connection)
 
 
+def _known(conn, entity: str) -> bool:
+    """True if this database can write ``entity`` (a synced plugin table is looked up in the tables
+    its plugin published, so this works without the plugin loaded, e.g. on the command line)."""
+    if wire.is_known(entity):
+        return True
+    if plugin_sync.is_plugin_entity(entity):
+        plugin_sync.load(conn)
+    return wire.is_known(entity)
+
+
+def _require_known(conn, entity: str) -> None:
+    if not _known(conn, entity):
+        raise ValidationError("entity", entity, "no plugin on this laptop syncs this table any more "
+                                                "(install or enable the plugin that owns it first)", "conflict")
+
+
 def record_title(conn, entity: str, record_id: str) -> str:
     """A short human name of a record (for lists of conflicts and problems)."""
+    if not _known(conn, entity):
+        return f"{entity} {record_id[:8]} (its plugin is not installed)"
     table = wire.table_of(entity)
     names = [n for n in ("name", "title", "subject", "first_name", "last_name", "username") if n in table.columns]
+    if not names and plugin_sync.is_plugin_entity(entity):  # a plugin record: its first text field
+        names = [n for n in wire.wire_columns(entity)
+                 if n not in ("owner_id", "team_id") and wire.kind_of(entity, n) == "text"][:1]
     if not names:
         return record_id
     row = conn.execute(f"SELECT {', '.join(names)} FROM {table.name} WHERE id = ?", (record_id,)).fetchone()
@@ -82,6 +109,9 @@ def _conflict(db, conflict_id: int) -> ConflictInfo:
 def keep_mine(services, conflict_id: int) -> None:
     """Send the rep's value again, on top of the server's current value."""
     conflict = _conflict(services.db, conflict_id)
+    if plugin_sync.is_plugin_entity(conflict.entity):
+        _keep_mine_plugin(services, conflict)
+        return
     model = MODELS[conflict.entity]
     with services.unit_of_work(audit_action="keep-mine") as uow:
         session = uow.session
@@ -113,12 +143,55 @@ def keep_mine(services, conflict_id: int) -> None:
             "DELETE FROM sync_conflicts WHERE id = ?", (conflict_id,))
 
 
+def _keep_mine_plugin(services, conflict: ConflictInfo) -> None:
+    """:func:`keep_mine` for a synced plugin table: plain SQL on its columns (the plugin's model class
+    is not needed), stamped and recorded as the ORM path does, so the outbox sends it on top of the
+    server's value and the audit log names the rep."""
+    entity, record_id = conflict.entity, conflict.record_id
+    with services.unit_of_work(audit_action="keep-mine") as uow:
+        tx = uow.transaction
+        conn = tx.dbapi_connection
+        _require_known(conn, entity)
+        table = wire.table_of(entity).name
+        row = conn.execute(f"SELECT deleted_at FROM {table} WHERE id = ?", (record_id,)).fetchone()
+        now = utcnow()
+        change = None
+        if row is None:
+            pass  # the record left this laptop meanwhile: nothing to send, the conflict is settled
+        elif conflict.kind == "deleted":
+            # the server deleted it: bringing it back sends the whole record as a create
+            if row[0] is not None:
+                change = Change(entity, record_id, "update", {"deleted_at": (row[0], None)})
+                conn.execute(f"UPDATE {table} SET deleted_at = NULL WHERE id = ?", (record_id,))
+        elif conflict.kind == "edited":
+            if row[0] is None:
+                change = Change(entity, record_id, "delete", {"deleted_at": (None, now)})
+                conn.execute(f"UPDATE {table} SET deleted_at = ? WHERE id = ?", (db_time(now), record_id))
+        else:
+            known = wire.wire_columns(entity)
+            mine = {item["field"]: item["mine"] for item in conflict.fields if item["field"] in known}
+            if mine:
+                names = list(mine)
+                current = conn.execute(f"SELECT {', '.join(names)} FROM {table} WHERE id = ?", (record_id,)).fetchone()
+                fields = {name: (old, wire.to_python(entity, name, mine[name]))
+                          for name, old in zip(names, current)}
+                conn.execute(f"UPDATE {table} SET {', '.join(f'{n} = ?' for n in names)} WHERE id = ?",
+                             (*(wire.to_db(entity, n, mine[n]) for n in names), record_id))
+                change = Change(entity, record_id, "update", fields)
+        if change is not None:
+            conn.execute(f"UPDATE {table} SET updated_at = ?, revision = coalesce(revision, 0) + 1 WHERE id = ?",
+                         (db_time(now), record_id))
+            tx.record([change], deliver=True)
+        conn.execute("DELETE FROM sync_conflicts WHERE id = ?", (conflict.id,))
+
+
 def take_theirs(services, conflict_id: int) -> None:
     """Drop the local change; the row shows the server's value (no mutation is sent)."""
     conflict = _conflict(services.db, conflict_id)
     with services.db.transaction(actor=SYNC_ACTOR, audit_action="take-theirs", replicate=False,
                                  foreign_keys=False) as scope:
         conn = scope.tx.dbapi_connection
+        _require_known(conn, conflict.entity)
         if conflict.kind == "deleted":
             local_writes.tombstone(conn, conflict.entity, conflict.record_id, db_time(utcnow()))
         elif conflict.kind == "edited":

@@ -43,8 +43,10 @@ class SyncService:
     """Sync of one database; ``keyring_backend`` only for tests (default: the OS keyring)."""
 
     def __init__(self, db: Database, *, keyring_backend=None, transport_factory: Callable[[str], Transport] = Transport,
-                 home=None, plugin_sync: Callable[[Any, str], Any] | None = None):
+                 home=None, plugin_sync: Callable[[Any, str], Any] | None = None, events=None):
         self.db = db
+        #: the app's event bus: each sync publishes ``sync.finished`` on it (None: nothing is published)
+        self.events = events
         #: with a home and ``plugin_sync`` (``plugin_host.distribution.PluginSync``, handed in by the
         #: composition root: sync sits below the plugin host), a sync also installs, updates and
         #: removes the server's published plugins
@@ -100,6 +102,7 @@ class SyncService:
         return SyncClient(self.transport_factory(account.server_url), self._auth[1])
 
     def engine(self, client: SyncClient | None = None, **kwargs) -> sync_engine.SyncEngine:
+        kwargs.setdefault("events", self.events)
         if self.home is not None and self.plugin_sync is not None and "plugin_sync" not in kwargs:
             account = self.account()
             if account is not None:

@@ -427,7 +427,8 @@ def attach_sync(window, core, *, start: bool = True, interval: float = 300.0) ->
     from crm_desktop.plugin_host.distribution import PluginSync
     from crm_desktop.sync.service import SyncService
 
-    service = SyncService(core.db, home=core.home, plugin_sync=PluginSync)  # published plugins install on sync
+    # published plugins install on sync; each sync publishes sync.finished on the app's bus
+    service = SyncService(core.db, home=core.home, plugin_sync=PluginSync, events=core.events)
     controller = SyncController(service, window, interval=interval)
     widget = SyncStatusWidget()
     window.statusBar().addPermanentWidget(widget)

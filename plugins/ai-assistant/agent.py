@@ -161,6 +161,5 @@ def agent_for(ctx: Any) -> Agent:
 
 
 def actor_note(ctx: Any) -> str:
-    """How approved writes are audited on this app version (for the CLI and the panel)."""
-    return ("audited as agent:<model> on behalf of the user" if crm_tools.has_agent_actor(ctx)
-            else "audited as plugin:ai-assistant; the agent:<model> actor is on the proposal record")
+    """How approved writes are audited (for the CLI and the panel)."""
+    return f"audited as agent:{ctx.settings.get('model') or '<model>'} on behalf of {crm_tools.current_user(ctx)}"

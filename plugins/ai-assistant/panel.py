@@ -1,14 +1,14 @@
 """The assistant's panel: a chat, the proposal cards, and the scores / next actions.
 
-Requests to the model and scoring run on worker threads; they hand plain data
-back to the GUI thread through Qt signals (queued across threads). Approving or
+Requests to the model and scoring run off the GUI thread (``ctx.ui.run_in_background``); streamed
+text and the results come back to the GUI thread as plain data through Qt signals of a bridge
+object, so a panel closed meanwhile just misses them. Approving or
 rejecting a card is the rep's decision and the only way a proposal is applied.
 """
 
 from __future__ import annotations
 
 import html
-import threading
 from typing import Any
 
 from PySide6.QtCore import QObject, Qt, Signal
@@ -319,17 +319,17 @@ class AssistantPanel(QWidget):
         token = self._cancel = CancelToken()
         about, bridge = self._about, self._bridge
 
-        def work() -> None:
-            try:
-                result = runner.ask(text, about=about, stream=True, on_delta=bridge.delta.emit,
-                                    on_event=lambda kind, data: (bridge.proposal if kind == "proposal"
-                                                                 else bridge.tool).emit(data),
-                                    cancel=token)
-            except Exception as exc:  # an unexpected error still ends the request in the panel
-                result = agent.ExchangeResult(id="", reply="", status="failed", error=f"{type(exc).__name__}: {exc}")
-            _emit(bridge.finished, result)
+        def work() -> agent.ExchangeResult:
+            return runner.ask(text, about=about, stream=True, on_delta=lambda delta: _emit(bridge.delta, delta),
+                              on_event=lambda kind, data: _emit(bridge.proposal if kind == "proposal"
+                                                                else bridge.tool, data),
+                              cancel=token)
 
-        threading.Thread(target=work, name="ai-assistant-request", daemon=True).start()
+        def failed(exc: BaseException) -> None:  # an unexpected error still ends the request in the panel
+            _emit(bridge.finished, agent.ExchangeResult(id="", reply="", status="failed",
+                                                        error=f"{type(exc).__name__}: {exc}"))
+
+        self.ctx.ui.run_in_background(work, on_done=lambda result: _emit(bridge.finished, result), on_error=failed)
 
     def cancel(self) -> None:
         if self._cancel is not None:
@@ -408,19 +408,16 @@ class AssistantPanel(QWidget):
         self.scores_note.setText("Scoring…")
         ctx, bridge = self.ctx, self._bridge
 
-        def work() -> None:
-            try:
-                by_deal, _ = scoring.activity_stats(ctx)
-                outcome: Any = (scoring.score_deals(ctx, stats=by_deal), actions.next_actions(ctx))
-            except Exception as exc:
-                outcome = exc
-            _emit(bridge.scored, outcome)
+        def work() -> tuple[Any, Any]:
+            by_deal, _ = scoring.activity_stats(ctx)
+            return scoring.score_deals(ctx, stats=by_deal), actions.next_actions(ctx)
 
-        threading.Thread(target=work, name="ai-assistant-scoring", daemon=True).start()
+        ctx.ui.run_in_background(work, on_done=lambda outcome: _emit(bridge.scored, outcome),
+                                 on_error=lambda exc: _emit(bridge.scored, exc))
 
     def show_scores(self, data: Any) -> None:
         self.refresh_button.setEnabled(True)
-        if isinstance(data, Exception):
+        if isinstance(data, BaseException):
             self.scores_note.setText(f"Scoring failed: {data}")
             return
         report, nexts = data

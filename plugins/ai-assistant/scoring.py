@@ -262,12 +262,9 @@ def score_deals(ctx: Any, now: datetime | None = None, *, stats: ActivityStats |
     for lead in crm_tools.iter_all(ctx, "lead"):
         if lead.converted_deal_id and lead.source:
             sources[lead.converted_deal_id] = lead.source
-    names: dict[str, str] = {}
+    names = crm_tools.stage_names(ctx)  # every stage, also one a lost deal left that no deal is in now
     train_rows, labels, open_deals = [], [], []
     deals = list(crm_tools.iter_all(ctx, "deal"))
-    for deal in deals:
-        if deal.stage_name and deal.stage_id not in names:
-            names[deal.stage_id] = deal.stage_name
     counts, lasts = stats.count, stats.last
     amount_cache: dict[int, str] = {}
     for deal in deals:

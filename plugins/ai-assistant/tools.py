@@ -223,11 +223,19 @@ def _get_record(ctx: Any, args: GetRecordArgs, env: ToolEnv) -> Outcome:
     return Outcome(data)
 
 
+#: most activities of each agenda list the model is shown (the counts are always whole)
+AGENDA_SHOWN = 50
+
+
 def _agenda(ctx: Any, args: AgendaArgs, env: ToolEnv) -> Outcome:
     agenda = crm_tools.agenda(ctx, env.now)
-    return Outcome({"today": env.now.astimezone().date().isoformat(),
-                    "overdue": [summary("activity", a) for a in agenda["overdue"]],
-                    "due_today": [summary("activity", a) for a in agenda["today"]]})
+    data: dict[str, Any] = {"today": env.now.astimezone().date().isoformat(),
+                            "overdue_count": len(agenda["overdue"]), "due_today_count": len(agenda["today"]),
+                            "overdue": [summary("activity", a) for a in agenda["overdue"][:AGENDA_SHOWN]],
+                            "due_today": [summary("activity", a) for a in agenda["today"][:AGENDA_SHOWN]]}
+    if max(len(agenda["overdue"]), len(agenda["today"])) > AGENDA_SHOWN:
+        data["note"] = f"only the first {AGENDA_SHOWN} of each list are shown (most overdue / earliest first)"
+    return Outcome(data)
 
 
 def _draft_email(ctx: Any, args: DraftEmailArgs, env: ToolEnv) -> Outcome:
@@ -378,10 +386,8 @@ def run_tool(ctx: Any, name: str, arguments: str, env: ToolEnv) -> Outcome:
         problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'arguments'}: {e['msg']}" for e in exc.errors())
         return Outcome({"error": f"bad arguments for {name}: {problems}"}, refused=True)
     try:
-        for permission in tool.writes:
-            if not ctx.allowed(permission):
-                raise PermissionDenied(ctx.name, permission, f"agent.{name}",
-                                       "not allowed for this plugin and user (manifest, admin policy or role)")
+        for permission in tool.writes:  # refused now, and audited, though the write would wait for the rep
+            crm_tools.require(ctx, permission, f"agent.{name}")
         return tool.run(ctx, args, env)
     except PermissionDenied as exc:
         return Outcome({"error": f"refused: PermissionDenied: {exc}", "permission": exc.permission}, refused=True)

@@ -104,7 +104,11 @@ class DocumentEditor(QDialog):
     def _fill_contacts(self) -> None:
         self.contact.clear()
         self.contact.addItem("— no contact —", None)
-        for contact in facade_calls.contacts_of(self.ctx, self.company.currentData()):
+        contacts = facade_calls.contacts_of(self.ctx, self.company.currentData())
+        if contacts is None:  # too many to list without a company: say so instead of cutting the list
+            self.contact.setItemText(0, "— no contact (choose a company to list its contacts) —")
+            return
+        for contact in contacts:
             self.contact.addItem(contact.display_name, contact.id)
 
     def add_line(self, line: LineInput) -> None:

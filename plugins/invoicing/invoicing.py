@@ -19,9 +19,9 @@ def service(ctx) -> InvoicingService:
     return InvoicingService(ctx)
 
 
-def export_document(ctx, doc_id: str, path: Path) -> Path:
+def document_pdf(ctx, doc_id: str) -> bytes:
     """The PDF of a document, with the company, address and logo from the settings."""
-    from .pdf import export_pdf
+    from .pdf import pdf_bytes
 
     svc = service(ctx)
     doc = svc.get(doc_id)
@@ -34,9 +34,19 @@ def export_document(ctx, doc_id: str, path: Path) -> Path:
     contact = facade_calls.get_contact(ctx, doc.contact_id)
     if contact is not None:
         customer.insert(1 if customer else 0, f"Attn. {contact.display_name}")
-    return export_pdf(doc, path, company_name=ctx.settings.get("companyName") or "",
-                      address=ctx.settings.get("address") or "", customer=customer,
-                      logo_file=ctx.settings.get("logoFile") or None, payment_days=svc.payment_days())
+    return pdf_bytes(doc, company_name=ctx.settings.get("companyName") or "",
+                     address=ctx.settings.get("address") or "", customer=customer,
+                     logo_file=ctx.settings.get("logoFile") or None, payment_days=svc.payment_days())
+
+
+def export_document(ctx, doc_id: str) -> Path | None:
+    """Ask the user where to save the document's PDF and save it there (``ctx.ui.save_file``: the host
+    writes the file atomically); returns the file, or None (cancelled, or the host said why not)."""
+    doc = service(ctx).get(doc_id)
+    data = document_pdf(ctx, doc_id)
+    title = f"Export {'invoice' if doc.kind == 'invoice' else 'quote'} {doc.number} as PDF"
+    return facade_calls.save_file(ctx, title, f"{doc.number}.pdf", ["PDF document (*.pdf)"],
+                                  lambda file: file.write(data))
 
 
 def create_quote_for_deals(ctx, deal_ids: list[str]) -> list[str]:

@@ -8,7 +8,7 @@ from pathlib import Path
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import (
-    QAbstractItemView, QComboBox, QDialog, QFileDialog, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QPushButton,
+    QAbstractItemView, QComboBox, QDialog, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QPushButton,
     QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
 )
 
@@ -203,16 +203,15 @@ class InvoicingPanel(QWidget):
         if view is not None:
             self._run(lambda: self.service.delete(view.id), "Draft deleted")
 
-    def export(self, path: str | None = None) -> Path | None:
+    def export(self) -> Path | None:
+        """Save the selected document's PDF where the user picks (the host writes the file)."""
         view = self.selected()
         if view is None:
             return None
-        if path is None:
-            path, _ = QFileDialog.getSaveFileName(self, "Export PDF", f"{view.number}.pdf", "PDF (*.pdf)")
-            if not path:
-                return None
         from .invoicing import export_document
 
-        out = export_document(self.ctx, view.id, Path(path))
-        self.message.setText(f"Saved {out}")
+        out = export_document(self.ctx, view.id)
+        if out is not None:
+            self.message.setStyleSheet("")
+            self.message.setText(f"Saved {out}")
         return out

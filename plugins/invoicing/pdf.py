@@ -1,6 +1,8 @@
 """PDF export of a quote or an invoice: Qt's ``QTextDocument`` printed by ``QPdfWriter``.
 
-The text is real text in the PDF (searchable, and read back by the tests with pypdf).
+The PDF is made in memory (:func:`pdf_bytes`); the host writes it to the file the user picks
+(``ctx.ui.save_file``). The text is real text in the PDF (searchable, and read back by the
+tests with pypdf).
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ import html
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QMarginsF, QUrl
+from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QMarginsF, QUrl
 from PySide6.QtGui import QImage, QPageLayout, QPageSize, QPdfWriter, QTextDocument
 
 from .money import format_money
@@ -62,20 +64,24 @@ Tax: {format_money(doc.tax_total, doc.currency)}<br>
 </body></html>"""
 
 
-def export_pdf(doc: DocumentView, path: Path, *, company_name: str = "", address: str = "",
-               customer: list[str] | None = None, logo_file: str | None = None, payment_days: int = 14) -> Path:
-    """Write ``doc`` as an A4 PDF to ``path``; returns it. A logo file that cannot be read is left out."""
+def pdf_bytes(doc: DocumentView, *, company_name: str = "", address: str = "", customer: list[str] | None = None,
+              logo_file: str | None = None, payment_days: int = 14) -> bytes:
+    """``doc`` as an A4 PDF file's bytes. A logo file that cannot be read is left out."""
     text = QTextDocument()
     image = QImage(logo_file) if logo_file and Path(logo_file).is_file() else QImage()
     if not image.isNull():
         text.addResource(QTextDocument.ResourceType.ImageResource, QUrl(LOGO_URL), image)
     text.setHtml(document_html(doc, company_name=company_name, address=address, customer=customer or [],
                                has_logo=not image.isNull(), payment_days=payment_days))
-    writer = QPdfWriter(str(path))
+    data = QByteArray()
+    buffer = QBuffer(data)
+    buffer.open(QIODevice.OpenModeFlag.WriteOnly)
+    writer = QPdfWriter(buffer)
     writer.setPageLayout(QPageLayout(QPageSize(QPageSize.PageSizeId.A4), QPageLayout.Orientation.Portrait,
                                      QMarginsF(15, 15, 15, 15), QPageLayout.Unit.Millimeter))
     writer.setTitle(f"{doc.kind} {doc.number}")
     writer.setCreator("crm-desktop invoicing")
     text.print_(writer)
     del writer  # finishes the file
-    return Path(path)
+    buffer.close()
+    return bytes(data.data())

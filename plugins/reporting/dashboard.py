@@ -97,9 +97,9 @@ class Chart:
 class Dashboard:
     filters: Filters
     charts: tuple[Chart, ...]
-    #: user id -> display name; team ids (for the filters)
+    #: user id -> display name; (team id, label) of each team (for the filters)
     owners: dict[str, str] = field(default_factory=dict)
-    teams: tuple[str, ...] = ()
+    teams: tuple[tuple[str, str], ...] = ()
 
     def chart(self, key: str) -> Chart:
         return next(c for c in self.charts if c.key == key)
@@ -222,7 +222,7 @@ def activities_per_rep(ctx: Any, filters: Filters, today: date, owners: dict[str
     shown, others = ranked[:MAX_REPS], set(ranked[MAX_REPS:])
 
     def name(owner: str | None) -> str:
-        return owners.get(owner, f"User {owner[:8]}") if owner else UNASSIGNED
+        return owners.get(owner) or unknown_user(owner) if owner else UNASSIGNED
 
     series = []
     for owner in shown:
@@ -291,12 +291,47 @@ CHARTS: dict[str, Callable[..., Chart]] = {
 }
 
 
+#: the team filter's note: the server sends a user's team id, never the team's name
+TEAM_NAMES_UNKNOWN = "Team names are not synced to this app: each team is shown by its members."
+#: members named in a team's label before "and N more"
+TEAM_LABEL_MEMBERS = 2
+
+
+def unknown_user(user_id: str) -> str:
+    """How a user id that is not among this app's users is shown (a rep not synced here)."""
+    return f"User {user_id[:8]} (not on this device)"
+
+
+def team_label(members: list[str]) -> str:
+    """``Team of Alice Adams, Bob Brown and 3 more``: a team by the names of its members."""
+    names = sorted(members, key=str.casefold)
+    shown = ", ".join(names[:TEAM_LABEL_MEMBERS])
+    more = len(names) - TEAM_LABEL_MEMBERS
+    return f"Team of {shown}" + (f" and {more} more" if more > 0 else "")
+
+
+def people(users: list[Any]) -> tuple[dict[str, str], tuple[tuple[str, str], ...]]:
+    """(user id -> name, ((team id, label), ...) by label) from the users the app knows.
+
+    The app knows every user's name but no team's (see :data:`TEAM_NAMES_UNKNOWN`), so a team is
+    labelled by its members; two teams with the same members get their ids added to tell them apart.
+    """
+    owners = {u.id: u.display_name or u.username for u in users}
+    members: dict[str, list[str]] = {}
+    for u in users:
+        if u.team_id:
+            members.setdefault(u.team_id, []).append(owners[u.id])
+    labels = {team: team_label(names) for team, names in members.items()}
+    repeated = {label for label in labels.values() if list(labels.values()).count(label) > 1}
+    teams = tuple(sorted(((team, f"{label} ({team[:8]})" if label in repeated else label)
+                          for team, label in labels.items()), key=lambda t: (t[1].casefold(), t[0])))
+    return owners, teams
+
+
 def load(ctx: Any, filters: Filters, today: date | None = None) -> Dashboard:
     """Every chart for ``filters`` (runs the aggregate queries; call it off the GUI thread)."""
     today = today or date.today()
-    users = host_api.users(ctx)
-    owners = {u.id: u.display_name or u.username for u in users}
-    teams = tuple(sorted({u.team_id for u in users if u.team_id}))
+    owners, teams = people(host_api.users(ctx))
     charts = []
     for key, loader in CHARTS.items():
         started = time.perf_counter()

@@ -1,21 +1,19 @@
-"""Writing a chart's PNG and CSV to the file the user chose.
+"""A chart's PNG and CSV, as the bytes of the exported file.
 
-The file is written with Qt's ``QSaveFile``: all or nothing (a failed export never leaves half a
-file in place of an older one). Note for reviewers: Qt's file I/O does not raise Python audit
-events, so the plugin tripwire (which limits plugin writes to the plugin's folders) does not see
-this write; the path is the one the user picked in the save dialog, never one the plugin makes up.
+The file itself is written by the host (``ctx.ui.save_file``): it asks the user where, and puts
+the file in place atomically, so a failed export never leaves half a file in place of an older one.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-from pathlib import Path
-
-from PySide6.QtCore import QIODevice, QSaveFile
 
 from .charts import png_bytes
 from .dashboard import Chart
+
+#: what each export is: (file name filter for the save dialog, file extension)
+FORMATS = {"png": ("PNG image (*.png)", ".png"), "csv": ("CSV file (*.csv)", ".csv")}
 
 
 def csv_text(chart: Chart) -> str:
@@ -27,23 +25,11 @@ def csv_text(chart: Chart) -> str:
     return out.getvalue()
 
 
-def write_file(path: str | Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically; OSError naming the path and Qt's reason on failure."""
-    path = Path(path)
-    target = QSaveFile(str(path))
-    if not target.open(QIODevice.OpenModeFlag.WriteOnly):
-        raise OSError(f"cannot write {path}: {target.errorString()}")
-    if target.write(data) != len(data) or not target.commit():
-        reason = target.errorString()
-        target.cancelWriting()
-        raise OSError(f"cannot write {path}: {reason}")
-    return path
-
-
-def export_png(chart: Chart, path: str | Path) -> Path:
-    return write_file(path, png_bytes(chart))
-
-
-def export_csv(chart: Chart, path: str | Path) -> Path:
-    # UTF-8 with a byte order mark, so spreadsheet programs read non-ASCII names right
-    return write_file(path, csv_text(chart).encode("utf-8-sig"))
+def file_bytes(chart: Chart, what: str) -> bytes:
+    """The exported file: ``png`` (960×540) or ``csv`` (UTF-8 with a byte order mark, so spreadsheet
+    programs read non-ASCII names right)."""
+    if what == "png":
+        return png_bytes(chart)
+    if what == "csv":
+        return csv_text(chart).encode("utf-8-sig")
+    raise ValueError(f"unknown export format {what!r} (one of {', '.join(FORMATS)})")

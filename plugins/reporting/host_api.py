@@ -1,40 +1,46 @@
 """Every call the reporting plugin makes to the app, in one place.
 
-The rest of the plugin asks this module, never ``ctx`` directly, so a change in the plugin
-API is a change here only. All of it is read-only: aggregates through
-``ctx.<records>.aggregate`` (``deals:read``, ``leads:read``, ``activities:read``) and the user
-list (``users:read``) for the names of the reps.
+All of it is read-only: aggregates through ``ctx.<records>.aggregate`` (``deals:read``,
+``leads:read``, ``activities:read``), the users (``users:read``) for the names of the reps and
+their teams, and the desktop window (``ctx.ui``): loading in the background and saving exports
+to a file the user picks.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from pathlib import Path
+from typing import Any, BinaryIO, Callable, Sequence
 
-from crm_desktop.plugin_api import NotConfigured
-
-#: the most users the owner filter lists (one page of ``ctx.users.list``)
-MAX_USERS = 1000
+#: the record collections the charts aggregate, by the name the dashboard uses
+RESOURCES: dict[str, Callable[[Any], Any]] = {
+    "deals": lambda ctx: ctx.deals,
+    "leads": lambda ctx: ctx.leads,
+    "activities": lambda ctx: ctx.activities,
+}
 
 
 def aggregate(ctx: Any, resource: str, group_by: list[str] | tuple[str, ...], measures: dict[str, str],
               **filters: Any) -> list[dict[str, Any]]:
     """``ctx.<resource>.aggregate(...)``: grouped measures computed by the host in SQL."""
-    return getattr(ctx, resource).aggregate(group_by=list(group_by), measures=measures, **filters)
+    try:
+        records = RESOURCES[resource](ctx)
+    except KeyError:
+        raise ValueError(f"unknown resource {resource!r} (one of {', '.join(RESOURCES)})") from None
+    return records.aggregate(group_by=list(group_by), measures=measures, **filters)
 
 
 def users(ctx: Any) -> list[Any]:
-    """The users the app knows (id, display_name, team_id), for the owner and team filters."""
-    return list(ctx.users.list(limit=MAX_USERS))
+    """Every user the app knows (id, display_name, username, team_id), page by page."""
+    return list(ctx.users.iter_all())
 
 
-def background_runner(ctx: Any) -> Callable[..., Any] | None:
-    """The host's ``ctx.ui.run_in_background(fn, on_done=, on_error=)``, or None where the app has none.
+def run_in_background(ctx: Any, fn: Callable[[], Any], on_done: Callable[[Any], object],
+                      on_error: Callable[[BaseException], object]) -> None:
+    """``ctx.ui.run_in_background``: ``fn()`` on a worker thread, the callbacks on the GUI thread."""
+    ctx.ui.run_in_background(fn, on_done=on_done, on_error=on_error)
 
-    None on a command line or a headless host (``ctx.ui`` raises :class:`NotConfigured`) and on
-    hosts older than the UI facade; the panel then runs the work on a thread pool of its own.
-    """
-    try:
-        ui = ctx.ui
-        return ui.run_in_background
-    except (AttributeError, NotConfigured):
-        return None
+
+def save_file(ctx: Any, title: str, suggested_name: str, filters: Sequence[str],
+              write: Callable[[BinaryIO], object]) -> Path | None:
+    """``ctx.ui.save_file``: the user picks the file, the host writes it atomically (None: not saved)."""
+    return ctx.ui.save_file(title, suggested_name, list(filters), write)

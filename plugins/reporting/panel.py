@@ -1,25 +1,27 @@
 """The dashboard panel: filters on top, a card per chart with PNG and CSV export.
 
-Loading runs off the GUI thread (``ctx.ui.run_in_background`` where the app offers it, else a
-one-thread pool of the panel's own); only plain data (:class:`~.dashboard.Dashboard`) comes
-back to the GUI thread. A newer request makes an older answer stale: it is dropped.
+Loading runs off the GUI thread (``ctx.ui.run_in_background``); only plain data
+(:class:`~.dashboard.Dashboard`) comes back to the GUI thread. A newer request makes an older
+answer stale: it is dropped. Exports are saved by the host (``ctx.ui.save_file``): it asks the
+user where and writes the file atomically.
 """
 
 from __future__ import annotations
 
 import logging
 from datetime import date, datetime
+from pathlib import Path
 from typing import Any, Callable
 
-from PySide6.QtCore import QDate, QObject, QThreadPool, QTimer, Signal
+from PySide6.QtCore import QDate, QObject, Qt, QTimer, Signal
 from PySide6.QtWidgets import (
-    QComboBox, QDateEdit, QFileDialog, QFrame, QGridLayout, QHBoxLayout, QLabel, QPushButton, QScrollArea,
-    QSizePolicy, QVBoxLayout, QWidget,
+    QComboBox, QDateEdit, QFrame, QGridLayout, QHBoxLayout, QLabel, QPushButton, QScrollArea, QSizePolicy,
+    QVBoxLayout, QWidget,
 )
 
 from . import dashboard, host_api
 from .charts import ChartView
-from .export import export_csv, export_png
+from .export import FORMATS, file_bytes
 
 log = logging.getLogger("crm.plugins.reporting")
 
@@ -35,10 +37,8 @@ def default_range(today: date) -> tuple[date, date]:
 
 
 class _Relay(QObject):
-    """Carries a worker's answer to the GUI thread (queued signal)."""
+    """Carries a refresh request from any thread to the GUI thread (queued signal)."""
 
-    done = Signal(int, object)
-    failed = Signal(int, str)
     refresh_requested = Signal()
 
 
@@ -89,10 +89,7 @@ class DashboardPanel(QWidget):
         self.dashboard: dashboard.Dashboard | None = None
         self.error: str | None = None
         self._generation = 0
-        self._pool: QThreadPool | None = None
         self._relay = _Relay(self)
-        self._relay.done.connect(self._on_done)
-        self._relay.failed.connect(self._on_failed)
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(REFRESH_DELAY_MS)
@@ -111,6 +108,7 @@ class DashboardPanel(QWidget):
         self.owner_combo.addItem("All owners", ALL)
         self.team_combo = QComboBox(self)
         self.team_combo.addItem("All teams", ALL)
+        self.team_combo.setToolTip(dashboard.TEAM_NAMES_UNKNOWN)
         for combo in (self.owner_combo, self.team_combo):
             combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
             combo.currentIndexChanged.connect(lambda _=0: self.refresh())
@@ -189,26 +187,11 @@ class DashboardPanel(QWidget):
         def work() -> dashboard.Dashboard:
             return dashboard.load(ctx, filters, today)
 
-        runner = host_api.background_runner(ctx)
-        if runner is not None:
-            runner(work, on_done=lambda result: self._on_done(generation, result),
-                   on_error=lambda exc: self._on_failed(generation, str(exc)))
-            return
-        if self._pool is None:
-            self._pool = QThreadPool(self)
-            self._pool.setMaxThreadCount(1)
-        relay = self._relay
+        def failed(exc: BaseException) -> None:
+            log.error("loading the dashboard failed: %s: %s", type(exc).__name__, exc)
+            self._on_failed(generation, f"{type(exc).__name__}: {exc}")
 
-        def run() -> None:
-            try:
-                result = work()
-            except Exception as exc:  # shown in the panel, not lost on a worker thread
-                log.exception("loading the dashboard failed")
-                _emit(relay.failed, generation, f"{type(exc).__name__}: {exc}")
-                return
-            _emit(relay.done, generation, result)
-
-        self._pool.start(run)
+        host_api.run_in_background(ctx, work, lambda result: self._on_done(generation, result), failed)
 
     def _on_done(self, generation: int, result: dashboard.Dashboard) -> None:
         if generation != self._generation:
@@ -233,12 +216,14 @@ class DashboardPanel(QWidget):
         """Fill the owner and team lists once the users are known, keeping the current choice."""
         wanted = sorted(result.owners.items(), key=lambda item: item[1].casefold())
         self._refill(self.owner_combo, "All owners", [(uid, name) for uid, name in wanted])
-        self._refill(self.team_combo, "All teams", [(team, team) for team in result.teams])
+        self._refill(self.team_combo, "All teams", list(result.teams),
+                     tip=lambda team: f"Team id {team}. {dashboard.TEAM_NAMES_UNKNOWN}")
 
     @staticmethod
-    def _refill(combo: QComboBox, everyone: str, items: list[tuple[str, str]]) -> None:
-        current = [combo.itemData(i) for i in range(1, combo.count())]
-        if current == [key for key, _ in items]:
+    def _refill(combo: QComboBox, everyone: str, items: list[tuple[str, str]],
+                tip: Callable[[str], str] | None = None) -> None:
+        current = [(combo.itemData(i), combo.itemText(i)) for i in range(1, combo.count())]
+        if current == items:
             return
         chosen = combo.currentData()
         combo.blockSignals(True)
@@ -247,6 +232,8 @@ class DashboardPanel(QWidget):
             combo.addItem(everyone, ALL)
             for key, label in items:
                 combo.addItem(label, key)
+                if tip is not None:
+                    combo.setItemData(combo.count() - 1, tip(key), Qt.ItemDataRole.ToolTipRole)
             index = combo.findData(chosen)
             combo.setCurrentIndex(max(index, 0))
         finally:
@@ -258,44 +245,25 @@ class DashboardPanel(QWidget):
 
     # -- export -------------------------------------------------------------------------------
 
-    def ask_export(self, key: str, what: str) -> None:
-        """Ask where to save chart ``key`` as ``png`` or ``csv``, then save it."""
-        if self.dashboard is None:
-            return
-        chart = self.dashboard.chart(key)
-        suggested = f"{key}-{self.dashboard.filters.start:%Y%m%d}-{self.dashboard.filters.end:%Y%m%d}.{what}"
-        pattern = "PNG image (*.png)" if what == "png" else "CSV file (*.csv)"
-        path, _ = QFileDialog.getSaveFileName(self, f"Save “{chart.title}”", suggested, pattern)
-        if path:
-            self.export(key, what, path)
-
-    def export(self, key: str, what: str, path: str) -> bool:
-        """Save chart ``key`` as ``png`` or ``csv`` to ``path``; the status line says what happened."""
+    def ask_export(self, key: str, what: str) -> Path | None:
+        """Ask where to save chart ``key`` as ``png`` or ``csv`` and save it (the host writes the file);
+        returns the file written, or None (cancelled, or the host reported the failure)."""
         if self.dashboard is None:
             self._show_status("Nothing to export yet: the dashboard is still loading", error=True)
-            return False
+            return None
         chart = self.dashboard.chart(key)
-        try:
-            written = export_png(chart, path) if what == "png" else export_csv(chart, path)
-        except OSError as exc:
-            self._show_status(str(exc), error=True)
-            return False
-        self._show_status(f"Saved {chart.title} to {written}")
-        return True
+        name_filter, extension = FORMATS[what]
+        data = file_bytes(chart, what)
+        suggested = f"{key}-{self.dashboard.filters.start:%Y%m%d}-{self.dashboard.filters.end:%Y%m%d}{extension}"
+        written = host_api.save_file(self.ctx, f"Save “{chart.title}”", suggested, [name_filter],
+                                     lambda file: file.write(data))
+        if written is not None:
+            self._show_status(f"Saved {chart.title} to {written}")
+        return written
 
     # -- lifetime -----------------------------------------------------------------------------
 
     def dispose(self) -> None:
-        """Stop taking answers and wait for a running load (the plugin is going away)."""
-        self._generation += 1
+        """Stop taking answers (the plugin is going away; the host drops its background callbacks too)."""
+        self._generation += 1  # an answer still on its way is dropped
         self._timer.stop()
-        if self._pool is not None:
-            self._pool.clear()
-            self._pool.waitForDone(10_000)
-
-
-def _emit(signal: Any, *args: Any) -> None:
-    try:
-        signal.emit(*args)
-    except RuntimeError:  # the panel was deleted while the worker ran
-        pass

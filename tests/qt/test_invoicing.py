@@ -71,7 +71,25 @@ def test_quote_from_a_deal_becomes_an_invoice_and_its_pdf_says_so(invoicing, tmp
     svc.issue(invoice.id, today=date(2026, 3, 2))
     assert svc.get(invoice.id).due_date == date(2026, 4, 1)  # 30 days of payment terms
 
-    out = mod("invoicing").export_document(ctx, invoice.id, tmp_path / "invoice.pdf")
+    # Export PDF…: the host asks where (ctx.ui.save_file) and writes the file; the plugin opens none
+    from crm_desktop.ui.plugins.ui_facade import ui_factory
+
+    class Window:
+        status: list = []
+
+        def show_status(self, text, timeout_ms=4000):
+            self.status.append(text)
+
+    host.set_ui_factory(ui_factory(Window(), host))
+    asked = []
+    ctx.ui.ask_save_path = lambda parent, title, start, filters: (
+        asked.append((title, Path(start).name, filters)) or (str(tmp_path / "invoice"), filters))
+    panel.table.selectRow([v.id for v in panel.views].index(invoice.id))
+    panel.buttons["pdf"].click()
+    number = svc.get(invoice.id).number
+    assert asked == [(f"Export invoice {number} as PDF", f"{number}.pdf", "PDF document (*.pdf)")]
+    out = tmp_path / "invoice.pdf"
+    assert panel.message.text() == f"Saved {out}" and Window.status == []
     text = pdf_text(out)
     for expected in ("Northwind Consulting", "Hafenstr. 5", "20457 Hamburg", "Acme GmbH", "Attn. Ada Lovelace",
                      "10178 Berlin", "Invoice", "Website relaunch", "12,500.00 EUR", "Tax: 2,375.00 EUR",

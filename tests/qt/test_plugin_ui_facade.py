@@ -83,3 +83,77 @@ def _raises(fn):
     except Exception as exc:
         return str(exc)
     return ""
+
+
+# -- ctx.ui.save_file: the host asks where, and writes the file atomically ---------------------
+
+def _leftovers(folder):
+    return sorted(p.name for p in folder.iterdir() if p.name.endswith(".part"))
+
+
+def test_save_file_writes_what_the_plugin_gives_to_the_file_the_user_chose(tour, tmp_path):
+    host, ctx, window, module = tour
+    asked = []
+    ctx.ui.ask_save_path = lambda parent, title, start, filters: (
+        asked.append((title, start, filters)) or (str(tmp_path / "pipeline"), "CSV file (*.csv)"))
+    path = ctx.ui.save_file("Save the chart", "pipeline.csv", ["CSV file (*.csv)", "All files (*)"],
+                            lambda f: f.write(b"stage,value\nWon,10\n"))
+    # the chosen name had no extension: the chosen filter's is added
+    assert path == tmp_path / "pipeline.csv"
+    assert path.read_bytes() == b"stage,value\nWon,10\n"
+    assert asked[0][0] == "Save the chart" and asked[0][1].endswith("pipeline.csv")
+    assert asked[0][2] == "CSV file (*.csv);;All files (*)"
+    assert _leftovers(tmp_path) == [] and window.status == []
+    # the next dialog opens where the last file went
+    ctx.ui.save_file("Again", "b.csv", ["CSV file (*.csv)"], lambda f: f.write(b"x"))
+    assert asked[1][1] == str(tmp_path / "b.csv")
+
+
+def test_a_failing_write_leaves_the_old_file_and_nothing_else(tour, tmp_path):
+    host, ctx, window, module = tour
+    target = tmp_path / "report.csv"
+    target.write_bytes(b"the old report")
+    ctx.ui.ask_save_path = lambda *args: (str(target), "CSV file (*.csv)")
+
+    def half_then_fail(f):
+        f.write(b"half of the new rep")
+        raise RuntimeError("the plugin broke mid-write")
+
+    with pytest.raises(RuntimeError, match="mid-write"):
+        ctx.ui.save_file("Save", "report.csv", ["CSV file (*.csv)"], half_then_fail)
+    assert target.read_bytes() == b"the old report" and _leftovers(tmp_path) == []
+    # a complete write replaces it
+    assert ctx.ui.save_file("Save", "report.csv", ["CSV file (*.csv)"], lambda f: f.write(b"new")) == target
+    assert target.read_bytes() == b"new" and _leftovers(tmp_path) == []
+
+
+def test_a_cancelled_dialog_writes_nothing_and_an_unwritable_place_is_one_sentence(tour, tmp_path):
+    host, ctx, window, module = tour
+    called = []
+    ctx.ui.ask_save_path = lambda *args: ("", "")
+    assert ctx.ui.save_file("Save", "a.png", ["PNG image (*.png)"], called.append) is None
+    assert called == [] and window.status == []
+    missing = tmp_path / "gone" / "a.png"
+    ctx.ui.ask_save_path = lambda *args: (str(missing), "PNG image (*.png)")
+    assert ctx.ui.save_file("Save", "a.png", ["PNG image (*.png)"], lambda f: f.write(b"png")) is None
+    assert window.status == [f"Could not save a.png in {missing.parent}: No such file or directory."]
+    assert not missing.parent.exists()
+
+
+def test_save_file_refuses_bad_arguments_and_other_threads(tour):
+    host, ctx, window, module = tour
+    ctx.ui.ask_save_path = lambda *args: pytest.fail("no dialog for bad arguments")
+    with pytest.raises(ValidationError, match="filters"):
+        ctx.ui.save_file("Save", "a.csv", "CSV file (*.csv)", lambda f: None)
+    with pytest.raises(ValidationError, match="filters"):
+        ctx.ui.save_file("Save", "a.csv", ["*.csv"], lambda f: None)
+    with pytest.raises(ValidationError, match="suggested_name"):
+        ctx.ui.save_file("Save", "", ["CSV file (*.csv)"], lambda f: None)
+    with pytest.raises(ValidationError, match="write"):
+        ctx.ui.save_file("Save", "a.csv", ["CSV file (*.csv)"], b"data")
+    errors = []
+    thread = threading.Thread(target=lambda: errors.append(_raises(
+        lambda: ctx.ui.save_file("Save", "a.csv", ["CSV file (*.csv)"], lambda f: None))))
+    thread.start()
+    thread.join(10)
+    assert errors and "GUI thread" in errors[0]

@@ -30,6 +30,7 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 
 import pytest
+from PySide6.QtCore import Qt
 from sqlalchemy import text
 
 REPO = Path(__file__).resolve().parents[2]
@@ -89,10 +90,28 @@ def fixture_data(crm_plugin):
     return host, ctx, alice, bob
 
 
-def _panel(qtbot, ctx):
+class Window:
+    """The main window as ``ctx.ui`` sees it: the status bar messages it was asked to show."""
+
+    def __init__(self):
+        self.status: list[str] = []
+
+    def open_record(self, entity, record_id):
+        pass
+
+    def show_status(self, text, timeout_ms=4000):
+        self.status.append(text)
+
+
+def _panel(qtbot, ctx, host=None):
+    from crm_desktop.ui.plugins.ui_facade import ui_factory
     from crm_plugins.reporting.panel import DashboardPanel
 
+    window = Window()
+    if host is not None:
+        host.set_ui_factory(ui_factory(window, host))
     panel = DashboardPanel(ctx, today=lambda: TODAY)
+    panel.window_status = window.status
     qtbot.addWidget(panel)
     panel.resize(1200, 1000)
     with qtbot.waitSignal(panel.loaded, timeout=10_000):
@@ -108,7 +127,7 @@ def _values(chart):
 
 def test_dashboard_numbers_match_the_hand_computed_fixture(qtbot, fixture_data):
     host, ctx, alice, bob = fixture_data
-    panel = _panel(qtbot, ctx)
+    panel = _panel(qtbot, ctx, host)
     board = panel.dashboard
     assert panel.error is None
 
@@ -139,7 +158,13 @@ def test_dashboard_numbers_match_the_hand_computed_fixture(qtbot, fixture_data):
     assert _values(board.chart("leads")) == {"Leads": {"Website": 2.0, "Referral": 1.0}}
 
     # the owner filter (names come from the users): Bob's numbers only
-    assert panel.owner_combo.findText("Bob Brown") > 0 and panel.team_combo.findText("south") > 0
+    assert panel.owner_combo.findText("Bob Brown") > 0
+    # the app knows no team names: a team is shown by its members, and the filter says so
+    assert [panel.team_combo.itemText(i) for i in range(panel.team_combo.count())] == [
+        "All teams", "Team of Alice Adams", "Team of Bob Brown"]
+    assert panel.team_combo.itemData(2) == "south"
+    assert "not synced" in panel.team_combo.toolTip()
+    assert "Team id south" in panel.team_combo.itemData(2, Qt.ItemDataRole.ToolTipRole)
     with qtbot.waitSignal(panel.loaded, timeout=10_000):
         panel.owner_combo.setCurrentIndex(panel.owner_combo.findText("Bob Brown"))
     board = panel.dashboard
@@ -152,7 +177,7 @@ def test_dashboard_numbers_match_the_hand_computed_fixture(qtbot, fixture_data):
 
 def test_a_stage_change_refreshes_the_open_dashboard(qtbot, fixture_data):
     host, ctx, alice, bob = fixture_data
-    panel = _panel(qtbot, ctx)
+    panel = _panel(qtbot, ctx, host)
     hooks = sys.modules["crm_plugins.reporting.reporting"]
     hooks._panels.add(panel)
     services = host.core.services
@@ -165,33 +190,67 @@ def test_a_stage_change_refreshes_the_open_dashboard(qtbot, fixture_data):
 
 
 def test_each_chart_exports_png_and_csv(qtbot, fixture_data, tmp_path):
+    """The Save buttons ask the host (ctx.ui.save_file) for a file and let it write it: no QSaveFile or
+    open() of the plugin's own outside its folder (the tripwire of the test host would block that)."""
     host, ctx, alice, bob = fixture_data
-    panel = _panel(qtbot, ctx)
+    panel = _panel(qtbot, ctx, host)
     from PySide6.QtGui import QImage
 
+    chosen: list[Path] = []
+    asked: list[tuple[str, str, str]] = []
+    ctx.ui.ask_save_path = lambda parent, title, start, filters: (
+        asked.append((title, Path(start).name, filters)) or (str(chosen[-1]), filters))
     for key in ("pipeline", "won_lost", "win_rate", "activities", "forecast", "leads"):
         png, data = tmp_path / f"{key}.png", tmp_path / f"{key}.csv"
-        assert panel.export(key, "png", str(png)) and panel.export(key, "csv", str(data))
+        chosen.append(png)
+        panel.cards[key].png_button.click()
+        chosen.append(data)
+        panel.cards[key].csv_button.click()
+        assert png.is_file() and data.is_file()
         image = QImage(str(png))
         assert not image.isNull() and image.width() == 960 and image.height() == 540
         # not a blank image: the bars / tiles and the title put other colours on it
         assert len({image.pixel(x, y) for x in range(0, 960, 16) for y in range(0, 540, 16)}) > 3
-        assert f"Saved {panel.dashboard.chart(key).title} to {png}" not in panel.status.text()  # the CSV came last
         assert panel.status.text() == f"Saved {panel.dashboard.chart(key).title} to {data}"
+    assert asked[0] == ("Save “Pipeline value by stage”", "pipeline-20250101-20250615.png", "PNG image (*.png)")
+    assert asked[1][1:] == ("pipeline-20250101-20250615.csv", "CSV file (*.csv)")
     rows = list(csv.reader(io.StringIO((tmp_path / "pipeline.csv").read_text("utf-8-sig"))))
     assert rows == [["stage", "currency", "deals", "value"], ["Prospecting", "EUR", "1", "1000.00"],
                     ["Proposal", "EUR", "2", "6000.00"], ["Negotiation", "EUR", "1", "1000.00"]]
     rows = list(csv.reader(io.StringIO((tmp_path / "win_rate.csv").read_text("utf-8-sig"))))
     assert rows == [["metric", "value", "unit"], ["Win rate", "66.7", "percent"], ["Won", "2", "count"],
                     ["Lost", "1", "count"], ["Avg. sales cycle", "35.0", "days"]]
-    # a folder that does not exist: one clear line, no file
-    assert not panel.export("leads", "csv", str(tmp_path / "missing" / "leads.csv"))
-    assert panel.status.text().startswith(f"cannot write {tmp_path / 'missing' / 'leads.csv'}")
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".part")]
+    # a folder that does not exist: the host says so in one sentence, no file, the panel claims nothing
+    before = panel.status.text()
+    chosen.append(tmp_path / "missing" / "leads.csv")
+    assert panel.ask_export("leads", "csv") is None
+    assert panel.window_status == [f"Could not save leads.csv in {tmp_path / 'missing'}: No such file or directory."]
+    assert panel.status.text() == before and not (tmp_path / "missing").exists()
+    # cancelled: nothing written, nothing said
+    ctx.ui.ask_save_path = lambda *args: ("", "")
+    assert panel.ask_export("leads", "png") is None and len(panel.window_status) == 1
+
+
+def test_sync_finished_refreshes_the_open_dashboard(qtbot, fixture_data):
+    from crm_desktop.plugin_api import Event
+
+    host, ctx, alice, bob = fixture_data
+    panel = _panel(qtbot, ctx, host)
+    sys.modules["crm_plugins.reporting.reporting"]._panels.add(panel)
+    services = host.core.services
+    stage = {s.name: s.id for s in services.pipelines.stages(services.pipelines.default().id)}
+    # a deal arrives as sync writes it (no deal.* event reaches the plugin), then sync says it finished
+    with services.db.write_engine.begin() as conn:
+        conn.execute(text("UPDATE deals SET stage_id = :s WHERE title = 'A1'"), {"s": stage["Negotiation"]})
+    with qtbot.waitSignal(panel.loaded, timeout=10_000):
+        host.core.events.publish(Event("sync.finished", {"pushed": 0, "pulled": 1, "conflicts": 0}, "sync"))
+    assert _values(panel.dashboard.chart("pipeline"))["EUR"] == {"Proposal": 6000.0, "Negotiation": 2000.0}
 
 
 def test_a_backwards_date_range_is_refused_in_the_status_line(qtbot, fixture_data):
     host, ctx, alice, bob = fixture_data
-    panel = _panel(qtbot, ctx)
+    panel = _panel(qtbot, ctx, host)
     before = panel.dashboard
     panel.end_edit.setDate(date(2024, 12, 1))
     assert panel.status.text() == "date range: the end 2024-12-01 is before the start 2025-01-01"

@@ -184,3 +184,26 @@ def test_validate_of_a_file_is_one_line(home, tmp_path, capsys):
     (tmp_path / "plugin.json").write_text("{}")
     assert run(home, "plugin", "validate", str(tmp_path / "plugin.json")) == 2
     assert capsys.readouterr().err.strip() == f"error: plugin validate: {tmp_path / 'plugin.json'} is a file, not a plugin folder"
+
+
+def test_check_builds_a_panel_that_loads_through_ctx_ui(home, tmp_path, capsys):
+    """A panel that asks ctx.ui for background work while it is built (the reporting dashboard does) is
+    checked with the app's ctx.ui over an offscreen window, not refused for lacking one."""
+    folder = write(home, "bg-panel", code="""
+        from PySide6.QtWidgets import QLabel
+        from crm_desktop.plugin_api import Panel, hookimpl
+
+        @hookimpl
+        def crm_panels(ctx):
+            def make(parent):
+                label = QLabel("loading", parent)
+                ctx.ui.run_in_background(lambda: ctx.contacts.count(), on_done=lambda n: label.setText(f"{n}"))
+                return label
+            return [Panel("main", "Background", "/plugins/bg-panel", make)]
+        """, permissions=["contacts:read"], displayName="Bg", description="d", author="t",
+                   menu=[{"title": "Bg", "path": "/plugins/bg-panel"}])
+    capsys.readouterr()
+    assert run(home, "plugin", "check", str(folder), "--json") == 0, capsys.readouterr()
+    report = json.loads(capsys.readouterr().out)
+    assert report["ok"] and report["state"] == "active", report
+    assert report["panels_built"] == ["Background"] and report["problems"] == [], report

@@ -11,25 +11,83 @@ when the plugin unloads (its background results are dropped from then on).
   caller's context (so ``ctx.acting_as_agent`` carries over), and hands the result or the
   exception back on the GUI thread. The callbacks are plugin code: they run in the plugin's
   guard, so one that raises marks the plugin failed and nothing else.
+- :meth:`~QtPluginUi.save_file` asks for a path with a file dialog and writes the file itself:
+  into a temporary file next to the target (the plugin's ``write`` fills it), flushed to disk,
+  then renamed over the target (``os.replace``), so the file is either the complete new one or
+  the old one. The host's own file work runs as the core for the plugin tripwire (the user chose
+  the folder); an ``open`` inside the plugin's ``write`` is still the plugin's.
 """
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import logging
+import os
+import re
+import tempfile
 import threading
-from typing import Any, Callable, TypeVar
+from pathlib import Path
+from typing import Any, BinaryIO, Callable, Sequence, TypeVar
 
-from PySide6.QtCore import QObject, QThread, Qt, Signal
-from PySide6.QtWidgets import QMessageBox, QWidget
+from PySide6.QtCore import QObject, QStandardPaths, QThread, Qt, Signal
+from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
 
 from crm_desktop.errors import ValidationError
 from crm_desktop.plugin_api.errors import PluginError
 from crm_desktop.plugin_api.ui import UI_ENTITIES
+from crm_desktop.plugin_host.tripwire import current_tripwire
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+#: ``PNG image (*.png *.PNG)`` -> the patterns inside the parentheses
+_FILTER = re.compile(r"^[^()]*\(([^()]+)\)\s*$")
+#: a new file's permissions (the temporary file is made private; the saved file is not)
+NEW_FILE_MODE = 0o644
+
+
+def _ask_save_path(parent: QWidget | None, title: str, start: str, filters: str) -> tuple[str, str]:
+    """The Qt save dialog: (chosen path or "", chosen filter)."""
+    return QFileDialog.getSaveFileName(parent, title, start, filters)
+
+
+def _extension(name_filter: str) -> str | None:
+    """``.csv`` for ``"CSV file (*.csv)"``; None for ``*`` or a filter without a plain ``*.ext``."""
+    match = _FILTER.match(name_filter)
+    for pattern in (match.group(1).split() if match else ()):
+        if pattern.startswith("*.") and len(pattern) > 2 and not any(c in pattern[2:] for c in "*?[]"):
+            return pattern[1:]
+    return None
+
+
+def write_atomically(target: Path, write: Callable[[BinaryIO], object]) -> None:
+    """Fill a temporary file next to ``target`` with ``write(file)``, flush it to disk and rename it over
+    ``target``. OSError leaves ``target`` as it was and no temporary file behind; so does any exception
+    of ``write`` (raised again)."""
+    try:
+        mode = os.stat(target).st_mode & 0o7777
+    except FileNotFoundError:
+        mode = NEW_FILE_MODE
+    fd, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(temporary, mode)
+        os.replace(temporary, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+    with contextlib.suppress(OSError):  # the rename itself on disk (POSIX); not possible everywhere
+        directory = os.open(target.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
 
 
 class _Poster(QObject):
@@ -68,6 +126,9 @@ class QtPluginUi:
         self._poster = _Poster(window if isinstance(window, QObject) else None)
         self._threads: set[threading.Thread] = set()
         self._lock = threading.Lock()
+        #: the save dialog (tests replace it): ``(parent, title, start path, filters) -> (path, filter)``
+        self.ask_save_path: Callable[[QWidget | None, str, str, str], tuple[str, str]] = _ask_save_path
+        self._save_dir: Path | None = None
 
     # -- the facade ----------------------------------------------------------------------
 
@@ -120,6 +181,43 @@ class QtPluginUi:
                                       QMessageBox.StandardButton.No)
         return answer == QMessageBox.StandardButton.Yes
 
+    def save_file(self, title: str, suggested_name: str, filters: Sequence[str],
+                  write: Callable[[BinaryIO], object]) -> Path | None:
+        if not self._poster.on_gui_thread():
+            raise PluginError(f"plugin {self._plugin!r}: ctx.ui.save_file must be called on the GUI thread "
+                              f"(from a panel, a menu action, or an on_done callback)")
+        if not isinstance(title, str) or not title.strip():
+            raise ValidationError("title", title, "must be a non-empty text", "ui")
+        if not isinstance(suggested_name, str) or not Path(suggested_name).name.strip(". "):
+            raise ValidationError("suggested_name", suggested_name, "must be a file name such as 'report.csv'", "ui")
+        if isinstance(filters, str) or not isinstance(filters, Sequence) or not filters \
+                or not all(isinstance(f, str) and _FILTER.match(f) for f in filters):
+            raise ValidationError("filters", filters, "must be a list of name filters such as "
+                                                      "['CSV file (*.csv)']", "ui")
+        if not callable(write):
+            raise ValidationError("write", write, "must be a callable taking a binary file", "ui")
+        start = (self._save_dir or _documents()) / Path(suggested_name).name
+        parent = self._window if isinstance(self._window, QWidget) else None
+        chosen, chosen_filter = self.ask_save_path(parent, title, str(start), ";;".join(filters))
+        if not chosen:
+            return None
+        target = Path(chosen)
+        extension = _extension(chosen_filter or filters[0])
+        if not target.suffix and extension:
+            target = target.with_name(target.name + extension)
+        core = current_tripwire()
+        try:
+            with core.core_call() if core is not None else contextlib.nullcontext():
+                write_atomically(target, write)
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            message = f"Could not save {target.name} in {target.parent}: {reason}."
+            log.warning("plugin %s: %s", self._plugin, message)
+            self._window.show_status(message, 8000)
+            return None
+        self._save_dir = target.parent
+        return target
+
     # -- life ------------------------------------------------------------------------------
 
     def close(self) -> None:
@@ -144,6 +242,12 @@ class QtPluginUi:
             return
         log.error("plugin %s: background work raised %s: %s", self._plugin, type(exc).__name__, exc)
         self._window.show_status(f"Plugin {self._plugin}: background work failed: {exc}", 8000)
+
+
+def _documents() -> Path:
+    """Where a first save dialog opens: the user's documents folder (the home folder without one)."""
+    folder = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.DocumentsLocation)
+    return Path(folder) if folder and Path(folder).is_dir() else Path.home()
 
 
 def ui_factory(window: Any, host: Any) -> Callable[[str], QtPluginUi]:

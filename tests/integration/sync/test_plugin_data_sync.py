@@ -200,3 +200,91 @@ def test_records_pulled_before_the_plugin_is_installed_are_kept_and_applied(clie
     assert ("Quarterly review", False, None, False) in memos(ctx_b)
     with b.core.db.read_connection() as c:
         assert c.connection.driver_connection.execute("SELECT count(*) FROM sync_parked_changes").fetchone() == (0,)
+
+
+def _conflict_on_b(a, b, ctx_a, ctx_b, text):
+    """The same memo field edited on both laptops offline; a syncs first, so b's push conflicts."""
+    from crm_desktop.sync import resolve
+
+    Memo = memo_model()
+    with ctx_a.db.session() as s:
+        memo = Memo(text=text, stars=1)
+        s.add(memo)
+    a.sync(); b.sync()
+    with ctx_a.db.session() as s:
+        s.get(Memo, memo.id).stars = 3
+    with ctx_b.db.session() as s:
+        s.get(Memo, memo.id).stars = 5
+    a.sync()
+    assert b.sync().conflicts == 1
+    [conflict] = [c for c in resolve.conflicts(b.core.db) if c.record_id == memo.id]
+    assert conflict.entity == "memo-pad.memos" and conflict.title == text
+    assert conflict.fields == [{"field": "stars", "base": 1, "mine": 5, "theirs": 3}]
+    return memo.id, conflict
+
+
+def _stars(ctx, memo_id):
+    with ctx.db.session() as s:
+        return s.get(memo_model(), memo_id).stars
+
+
+def test_keep_mine_on_a_plugin_record_sends_my_value_on_top_of_theirs(clients, hosts, plugin_folder):
+    from crm_desktop.sync import resolve
+
+    a, b = clients("alice"), clients("bob")
+    _, ctx_a = hosts(a, plugin_folder)
+    _, ctx_b = hosts(b, plugin_folder)
+    memo_id, conflict = _conflict_on_b(a, b, ctx_a, ctx_b, "Keep mine memo")
+    assert _stars(ctx_b, memo_id) == 3  # the server's value meanwhile
+    resolve.keep_mine(b.services, conflict.id)
+    assert _stars(ctx_b, memo_id) == 5 and resolve.conflicts(b.core.db) == []
+    [row] = [r for r in pending(b) if r.record_id == memo_id]
+    assert (row.op, row.fields) == ("update", {"stars": [3, 5]})  # on top of the server's value
+    assert b.services.audit.for_record("memo-pad.memos", memo_id)[0].action == "keep-mine"
+    b.sync(); a.sync()
+    assert _stars(ctx_a, memo_id) == _stars(ctx_b, memo_id) == 5
+    assert [r for r in pending(b) if r.record_id == memo_id] == []
+
+
+def test_take_theirs_on_a_plugin_record_drops_my_change(clients, hosts, plugin_folder):
+    from crm_desktop.sync import resolve
+
+    a, b = clients("alice"), clients("bob")
+    _, ctx_a = hosts(a, plugin_folder)
+    _, ctx_b = hosts(b, plugin_folder)
+    memo_id, conflict = _conflict_on_b(a, b, ctx_a, ctx_b, "Take theirs memo")
+    resolve.take_theirs(b.services, conflict.id)
+    assert _stars(ctx_b, memo_id) == 3 and resolve.conflicts(b.core.db) == []
+    assert [r for r in pending(b) if r.record_id == memo_id] == []
+    b.sync(); a.sync()
+    assert _stars(ctx_a, memo_id) == _stars(ctx_b, memo_id) == 3
+
+
+def test_a_deleted_plugin_record_is_brought_back_by_keep_mine(clients, hosts, plugin_folder):
+    """alice deletes the memo while bob edits it: bob's edit conflicts (deleted); keeping it restores it."""
+    from datetime import datetime, timezone
+
+    from crm_desktop.sync import resolve
+
+    a, b = clients("alice"), clients("bob")
+    _, ctx_a = hosts(a, plugin_folder)
+    _, ctx_b = hosts(b, plugin_folder)
+    Memo = memo_model()
+    with ctx_a.db.session() as s:
+        memo = Memo(text="Deleted meanwhile", stars=1)
+        s.add(memo)
+    a.sync(); b.sync()
+    with ctx_a.db.session() as s:
+        s.get(Memo, memo.id).deleted_at = datetime.now(timezone.utc)
+    with ctx_b.db.session() as s:
+        s.get(Memo, memo.id).stars = 4
+    a.sync()
+    assert b.sync().conflicts == 1
+    [conflict] = [c for c in resolve.conflicts(b.core.db) if c.record_id == memo.id]
+    assert conflict.kind == "deleted"
+    resolve.keep_mine(b.services, conflict.id)
+    b.sync(); a.sync()
+    for ctx in (ctx_a, ctx_b):
+        with ctx.db.session() as s:
+            got = s.get(Memo, memo.id)
+            assert (got.deleted_at, got.stars) == (None, 4)

@@ -99,14 +99,13 @@ def test_approval_applies_through_the_facade_and_audits_the_agent(assistant, pro
     assert deal.stage_name == "Negotiation"
     task = a.services.activities.get(applied[1].result_id)
     assert task.subject == "Call Ann back" and task.kind == "task" and task.done_at is None
-    # the audit log has the write; the agent is named as the actor on behalf of the user
-    assert applied[0].actor == "agent:fake-model" and applied[0].on_behalf_of
-    audit = a.audit("deal", deal.id)
-    if a.module("crm_tools").has_agent_actor(a.ctx):
-        assert audit[0][:2] == ("agent", "fake-model")
-    else:  # until ctx.acting_as_agent lands, the core names the plugin; the agent actor is on the proposal row
-        assert audit[0][:2] == ("plugin", "ai-assistant")
-    assert a.audit("activity", task.id)[0][2] == "create"
+    # the audit log has each write with the agent as the actor, on behalf of the signed-in user (local here)
+    assert (applied[0].actor, applied[0].on_behalf_of) == ("agent:fake-model", "local")
+    deal_writes = [(e.actor_kind, e.actor_name, e.on_behalf_of) for e in a.services.audit.for_record("deal", deal.id)
+                   if e.action != "create"]
+    assert deal_writes and set(deal_writes) == {("agent", "fake-model", "local")}
+    assert [(e.actor_kind, e.actor_name, e.on_behalf_of, e.action)
+            for e in a.services.audit.for_record("activity", task.id)] == [("agent", "fake-model", "local", "create")]
     # approving twice applies nothing more
     with pytest.raises(proposals.ProposalError, match="already applied"):
         proposals.approve(a.ctx, result.proposals[1].id)
@@ -144,9 +143,11 @@ def test_a_tool_call_beyond_the_permissions_is_refused_and_the_model_told_why(as
                                                 "'contacts:read'")
     told = [json.loads(m["content"].splitlines()[1]) for m in tool_messages(provider.requests[1])]
     assert [t["permission"] for t in told] == ["deals:write", "contacts:read"]
-    # the facade's refusal of the read is on the audit record
-    denied = a.services.audit.recent(action="permission.denied")
-    assert any(e.changes.get("permission") == "contacts:read" for e in denied)
+    # both refusals are on the audit record: the read's by the facade, the write's when it was proposed
+    denied = {(e.changes.get("permission"), e.changes.get("operation"))
+              for e in a.services.audit.recent(action="permission.denied")}
+    assert ("deals:write", "agent.update_deal") in denied
+    assert any(permission == "contacts:read" for permission, _ in denied)
     assert a.services.deals.get(a.ids["renewal"]).amount_cents == 1_200_000
 
 
@@ -269,3 +270,42 @@ def test_draft_email_sends_nothing(assistant, provider):
     assert result.drafts == [{"to": "Ann Lee <ann@acme.example>", "subject": "Renewal",
                               "body": "Hi Ann, here is the quote."}]
     assert result.proposals == [] and a.services.activities.count() == 0
+
+
+def test_update_deal_moves_to_any_stage_of_the_pipeline_even_one_no_deal_is_in(assistant, provider):
+    """No deal is in Won yet: the stage still comes from the pipeline (ctx.pipelines), not from the deals."""
+    a = assistant()
+    assert not [d for d in a.services.deals.list().items if d.stage_id == STAGE["Won"]]
+    provider.turns += [Turn(calls=[("update_deal", {"deal_id": a.ids["pilot"], "stage": "won"})]), Turn(text="ok")]
+    result = a.ask("the pilot is won")
+    [proposal] = result.proposals
+    assert proposal.to_json()["changes"] == [{"field": "stage_id", "label": "Stage", "before": "Negotiation",
+                                              "after": "Won"}]
+    a.module("proposals").approve(a.ctx, proposal.id)
+    deal = a.services.deals.get(a.ids["pilot"])
+    assert (deal.stage_name, deal.status.value) == ("Won", "won")
+    # a stage that is not in the pipeline is refused, naming every stage the model may use
+    provider.turns += [Turn(calls=[("update_deal", {"deal_id": a.ids["fleet"], "stage": "Closed"})]), Turn(text="ok")]
+    result = a.ask("close the fleet deal")
+    [call] = result.tool_calls
+    assert call["refused"] and ("must be a stage of the deal's pipeline (Prospecting, Qualified, Proposal, "
+                                "Negotiation, Won, Lost)") in call["result"]["error"]
+
+
+def test_the_agenda_reads_every_overdue_activity_and_still_shows_today(assistant, provider):
+    """More overdue follow-ups than one list shows: today's activities are not pushed out, counts are whole."""
+    from datetime import datetime, timedelta, timezone
+
+    a = assistant()
+    now = datetime.now(timezone.utc)
+    start = a.module("crm_tools").start_of_today(now)
+    for i in range(120):
+        a.services.activities.schedule("call", f"Follow up {i}", start - timedelta(days=1, minutes=i))
+    a.services.activities.schedule("visit", "Visit Acme today", max(now, start + timedelta(hours=12)))
+    provider.turns += [Turn(calls=[("list_agenda", {})]), Turn(text="ok")]
+    result = a.ask("what is on today?")
+    told = json.loads(tool_messages(provider.requests[1])[0]["content"].splitlines()[1])
+    assert (told["overdue_count"], told["due_today_count"]) == (120, 1)
+    assert [x["subject"] for x in told["due_today"]] == ["Visit Acme today"]
+    assert len(told["overdue"]) == 50 and told["overdue"][0]["subject"] == "Follow up 119"  # most overdue first
+    assert "first 50" in told["note"] and result.status == "done"

@@ -14,7 +14,24 @@ from ai_fake_provider import Turn
 from conftest import STAGE
 
 
+class Window:
+    """The main window as ctx.ui sees it."""
+
+    def __init__(self):
+        self.status = []
+
+    def open_record(self, entity, record_id):
+        pass
+
+    def show_status(self, text, timeout_ms=4000):
+        self.status.append(text)
+
+
 def build(a, qtbot):
+    from crm_desktop.ui.plugins.ui_facade import ui_factory
+
+    a.window = Window()
+    a.host.set_ui_factory(ui_factory(a.window, a.host))  # the panel works through ctx.ui, as in the app
     panel_spec = a.host.panels("ai-assistant")[0]
     panel = a.host.guard("ai-assistant", "panel factory", panel_spec.factory, None)
     qtbot.addWidget(panel)

@@ -118,3 +118,23 @@ def test_next_actions(plugin):
     assert [a.text for a in near] == ["In Lyon today (Visit Acme): drop in on Bob Stone (never visited)"]
     assert [a.record_id for a in actions.next_actions(ctx, now) if a.kind == "overdue"] == [ann.id]
     assert deal.id not in [a.record_id for a in actions.next_actions(ctx, now)]  # not quiet yet
+
+
+def test_scores_and_next_actions_read_every_record_not_the_first_page(plugin):
+    """More open deals than the largest page (1000): every one is scored and every quiet one is found."""
+    host, ctx, services = plugin
+    from crm_desktop.plugin_api import MAX_LIMIT
+
+    history = [("Negotiation", "Won")] * 2 + [("Proposal", "Lost")] * 2
+    for i, (stage, end) in enumerate(history):
+        deal = services.deals.create(title=f"old {i}", stage_id=STAGE[stage], amount_cents=500_000)
+        services.deals.move_to_stage(deal.id, STAGE[end])
+    n = MAX_LIMIT + 5
+    with services.unit_of_work():
+        for i in range(n):
+            services.deals.create(title=f"open {i:04d}", stage_id=STAGE["Qualified"], amount_cents=100_000)
+    report = scoring().score_deals(ctx)
+    assert len(report.scores) == n
+    later = datetime.now(timezone.utc) + timedelta(days=30)  # every open deal has gone quiet by then
+    actions = sys.modules["crm_plugins.ai_assistant.actions"].next_actions(ctx, later, limit=n + 10)
+    assert len([x for x in actions if x.kind == "quiet-deal"]) == n
