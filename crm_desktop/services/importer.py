@@ -44,7 +44,6 @@ from crm_desktop.services.csv_format import (
 )
 from crm_desktop.services.refused_rows import RefusedRow, write_refused
 from crm_desktop.services.unit_of_work import UnitOfWork
-from crm_desktop.services.vcard_format import VCardReader
 from crm_desktop.storage import models
 from crm_desktop.storage.bulk_indexes import SuspendedIndexes
 from crm_desktop.storage.changes import insert_synced_columns, new_ids
@@ -176,7 +175,11 @@ def detect_format(path: Path, fmt: str | None) -> str:
 def _reader(path: Path, entity: str, fmt: str):
     if not path.is_file():
         raise FileFormatError(str(path), None, "no such file")
-    return CsvReader(path) if fmt == "csv" else VCardReader(path, entity)
+    if fmt == "csv":
+        return CsvReader(path)
+    from crm_desktop.services.vcard_format import VCardReader  # vobject: only for vCards
+
+    return VCardReader(path, entity)
 
 
 def _csv_mapping(reader: CsvReader, entity: str, mapping: dict[str, str | None] | None,
