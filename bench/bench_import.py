@@ -34,8 +34,9 @@ from pathlib import Path
 
 TARGET_RATIO = 0.4
 #: what this figure was when last measured (bench/README.md has the details)
-MEASURED = ("measured on wip-import on 2 cores at load ~3: 0.26-0.28x (main in the same runs 0.21-0.23x), "
-            "CPU ratio 0.27x (main 0.23x), 245 MB written instead of 409 MB; see bench/README.md")
+MEASURED = ("measured on wip-import2 on 2 cores at load 7-9 (wall ratios unreadable then): CPU ratio 0.29x, 0.33x "
+            "(import 9.5, 8.3 CPU s) against wip-import's 0.26x, 0.25x (10.2, 10.7 CPU s) in the same runs; "
+            "see bench/README.md")
 FIRST = "Anna Ben Clara David Emma Felix Greta Hannah Ivan Julia Karl Lena Marco Nina Oskar Paula Jürgen Zoë".split()
 LAST = "Müller Schmidt Weber Meyer Wagner Becker Schulz Koch Bauer Richter Klein Wolf Lee Rossi Nowak Silva".split()
 CITIES = "Berlin Hamburg München Köln Wien Zürich Paris Milano".split()

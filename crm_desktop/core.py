@@ -21,7 +21,8 @@ log = logging.getLogger(__name__)
 def _services(home: Home, db: Database, events: EventBus) -> CrmServices:
     """The services over ``db``: the user's phone region, the sync outbox (every local edit,
     signed in or not yet, waits in it) and the signed-in account as the actor."""
-    from crm_desktop.sync.service import actor_for, install_outbox
+    from crm_desktop.sync.outbox import install_outbox
+    from crm_desktop.sync.state import actor_for
 
     services = CrmServices(db, events=events, phone_region=user_settings.phone_region(home.settings_path))
     install_outbox(services)

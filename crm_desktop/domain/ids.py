@@ -52,17 +52,32 @@ def uuid7_many(count: int) -> list[str]:
             ms, counter = _last_ms, _counter + 1
         else:
             counter = int.from_bytes(os.urandom(2), "big") & 0x7FF
-        stamps = []
-        for _ in range(count):
-            if counter > 0xFFF:
+        blocks = []  # (milliseconds, first counter, how many): the counter runs on within one millisecond
+        left = count
+        while left:
+            if counter > 0xFFF:  # counter overflow: borrow the next millisecond
                 ms, counter = ms + 1, 0
-            stamps.append(((ms & ((1 << 48) - 1)) << 80) | (0x7 << 76) | (counter << 64) | (0b10 << 62))
-            counter += 1
+            size = min(left, 0x1000 - counter)
+            blocks.append((ms, counter, size))
+            counter += size
+            left -= size
         _last_ms, _counter = ms, counter - 1
-    noise = os.urandom(8 * count)
-    mask = (1 << 62) - 1
-    out = []
-    for i, stamp in enumerate(stamps):
-        h = f"{stamp | (int.from_bytes(noise[8 * i:8 * i + 8], 'big') & mask):032x}"
-        out.append(f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}")
+    # the 8 random bytes of every id from one urandom call, the first of each with the variant bits (10)
+    noise = bytearray(os.urandom(8 * count))
+    noise[0::8] = noise[0::8].translate(_VARIANT)
+    h = noise.hex()
+    out: list[str] = []
+    i = 0
+    for ms, first, size in blocks:
+        t = f"{ms & ((1 << 48) - 1):012x}"
+        head = f"{t[:8]}-{t[8:]}-7"
+        for c in _COUNTERS[first:first + size]:
+            out.append(f"{head}{c}-{h[i:i + 4]}-{h[i + 4:i + 16]}")
+            i += 16
     return out
+
+
+#: a random byte -> the same byte with the RFC 9562 variant bits (10) on top
+_VARIANT = bytes((b & 0x3F) | 0x80 for b in range(256))
+#: the 12-bit counter as three hex digits
+_COUNTERS = [f"{c:03x}" for c in range(0x1000)]

@@ -106,7 +106,9 @@ def phone_keys(texts: "list[str | None]", region: str | None = None) -> "list[st
             continue
         text = text.strip()
         if match(text):
-            digits = text[1:].translate(separators)
+            digits = text[1:].replace(" ", "")  # spaces are the usual separator; the others are rare
+            if not digits.isdigit():  # (the pattern allows only ASCII digits and " ./-")
+                digits = digits.translate(separators)
             head = digits[:3]
             known = rules.get(head)
             if known is None:

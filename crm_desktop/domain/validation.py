@@ -25,6 +25,8 @@ _SPACE = "\u0020\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
 _PHONE_ALLOWED = re.compile(f"^[0-9+()./{_SPACE}-]{{3,40}}(?:[{_SPACE}]*(?:x|ext\\.?)[{_SPACE}]*\\d{{1,6}})?$",
                             re.IGNORECASE)
 _NOT_DIGITS = re.compile(r"\D+")
+#: at least three digits (the same test as ``len(_NOT_DIGITS.sub("", text)) >= 3``, in one match)
+_THREE_DIGITS = re.compile(r"\D*\d\D*\d\D*\d")
 _URL = re.compile(r"^(https?://)?[A-Za-z0-9.-]+\.[A-Za-z]{2,}(/\S*)?$")
 
 
@@ -166,7 +168,7 @@ def check_phones(values: "list[object]", field: str = "phone",
     """:func:`check_phone` over a column: (the cleaned values, the positions it refuses)."""
     out: list[str | None] = []
     bad: list[int] = []
-    allowed, not_digits = _PHONE_ALLOWED.match, _NOT_DIGITS.sub
+    allowed, three_digits = _PHONE_ALLOWED.match, _THREE_DIGITS.match
     for i, value in enumerate(values):
         if not value:
             out.append(None)
@@ -176,7 +178,7 @@ def check_phones(values: "list[object]", field: str = "phone",
             if not text:
                 out.append(None)
                 continue
-            if len(text) <= 40 and allowed(text) and len(not_digits("", text)) >= 3:
+            if len(text) <= 40 and allowed(text) and three_digits(text):
                 out.append(text)
                 continue
         try:
@@ -191,6 +193,13 @@ def clean_texts(values: "list[object]", limit: int, field: str = "") -> "tuple[l
     """:func:`clean_text` (not required) over a column: (the stripped values or None, the
     positions it would refuse: not text, or longer than ``limit``, or a control character in
     an id field). Control characters are removed as :func:`clean_text` removes them."""
+    try:  # the common column (an import's): all text, no control character, none too long
+        stripped = list(map(str.strip, values))
+    except TypeError:  # a value that is not text (None, a number): value by value below
+        stripped = None
+    if stripped is not None and (not stripped or (max(map(len, stripped)) <= limit
+                                                  and _CONTROLS.search("".join(stripped)) is None)):
+        return [text or None for text in stripped], []
     out = [(value.strip() or None) if type(value) is str else (None if value is None else value)
            for value in values]
     search = _CONTROLS.search

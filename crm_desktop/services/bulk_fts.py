@@ -18,8 +18,12 @@ from __future__ import annotations
 
 import logging
 import re
+from contextlib import contextmanager
 
 log = logging.getLogger(__name__)
+
+#: a fill of at least this many rows runs with FTS5's automatic merging off (see :func:`_merges_after`)
+QUIET_MERGE_ROWS = 10_000
 
 _BODY = re.compile(
     r"BEGIN\s+(INSERT INTO (\w+)\s*\(rowid,[^)]*\)\s+SELECT new\.rowid,.*?)\s+WHERE new\.deleted_at IS NULL;\s*END\s*$",
@@ -38,6 +42,7 @@ class DeferredIndex:
         self.sql: str | None = row[0] if row else None
         match = _BODY.search(self.sql) if self.sql else None
         self.fill_sql: str | None = None
+        self.fts_table = match.group(2) if match else None
         if match:
             body = match.group(1).replace("new.", "r.")
             self.fill_sql = f"{body} FROM {table} r WHERE r.rowid > ? AND r.deleted_at IS NULL"
@@ -52,7 +57,11 @@ class DeferredIndex:
         if self.fill_sql is None:
             return
         top = self.conn.execute(f"SELECT coalesce(max(rowid), 0) FROM {self.table}").fetchone()[0]
-        if top > self.after:
+        if top - self.after >= QUIET_MERGE_ROWS:
+            with _merges_after(self.conn, self.fts_table):
+                self.conn.execute(self.fill_sql, (self.after,))
+            self.after = top
+        elif top > self.after:
             self.conn.execute(self.fill_sql, (self.after,))
             self.after = top
 
@@ -63,3 +72,24 @@ class DeferredIndex:
         self.fill()
         self.conn.execute(self.sql)
         self.fill_sql = None
+
+
+@contextmanager
+def _merges_after(conn, fts_table: str):
+    """Run a large fill of ``fts_table`` with FTS5's ``automerge`` at 0, then put the table's own
+    setting back (inside the same transaction, so a rollback or a crash leaves it as it was).
+
+    With automerge on, FTS5 merges the index's segments a little after every flush of its
+    in-memory buffer, merging the same new entries again and again while 200k rows go in;
+    with it off, segments are merged only when ``crisismerge`` (16) of them pile up on a level.
+    Measured on 200k contacts: the fill takes ~25% less CPU (1.8 against 2.4 s) and leaves 14
+    segments instead of 9; searches stay as fast (bench/README.md), and the merging goes on
+    with the first later writes, as the restored setting says. The rows and what a search
+    finds are the same either way."""
+    row = conn.execute(f"SELECT v FROM {fts_table}_config WHERE k = 'automerge'").fetchone()
+    before = int(row[0]) if row is not None else 4  # FTS5's default
+    conn.execute(f"INSERT INTO {fts_table}({fts_table}, rank) VALUES ('automerge', 0)")
+    try:
+        yield
+    finally:
+        conn.execute(f"INSERT INTO {fts_table}({fts_table}, rank) VALUES ('automerge', ?)", (before,))

@@ -93,7 +93,7 @@ class ContactService(EntityService[models.Contact, records.Contact]):
                 out[name] = empty
         first, last = out["first_name"], out["last_name"]
         suspects.update(i for i, (f, l) in enumerate(zip(first, last)) if not f and not l)
-        out["name_key"] = list(map(contact_name_key, first, last))
+        out["name_key"] = list(map(normalize_name, last, first))  # contact_name_key, one call less a row
         out["email"], bad = check_emails(columns.get("email", empty), "email", e)
         suspects.update(bad)
         out["email_key"] = [v.lower() if v else None for v in out["email"]]

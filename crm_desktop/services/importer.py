@@ -29,6 +29,8 @@ from __future__ import annotations
 
 import gc
 import logging
+from itertools import compress, repeat
+from operator import lt
 import uuid
 from types import SimpleNamespace
 from dataclasses import dataclass, field
@@ -44,7 +46,6 @@ from crm_desktop.services.csv_format import (
 )
 from crm_desktop.services.refused_rows import RefusedRow, write_refused
 from crm_desktop.services.unit_of_work import UnitOfWork
-from crm_desktop.services.vcard_format import VCardReader
 from crm_desktop.storage import models
 from crm_desktop.storage.bulk_indexes import SuspendedIndexes
 from crm_desktop.storage.changes import insert_synced_columns, new_ids
@@ -61,6 +62,10 @@ PROGRESS_EVERY = 500
 #: the columns of a file that are values of the record itself (not its id, company or tags)
 _TEXT_FIELDS = {entity: tuple(f for f in fields if f not in ("id", "company", "tags"))
                 for entity, fields in FIELDS.items()}
+
+
+#: a line number after every line of a file
+_NEVER = float("inf")
 
 
 class LineResult(NamedTuple):
@@ -173,7 +178,11 @@ def detect_format(path: Path, fmt: str | None) -> str:
 def _reader(path: Path, entity: str, fmt: str):
     if not path.is_file():
         raise FileFormatError(str(path), None, "no such file")
-    return CsvReader(path) if fmt == "csv" else VCardReader(path, entity)
+    if fmt == "csv":
+        return CsvReader(path)
+    from crm_desktop.services.vcard_format import VCardReader  # vobject: only for vCards
+
+    return VCardReader(path, entity)
 
 
 def _csv_mapping(reader: CsvReader, entity: str, mapping: dict[str, str | None] | None,
@@ -503,8 +512,14 @@ class _Run:
         index = rows[0].index if rows else None
         wanted = [*_TEXT_FIELDS[self.entity], "company", "tags"]
         if index is not None and all(row.index is index for row in rows):
-            # plain CSV cells: each column straight from the cells ("id" is not among them)
-            raw = {k: [row.cells[index[k]] for row in rows] for k in wanted if k in index}
+            # plain CSV cells: each column straight from the cells ("id" is not among them), the
+            # rows turned into columns by one zip (every row has the header's width)
+            cells = [row.cells for row in rows]
+            if len(set(map(len, cells))) == 1:
+                by_index = list(zip(*cells))
+                raw = {k: list(by_index[index[k]]) for k in wanted if k in index}
+            else:
+                raw = {k: [row.cells[index[k]] for row in rows] for k in wanted if k in index}
         else:  # vCards, or phone labels and full names sorted out per row: fields may vary per row
             present = {name for row in rows for name in row.fields}
             raw = {k: [row.fields.get(k) for row in rows] for k in wanted if k in present}
@@ -626,14 +641,17 @@ class _Run:
                 a, b = (cols.get(n) or [None] * count for n in names)
                 column = [(x, y) if x and y else None for x, y in zip(a, b)]
             key_cols.append((space, column, cols.get(field_name) if field_name else None))
-        # the first line of every key in the file (rows named by id count too)
+        # the first line of every key in the file (rows named by id count too); within a key space
+        # the first column's lines win over a later column's (phone before mobile)
         first: dict[str, dict[Any, int]] = {space: {} for space, _, _ in specs}
         lines = [rows[i].line for i in fresh]
         for space, column, _ in key_cols:
-            seen = first[space]
-            for key, line in zip(column, lines):
-                if key is not None and key not in seen:
-                    seen[key] = line
+            # built in C: read backwards, the first line of a key is the last one written
+            seen = dict(zip(reversed(column), reversed(lines)))
+            seen.pop(None, None)
+            if first[space]:
+                seen.update(first[space])
+            first[space] = seen
         for i, values in upd_values.items():
             line = rows[i].line
             for space, names, _ in specs:
@@ -645,10 +663,14 @@ class _Run:
         # only rows with a key met before (on an earlier line or in a live record) or with their own id
         # need a closer look; every other new row is simply created
         walk: set[int] = {j for j, i in enumerate(fresh) if rows[i].record_id is not None}
+        positions = range(len(lines))
         for space, column, _ in key_cols:
-            before, live = first[space].get, existing[space]
-            walk.update(j for j, (key, line) in enumerate(zip(column, lines))
-                        if key is not None and (before(key, line) < line or key in live))
+            # rows whose key came on an earlier line (no key, or the key's first line: "never")
+            firsts = map(first[space].get, column, repeat(_NEVER))
+            walk.update(compress(positions, map(lt, firsts, lines)))
+            live = existing[space]
+            if live:
+                walk.update(compress(positions, map(live.__contains__, column)))
         ids = new_ids(count)
         id_col: list[str | None] = list(ids)
         line_at = dict(zip(lines, range(count)))

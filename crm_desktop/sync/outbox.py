@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import orjson
 
@@ -37,12 +37,23 @@ from crm_desktop.storage import plugin_sync
 from crm_desktop.storage.base import utcnow
 from crm_desktop.storage.changes import BulkChanges, Change, db_time
 from crm_desktop.sync import values as wire
-from crm_desktop.sync.protocol import PUSHABLE_ENTITIES, Mutation, Op
+from crm_desktop.sync.protocol_base import PUSHABLE_ENTITIES, Op
+
+if TYPE_CHECKING:
+    from crm_desktop.sync.protocol import Mutation
 
 log = logging.getLogger(__name__)
 
 PENDING = "pending"
 REJECTED = "rejected"
+
+
+def install_outbox(services) -> None:
+    """Every local write of these services gets its outbox row (once per listener list). Here and
+    not in :mod:`crm_desktop.sync.service`, so that opening a database (every command, an import)
+    does not import the HTTP client, the keyring and the auth session."""
+    if not any(isinstance(listener, OutboxWriter) for listener in services.change_listeners):
+        services.change_listeners.append(OutboxWriter())
 
 
 class OutboxWriter:
@@ -275,7 +286,9 @@ class OutboxEntry:
     message: str | None = None
     created_at: str | None = None
 
-    def mutation(self) -> Mutation:
+    def mutation(self) -> "Mutation":
+        from crm_desktop.sync.protocol import Mutation  # pydantic: only when pushing
+
         return Mutation(mutation_id=self.mutation_id, entity=self.entity, id=self.record_id, op=Op(self.op),
                         fields={k: (v[0], v[1]) for k, v in self.fields.items()}, base_version=self.base_version)
 

@@ -18,25 +18,10 @@ from crm_desktop.sync import engine as sync_engine
 from crm_desktop.sync import state
 from crm_desktop.sync.client import SyncClient
 from crm_desktop.sync.http import Transport
-from crm_desktop.sync.outbox import OutboxWriter
-from crm_desktop.sync.state import Account
+from crm_desktop.sync.outbox import OutboxWriter, install_outbox  # noqa: F401  (kept importable from here)
+from crm_desktop.sync.state import Account, actor_for  # noqa: F401  (kept importable from here)
 
 log = logging.getLogger(__name__)
-
-
-def install_outbox(services) -> None:
-    """Every local write of these services gets its outbox row (once per listener list)."""
-    if not any(isinstance(listener, OutboxWriter) for listener in services.change_listeners):
-        services.change_listeners.append(OutboxWriter())
-
-
-def actor_for(db: Database) -> Actor | None:
-    """The signed-in account as the actor of local writes (owner and team of new records)."""
-    with db.read_connection() as c:
-        account = state.account(c.connection.driver_connection)
-    if account is None:
-        return None
-    return Actor.user(account.username, account.user_id, account.team_id)
 
 
 class SyncService:

@@ -12,10 +12,13 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from crm_desktop.errors import CrmError
-from crm_desktop.sync.protocol import START_CURSOR
+from crm_desktop.sync.protocol_base import START_CURSOR
+
+if TYPE_CHECKING:
+    from crm_desktop.domain.actor import Actor
 
 CURSOR = "cursor"
 DEVICE_ID = "device_id"
@@ -79,6 +82,18 @@ def cursor(conn) -> str:
 def account(conn) -> Account | None:
     text = get(conn, ACCOUNT)
     return Account.from_json(text) if text else None
+
+
+def actor_for(db) -> "Actor | None":
+    """The signed-in account of ``db`` (a :class:`~crm_desktop.storage.engine.Database`) as the
+    actor of local writes (owner and team of new records), or None when no one signed in."""
+    from crm_desktop.domain.actor import Actor
+
+    with db.read_connection() as c:
+        signed_in = account(c.connection.driver_connection)
+    if signed_in is None:
+        return None
+    return Actor.user(signed_in.username, signed_in.user_id, signed_in.team_id)
 
 
 def last_sync(conn) -> dict[str, Any] | None:

@@ -188,3 +188,64 @@ def test_a_bulk_created_record_hard_deleted_before_the_push_leaves_nothing_to_se
         conn.close()
     assert people["Cy"].id not in {record_id for record_id, _ in sent}
     assert '"last_name": [null, "Li"]' in sent[people["Bo"].id, "create"].fields_json
+
+
+def _automerge(db_path):
+    conn = sqlite3.connect(db_path)
+    try:
+        return conn.execute("SELECT v FROM contacts_fts_config WHERE k = 'automerge'").fetchone()
+    finally:
+        conn.close()
+
+
+def test_a_large_search_index_fill_finds_every_row_and_leaves_the_merge_setting_as_it_was(services, home, tmp_path,
+                                                                                          monkeypatch):
+    """A bulk fill runs with FTS5's automerge off (bulk_fts.QUIET_MERGE_ROWS); the table's own setting
+    comes back in the same transaction, also when the import is cancelled after the fill."""
+    from crm_desktop.services import bulk_fts
+
+    monkeypatch.setattr(bulk_fts, "QUIET_MERGE_ROWS", 10)
+    assert _automerge(home.db_path) is None  # FTS5's default (4)
+    rows = [f"P{i};Q{i};p{i}@example.com;+49 30 {1000000 + i};;;" for i in range(40)]
+    assert import_file(services, "contacts", _write(tmp_path / "a.csv", rows)).created == 40
+    assert _automerge(home.db_path) == (4,)
+    assert [c.last_name for c in services.contacts.search("p17@example.com")] == ["Q17"]
+    assert [c.last_name for c in services.contacts.search("49301000023")] == ["Q23"]  # the digits-only token
+    with services.db.transaction() as scope:  # the user's own setting is kept
+        scope.connection.exec_driver_sql("INSERT INTO contacts_fts(contacts_fts, rank) VALUES ('automerge', 8)")
+    more = [f"R{i};S{i};r{i}@example.com;;;;" for i in range(30)]
+    assert import_file(services, "contacts", _write(tmp_path / "b.csv", more)).created == 30
+    assert _automerge(home.db_path) == (8,)
+    cancelled = import_file(services, "contacts", _write(tmp_path / "c.csv", [f"T{i};U{i};;;;;" for i in range(30)]),
+                            progress=lambda done, total: done < total)  # cancels after the fill
+    assert cancelled.cancelled and _automerge(home.db_path) == (8,) and services.contacts.count() == 70
+
+
+def test_the_apostrophe_scan_answers_as_the_pattern_it_replaced():
+    import random
+    import re
+
+    from crm_desktop.services.csv_format import cell_may_start_with_quote
+
+    rng = random.Random(7)
+    for delimiter in ";,\t":
+        pattern = re.compile(f"(?:^|[{re.escape(delimiter)}\r\n])\"?'")
+        for _ in range(5000):
+            text = "".join(rng.choice("ab'\";,\t\r\n ") for _ in range(rng.randrange(0, 12)))
+            assert cell_may_start_with_quote(text, delimiter) == (pattern.search(text) is not None), (text, delimiter)
+
+
+def test_an_import_command_loads_neither_qt_nor_the_sync_client_nor_pydantic(home, tmp_path):
+    """Start-up is part of a whole ``crm-desktop import`` process: it imports what an import needs."""
+    import subprocess
+    import sys
+
+    path = _write(tmp_path / "one.csv", ["Ann;Lee;ann@example.com;;;;"])
+    script = ("import sys; from crm_desktop.cli import main; code = main(sys.argv[1:]); "
+              "print(sorted(m for m in ('PySide6', 'pydantic', 'requests', 'keyring', 'vobject', 'pluggy', "
+              "'crm_desktop.plugin_host', 'crm_desktop.sync.service', 'crm_desktop.sync.protocol') "
+              "if m in sys.modules)); sys.exit(code)")
+    done = subprocess.run([sys.executable, "-c", script, "--home", str(home.root), "import", "contacts", str(path)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "1 created" in done.stdout and done.stdout.strip().splitlines()[-1] == "[]"
