@@ -22,7 +22,8 @@ tables (:meth:`WriteTransaction.guarded`); core scopes always run unguarded.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Literal, Sequence
 from contextlib import contextmanager
 
 from sqlalchemy import Connection
@@ -248,7 +249,8 @@ class TransactionScope:
         self._guard.__enter__()
         return self._scope
 
-    def __exit__(self, exc_type, exc, tb) -> bool:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> Literal[False]:
         scope = self._scope
         assert scope is not None
         tx = scope.tx
