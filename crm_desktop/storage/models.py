@@ -225,7 +225,7 @@ class AuditEntryRecord(Base):
 
 
 #: entity name -> ORM model
-MODELS: dict[str, type[Base]] = {
+MODELS: dict[str, type[SyncedRow]] = {
     "company": Company,
     "contact": Contact,
     "lead": Lead,
@@ -238,7 +238,7 @@ MODELS: dict[str, type[Base]] = {
 }
 
 #: table name -> entity name
-ENTITY_OF_TABLE: dict[str, str] = {model.__table__.name: entity for entity, model in MODELS.items()}
+ENTITY_OF_TABLE: dict[str, str] = {model.__tablename__: entity for entity, model in MODELS.items()}
 
 
 # -- sync bookkeeping (local only, never synced) ---------------------------------------------
