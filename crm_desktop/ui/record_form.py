@@ -21,6 +21,7 @@ from crm_desktop.domain.enums import LeadStatus
 from crm_desktop.errors import CrmError, ValidationError
 from crm_desktop.ui.entities import EntitySpec, FormField
 from crm_desktop.ui.executor import InlineExecutor
+from crm_desktop.ui.theme import named
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +121,7 @@ class RecordForm(QWidget):
         self.errors: dict[str, QLabel] = {}
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        self.form_error = QLabel(objectName="FieldError", wordWrap=True)
+        self.form_error = named(QLabel(wordWrap=True), "FieldError")
         self.form_error.hide()
         layout.addWidget(self.form_error)
         form = QFormLayout()
@@ -130,7 +131,7 @@ class RecordForm(QWidget):
         for f in spec.form:
             widget = self._make_input(f)
             self.inputs[f.name] = widget
-            error = QLabel(objectName="FieldError", wordWrap=True)
+            error = named(QLabel(wordWrap=True), "FieldError")
             error.hide()
             self.errors[f.name] = error
             box = QVBoxLayout()
@@ -139,10 +140,10 @@ class RecordForm(QWidget):
             box.addWidget(error)
             form.addRow(f.label + (" *" if f.required else ""), box)
         layout.addLayout(form)
-        self.button_bar = QFrame(objectName="FormButtonBar")
+        self.button_bar = named(QFrame(), "FormButtonBar")
         buttons = QHBoxLayout(self.button_bar)
         buttons.setContentsMargins(0, 6, 0, 0)
-        self.state_label = QLabel(objectName="Muted")  # "Saving…", "Saved 14:03", "Unsaved changes"
+        self.state_label = named(QLabel(), "Muted")  # "Saving…", "Saved 14:03", "Unsaved changes"
         buttons.addWidget(self.state_label, 1)
         self.cancel_button = QPushButton("Revert")
         self.cancel_button.setToolTip("Undo the changes made since the last save")
@@ -348,7 +349,7 @@ class RecordForm(QWidget):
 
     # -- saving ---------------------------------------------------------------------
 
-    def save(self, then: Callable[[], None] | None = None) -> None:
+    def save(self, then: Callable[[], object] | None = None) -> None:
         """Create or update on the writer thread. When it is saved, ``saved(record)`` is emitted and
         ``then()`` runs; a validation error is shown beside its field (and ``then`` never runs)."""
         if self.saving:
@@ -367,7 +368,7 @@ class RecordForm(QWidget):
         self._executor.write(write, done=lambda record: self._saved(record, values, then),
                              failed=self._not_saved, context=self, label=f"save {self.spec.entity}")
 
-    def _saved(self, record, values: dict[str, Any], then: Callable[[], None] | None) -> None:
+    def _saved(self, record, values: dict[str, Any], then: Callable[[], object] | None) -> None:
         self.saving = False
         self.save_button.setEnabled(True)
         edited_meanwhile = self.values() != values  # typed on while the save ran: keep those edits
