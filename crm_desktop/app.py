@@ -129,9 +129,9 @@ def shutdown(window, host) -> None:
 
 
 def _add_plugins_page(window, host, problem: str | None) -> None:
-    from PySide6.QtWidgets import QLabel
+    from PySide6.QtWidgets import QLabel, QWidget
 
-    widget = None
+    widget: QWidget | None = None
     if host is not None:
         try:
             from crm_desktop.ui.plugin_admin import PluginAdminPanel
@@ -143,9 +143,11 @@ def _add_plugins_page(window, host, problem: str | None) -> None:
             log.exception("plugin admin panel failed")
             problem = f"The plugin admin panel failed: {exc}"
     if widget is None:
-        widget = QLabel(problem or "No plugin host.", objectName="Muted")
-        widget.setWordWrap(True)
-        widget.setMargin(24)
+        label = QLabel(problem or "No plugin host.")
+        label.setObjectName("Muted")
+        label.setWordWrap(True)
+        label.setMargin(24)
+        widget = label
     from crm_desktop.ui.resources import icon
 
     window.add_page("plugins", widget, "Plugin manager", icon=icon("plugins", "#c3c9dc", 18))

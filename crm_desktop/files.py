@@ -135,8 +135,8 @@ def atomic_output(path: os.PathLike[str] | str, *, force: bool = False,
         except OSError as exc:
             raise OutputError(target, f"cannot create a file in {target.parent}: {describe_os_error(exc)}") from None
         if open_file:
-            stream = os.fdopen(fd, "wb" if binary else "w", **({} if binary else
-                                                               {"encoding": encoding, "newline": newline}))
+            stream = (os.fdopen(fd, "wb") if binary
+                      else os.fdopen(fd, "w", encoding=encoding, newline=newline))
             yield stream
             stream.flush()
             os.fsync(stream.fileno())

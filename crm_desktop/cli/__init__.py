@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from typing import Callable, Sequence
+from typing import Callable, NoReturn, Sequence
 
 from crm_desktop import __version__
 from crm_desktop.errors import CrmError
@@ -26,7 +26,7 @@ class CliError(CrmError):
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one clear line, exit 2
+    def error(self, message: str) -> NoReturn:  # one clear line, exit 2
         raise CliError(f"{self.prog}: {message}")
 
 
@@ -134,7 +134,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return _main(list(argv))
 
 
-def _finish(code: int) -> None:
+def _finish(code: int) -> NoReturn:
     """End the process with ``code``. Non-daemon threads a plugin started would make Python
     wait for them forever; after the command is done they are not waited for."""
     import threading

@@ -15,7 +15,7 @@ import os
 import sys
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from crm_desktop.cli.terminal import for_terminal
 from crm_desktop.cli.common import home_of, print_json
@@ -204,10 +204,7 @@ def _check(args: argparse.Namespace) -> int:
         if candidate.error:
             return _report_check(args, {"name": candidate.name, "ok": False, "problems": [candidate.error]})
         name, extra = candidate.name, (target.resolve(),)
-    try:  # the panels are Qt: the composition root hands the UI's offscreen builder to the headless check
-        from crm_desktop.ui.plugins.check import build_panels
-    except ImportError:  # no Qt binding: list the panels without building them
-        build_panels = None
+    build_panels = _panel_builder()
     with _host(args, extra_folders=extra) as host:
         report = check_plugin(host, name, build_panels=build_panels)
     return _report_check(args, report.to_json())
@@ -263,6 +260,16 @@ def _check_in_child(args: argparse.Namespace) -> int:
         data = {"name": name, "state": "failed", "ok": False, "problems": [f"{name}: {problem}; it is disabled"],
                 "contributions": {}, "panels_built": None, "reloads": 0}
     return _report_check(args, data)
+
+
+def _panel_builder() -> Callable[[Any, str], Sequence[object]] | None:
+    """The panels are Qt: the composition root hands the UI's offscreen builder to the headless
+    check; None without a Qt binding (the panels are then listed without being built)."""
+    try:
+        from crm_desktop.ui.plugins.check import build_panels
+    except ImportError:
+        return None
+    return build_panels
 
 
 def _report_check(args: argparse.Namespace, data: dict) -> int:

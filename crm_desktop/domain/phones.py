@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import functools
 import re
+from typing import Literal
 
 import phonenumbers
 from phonenumbers import COUNTRY_CODE_TO_REGION_CODE, NumberParseException, PhoneMetadata, PhoneNumberFormat
@@ -33,11 +34,11 @@ _MIN_NSN, _MAX_NSN = 2, 17  # the library's TOO_SHORT_NSN / TOO_LONG bounds
 
 def is_region(code: str | None) -> bool:
     """True for a region the library knows (``DE``, ``US``, ...)."""
-    return bool(code) and code.upper() in phonenumbers.SUPPORTED_REGIONS
+    return bool(code and code.upper() in phonenumbers.SUPPORTED_REGIONS)
 
 
 @functools.lru_cache(maxsize=None)
-def _prefix_rule(country_code: int) -> "re.Pattern[str] | None | bool":
+def _prefix_rule(country_code: int) -> "re.Pattern[str] | None | Literal[False]":
     """The national-prefix pattern of a country code's main region; False: no shortcut for it."""
     regions = COUNTRY_CODE_TO_REGION_CODE.get(country_code)
     if not regions or regions[0] == "001":  # non-geographic codes: ask the library
@@ -93,11 +94,15 @@ def phone_key(text: str | None, region: str | None = None) -> str | None:
     return f"#{digits}" if len(digits) >= 5 else None
 
 
+#: a country code, its size in digits and its national-prefix rule (:func:`_prefix_rule`)
+_CodeRule = tuple[int | None, int, "re.Pattern[str] | None | Literal[False]"]
+
+
 def phone_keys(texts: "list[str | None]", region: str | None = None) -> "list[str | None]":
     """:func:`phone_key` over a column (an import's): the same keys, with the shortcut inlined and
     the country-code lookup and national-prefix rule remembered per code for the whole column."""
     match, table, separators = _INTERNATIONAL.match, COUNTRY_CODE_TO_REGION_CODE, _SEPARATORS
-    rules: dict[str, tuple] = {}  # the first three digits -> (code, its size, the prefix rule)
+    rules: dict[str, _CodeRule] = {}  # the first three digits -> (code, its size, the prefix rule)
     out: list[str | None] = []
     append = out.append
     for text in texts:
@@ -112,14 +117,13 @@ def phone_keys(texts: "list[str | None]", region: str | None = None) -> "list[st
             head = digits[:3]
             known = rules.get(head)
             if known is None:
+                found: _CodeRule = (None, 0, False)
                 for size in (1, 2, 3):
-                    code = int(digits[:size])
-                    if code in table:
-                        known = (code, size, _prefix_rule(code))
+                    number = int(digits[:size])
+                    if number in table:
+                        found = (number, size, _prefix_rule(number))
                         break
-                else:
-                    known = (None, 0, False)
-                rules[head] = known
+                known = rules[head] = found
             code, size, rule = known
             if code is not None and len(digits) >= size:
                 national = digits[size:]

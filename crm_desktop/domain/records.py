@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from typing import Any
 from decimal import Decimal
 
 from crm_desktop.domain.enums import ActivityKind, DealStatus, LeadStatus, Role
@@ -175,6 +176,6 @@ class AuditEntry:
     action: str
     entity: str | None
     record_id: str | None
-    changes: dict = field(default_factory=dict)
+    changes: dict[str, Any] = field(default_factory=dict)
     #: the user an ``agent`` actor acted for
     on_behalf_of: str | None = None

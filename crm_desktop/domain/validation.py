@@ -11,6 +11,8 @@ import re
 import unicodedata
 from datetime import date, datetime, timezone
 from decimal import Decimal, InvalidOperation
+from enum import Enum
+from typing import TypeVar, cast
 
 import email_validator
 
@@ -189,12 +191,15 @@ def check_phones(values: "list[object]", field: str = "phone",
     return out, bad
 
 
-def clean_texts(values: "list[object]", limit: int, field: str = "") -> "tuple[list[str | None], list[int]]":
+def clean_texts(values: "list[object]", limit: int, field: str = "") -> "tuple[list[object], list[int]]":
     """:func:`clean_text` (not required) over a column: (the stripped values or None, the
     positions it would refuse: not text, or longer than ``limit``, or a control character in
-    an id field). Control characters are removed as :func:`clean_text` removes them."""
+    an id field; those keep their value). Control characters are removed as :func:`clean_text`
+    removes them."""
+    stripped: list[str] | None
     try:  # the common column (an import's): all text, no control character, none too long
-        stripped = list(map(str.strip, values))
+        # the cast assumes the common case; str.strip raises TypeError on anything else
+        stripped = list(map(str.strip, cast("list[str]", values)))
     except TypeError:  # a value that is not text (None, a number): value by value below
         stripped = None
     if stripped is not None and (not stripped or (max(map(len, stripped)) <= limit
@@ -260,7 +265,11 @@ def check_amount_cents(value: object, field: str = "amount", entity: str | None 
     return int(cents)
 
 
-def check_choice(value: object, choices: type, field: str, entity: str | None = None, default=None):
+_Choice = TypeVar("_Choice", bound=Enum)
+
+
+def check_choice(value: object, choices: type[_Choice], field: str, entity: str | None = None,
+                 default: _Choice | None = None) -> _Choice:
     if value is None or value == "":
         if default is None:
             raise ValidationError(field, value, "is required", entity)

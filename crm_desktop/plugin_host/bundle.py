@@ -353,7 +353,9 @@ def _identity_from_manifest(manifest: Mapping[str, Any], where: str) -> tuple[st
     return name, version
 
 
-def _parse_file_list(doc: Any, where: str, limits: BundleLimits) -> tuple[str, str, dict[str, ListedFile]]:
+def _parse_file_list(doc: Any, where: str, limits: BundleLimits) -> tuple[object, object, dict[str, ListedFile]]:
+    """The file list's plugin name and version (as given: the caller compares them with the
+    manifest's) and its files."""
     if not isinstance(doc, dict) or doc.get("format") != FILE_LIST_FORMAT:
         raise BundleError(f"{where}: {FILE_LIST_NAME} is not a file list (format must be {FILE_LIST_FORMAT!r})")
     rows = doc.get("files")

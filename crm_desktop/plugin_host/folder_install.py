@@ -108,11 +108,12 @@ def plan_folder_install(
     replaced = (trust.provenance(record.path, record.source, name, previous or "")
                 if record is not None and previous is not None else None)
     replaces_signed = replaced is not None and replaced.kind == trust.SIGNED and record.path != path
+    replaced_key = replaced.key_id if replaced is not None else None
     if policy.require_signature:
         if replaces_signed and decision.provenance.kind != trust.SIGNED:
             raise PluginError(
                 f"installing {name} {version} from {path} refused: it would replace {name} {previous}, installed "
-                f"from a bundle signed by key {replaced.key_id}, with unsigned code, and the policy requires "
+                f"from a bundle signed by key {replaced_key}, with unsigned code, and the policy requires "
                 f"signatures ({policy.where()}); install the signed bundle of the new version instead")
         if decision.refusal:
             raise PluginError(
@@ -120,7 +121,7 @@ def plan_folder_install(
                 f"plugin folder is unsigned; install its signed .crmplugin bundle instead (for development, "
                 f"the admin can list {target} in allowUnsignedFrom)")
     elif replaces_signed and decision.provenance.kind != trust.SIGNED:
-        warnings.append(f"replaces {name} {previous}, signed by key {replaced.key_id}, with unsigned code")
+        warnings.append(f"replaces {name} {previous}, signed by key {replaced_key}, with unsigned code")
     if decision.provenance.kind != trust.SIGNED:
         warnings.append("a plugin folder is unsigned: nobody vouches for its code but you")
 

@@ -21,7 +21,7 @@ import weakref
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from crm_desktop.plugin_host.manifest import Manifest
 
@@ -130,7 +130,7 @@ class CheckReport:
     state: str = "unknown"
     problems: list[str] = field(default_factory=list)
     contributions: dict[str, list[str]] = field(default_factory=dict)
-    panels_built: list[str] | None = None
+    panels_built: list[str | None] | None = None  # a panel's title (or id)
     reloads: int = 0
 
     @property
@@ -165,7 +165,7 @@ def _contributions(host: Any, name: str) -> tuple[dict[str, list[str]], list[wea
 
 
 def check_plugin(host: Any, name: str, *, reloads: int = 3,
-                 build_panels: Callable[[Any, str], list] | None = None) -> CheckReport:
+                 build_panels: Callable[[Any, str], Sequence[object]] | None = None) -> CheckReport:
     """Activate ``name`` in a started headless ``host``, list and build what it contributes,
     reload it ``reloads`` times and report leaks. ``report.ok`` is False on any problem.
 
@@ -188,7 +188,8 @@ def check_plugin(host: Any, name: str, *, reloads: int = 3,
     report.contributions, refs = _contributions(host, name)
     if build_panels is not None:
         try:
-            built = [dataclasses.asdict(b) if dataclasses.is_dataclass(b) else b for b in (build_panels(host, name) or [])]
+            built = [dataclasses.asdict(b) if dataclasses.is_dataclass(b) and not isinstance(b, type) else b
+                     for b in (build_panels(host, name) or [])]
             report.panels_built = [b.get("title", b.get("id")) if isinstance(b, dict) else str(b) for b in built]
             report.problems += [f"panel {b.get('title')!r}: {b.get('error')}" for b in built
                                 if isinstance(b, dict) and b.get("ok") is False]

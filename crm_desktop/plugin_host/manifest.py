@@ -115,9 +115,9 @@ class PluginDependencies(_Model):
 class Compatibility(_Model):
     """Which app and Python versions the plugin works with."""
 
-    core_version: str = Field(">=1.0.0", alias="coreVersion", description=(
+    core_version: str = Field(default=">=1.0.0", alias="coreVersion", description=(
         'Version range of crm-desktop the plugin works with, e.g. ">=1.0.0,<2".'))
-    python_version: str = Field(">=3.11", alias="pythonVersion", description=(
+    python_version: str = Field(default=">=3.11", alias="pythonVersion", description=(
         'Version range of Python the plugin works with, e.g. ">=3.11".'))
 
     _check = field_validator("core_version", "python_version")(classmethod(lambda cls, v: _specifier(v)))
@@ -190,7 +190,7 @@ class SettingSpec(_Model):
 class SettingsSection(_Model):
     """The plugin's user-configurable settings."""
 
-    configurable: bool = Field(True, description="Whether the settings form is offered.")
+    configurable: bool = Field(default=True, description="Whether the settings form is offered.")
     schema_: dict[str, SettingSpec] = Field(default_factory=dict, alias="schema", description=(
         'Setting key -> its spec, e.g. {"apiKey": {"type": "string", "required": true, "secret": true}}.'))
 

@@ -12,6 +12,7 @@ or from inside a bundle alike.
 from __future__ import annotations
 
 import re
+from typing import TypeGuard
 
 #: lowercase words of letters and digits joined by single hyphens, starting with a letter
 NAME_RE = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
@@ -23,6 +24,6 @@ NAME_RULE = (f"lowercase letters, digits and single hyphens, starting with a let
              f"at most {MAX_NAME_LENGTH} characters, e.g. \"sample-plugin\"")
 
 
-def is_valid_name(name: object) -> bool:
+def is_valid_name(name: object) -> TypeGuard[str]:
     """True if ``name`` is a valid plugin name (:data:`NAME_RULE`)."""
     return isinstance(name, str) and len(name) <= MAX_NAME_LENGTH and NAME_RE.match(name) is not None

@@ -198,9 +198,9 @@ def scan_source(source: str, rel_path: str = "<string>") -> list[Finding]:
         elif isinstance(node, ast.ImportFrom):
             scanner.visit_import_from(node)
     if _CALL_HINT.search(source):
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Call):
-                scanner.visit_call(node)
+        for found in ast.walk(tree):
+            if isinstance(found, ast.Call):
+                scanner.visit_call(found)
     return sorted(scanner.findings, key=lambda f: f.line)
 
 

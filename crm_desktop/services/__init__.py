@@ -8,6 +8,8 @@ audit entry names who did it.
 
 from __future__ import annotations
 
+from typing import Any
+
 from crm_desktop.domain.actor import LOCAL_USER, Actor
 from crm_desktop.services.activities import ActivityService
 from crm_desktop.services.audit import AuditLog
@@ -15,6 +17,7 @@ from crm_desktop.services.companies import CompanyService
 from crm_desktop.services.contacts import ContactService
 from crm_desktop.services.deals import DealService
 from crm_desktop.services.duplicates import DuplicateFinder
+from crm_desktop.services.entity import EntityService
 from crm_desktop.services.events import Event, EventBus
 from crm_desktop.services.leads import LeadService
 from crm_desktop.services.merge import MergeService
@@ -64,11 +67,13 @@ class CrmServices:
         savepoint of it. ``audit_action`` names the audit entries of its changes (default: the op)."""
         return UnitOfWork(self.db, self.actor, self.events, audit_action=audit_action)
 
-    def entity_service(self, entity: str):
+    def entity_service(self, entity: str) -> EntityService[Any, Any]:
         """The service for an entity name (``contact``, ``deal``, ...)."""
-        try:
-            return {"company": self.companies, "contact": self.contacts, "lead": self.leads, "deal": self.deals,
+        services: dict[str, EntityService[Any, Any]] = {  # one per entity, each with its own model and record
+            "company": self.companies, "contact": self.contacts, "lead": self.leads, "deal": self.deals,
                     "activity": self.activities, "pipeline": self.pipelines, "stage": self.stages,
-                    "tag": self.tags, "user": self.users}[entity]
+            "tag": self.tags, "user": self.users}
+        try:
+            return services[entity]
         except KeyError:
             raise ValueError(f"unknown entity {entity!r}") from None

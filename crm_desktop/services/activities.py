@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, exists, func, or_, select
+from sqlalchemy import ColumnElement, and_, exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from crm_desktop.domain import records
@@ -14,6 +14,7 @@ from crm_desktop.domain.enums import ActivityKind
 from crm_desktop.domain.validation import check_choice, check_datetime, clean_text
 from crm_desktop.errors import ValidationError
 from crm_desktop.services.entity import EntityService
+from crm_desktop.services.unit_of_work import UnitOfWork
 from crm_desktop.storage import models
 from crm_desktop.storage.base import utcnow
 
@@ -31,7 +32,7 @@ class ActivityService(EntityService[models.Activity, records.Activity]):
     enum_fields = {"kind": ActivityKind}
     fts_table = "activities_fts"
 
-    def clean(self, session: Session, fields: dict[str, Any], row) -> dict[str, Any]:
+    def clean(self, session: Session, fields: dict[str, Any], row: models.Activity | None) -> dict[str, Any]:
         e = self.entity
         out: dict[str, Any] = {}
         if row is None or "kind" in fields:
@@ -54,7 +55,7 @@ class ActivityService(EntityService[models.Activity, records.Activity]):
                 out[name] = value
         return out
 
-    def after_create(self, uow, row) -> None:
+    def after_create(self, uow: UnitOfWork, row: models.Activity) -> None:
         super().after_create(uow, row)
         uow.publish_after_commit("activity.logged", {
             "id": row.id, "kind": row.kind, "contact_id": row.contact_id, "company_id": row.company_id,
@@ -104,7 +105,7 @@ class ActivityService(EntityService[models.Activity, records.Activity]):
         horizon = start_of_day + timedelta(days=horizon_days)
         base = select(model).where(model.deleted_at.is_(None), model.done_at.is_(None), model.due_at.is_not(None))
         with self._services.db.read_sessions() as session:
-            def fetch(*conds):
+            def fetch(*conds: ColumnElement[bool]) -> list[records.Activity]:
                 rows = session.scalars(base.where(*conds).order_by(model.due_at, model.id).limit(limit))
                 return [self.to_record(r) for r in rows]
             return {
@@ -127,7 +128,7 @@ class ActivityService(EntityService[models.Activity, records.Activity]):
         if kinds is not None:
             base = base.where(model.kind.in_([ActivityKind(k).value for k in kinds]))
         with self._services.db.read_sessions() as session:
-            def count(*conds) -> int:
+            def count(*conds: ColumnElement[bool]) -> int:
                 return int(session.scalar(base.where(*conds)) or 0)
             return {
                 "overdue": count(model.due_at < start_of_day),
@@ -135,7 +136,7 @@ class ActivityService(EntityService[models.Activity, records.Activity]):
                 "upcoming": count(model.due_at >= end_of_day, model.due_at < horizon),
             }
 
-    def _stale_deals(self, now: datetime, days: int):
+    def _stale_deals(self, now: datetime, days: int) -> tuple[type[models.Deal], tuple[ColumnElement[bool], ...]]:
         cutoff = now - timedelta(days=days)
         deal, act = models.Deal, models.Activity
         recent = exists().where(act.deal_id == deal.id, act.deleted_at.is_(None),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import Select, and_, or_, select
 
 from crm_desktop.domain.actor import Actor
 from crm_desktop.domain.records import AuditEntry
@@ -82,7 +82,7 @@ class AuditLog:
             return set(session.scalars(select(models.AuditEntryRecord.entry_id)
                                        .where(models.AuditEntryRecord.record_id == record_id)))
 
-    def _query(self, stmt, record_id: str | None = None) -> list[AuditEntry]:
+    def _query(self, stmt: Select[models.AuditEntry], record_id: str | None = None) -> list[AuditEntry]:
         """Entries as plain data; a bulk entry read for one record carries that ``record_id``."""
         with self._services.db.read_sessions() as session:
             return [AuditEntry(id=r.id, at=r.at, actor_kind=r.actor_kind, actor_name=r.actor_name, action=r.action,

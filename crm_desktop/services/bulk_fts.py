@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import logging
 import re
+import sqlite3
 from contextlib import contextmanager
+from typing import Iterator
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +35,7 @@ _BODY = re.compile(
 class DeferredIndex:
     """Suspend ``<table>_fts_ai`` on a DBAPI connection that is inside a write transaction."""
 
-    def __init__(self, conn, table: str):
+    def __init__(self, conn: sqlite3.Connection, table: str):
         self.conn = conn
         self.table = table
         self.trigger = f"{table}_fts_ai"
@@ -58,6 +60,7 @@ class DeferredIndex:
             return
         top = self.conn.execute(f"SELECT coalesce(max(rowid), 0) FROM {self.table}").fetchone()[0]
         if top - self.after >= QUIET_MERGE_ROWS:
+            assert self.fts_table is not None  # found with fill_sql (__init__)
             with _merges_after(self.conn, self.fts_table):
                 self.conn.execute(self.fill_sql, (self.after,))
             self.after = top
@@ -70,12 +73,13 @@ class DeferredIndex:
         if self.fill_sql is None:
             return
         self.fill()
+        assert self.sql is not None  # fill_sql was made from it (__init__)
         self.conn.execute(self.sql)
         self.fill_sql = None
 
 
 @contextmanager
-def _merges_after(conn, fts_table: str):
+def _merges_after(conn: sqlite3.Connection, fts_table: str) -> Iterator[None]:
     """Run a large fill of ``fts_table`` with FTS5's ``automerge`` at 0, then put the table's own
     setting back (inside the same transaction, so a rollback or a crash leaves it as it was).
 

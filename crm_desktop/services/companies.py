@@ -23,7 +23,7 @@ class CompanyService(EntityService[models.Company, records.Company]):
     fts_table = "companies_fts"
     has_tags = True
 
-    def clean(self, session: Session, fields: dict[str, Any], row) -> dict[str, Any]:
+    def clean(self, session: Session, fields: dict[str, Any], row: models.Company | None) -> dict[str, Any]:
         e = self.entity
         out: dict[str, Any] = {}
         if row is None or "name" in fields:

@@ -45,14 +45,15 @@ class ContactService(EntityService[models.Contact, records.Contact]):
     fts_table = "contacts_fts"
     has_tags = True
 
-    def clean(self, session: Session, fields: dict[str, Any], row) -> dict[str, Any]:
+    def clean(self, session: Session, fields: dict[str, Any], row: models.Contact | None) -> dict[str, Any]:
         e = self.entity
         out: dict[str, Any] = {}
         for name, limit in _TEXT_LIMITS:
             if name in fields or row is None:
                 out[name] = clean_text(fields.get(name), name, entity=e, max_len=limit)
-        first = out["first_name"] if "first_name" in out else row.first_name
-        last = out["last_name"] if "last_name" in out else row.last_name
+        # a new contact (no row) has every text field in ``out``
+        first = out["first_name"] if "first_name" in out or row is None else row.first_name
+        last = out["last_name"] if "last_name" in out or row is None else row.last_name
         if not first and not last:
             raise ValidationError("last_name", fields.get("last_name"), "a first or last name is required", e)
         if "first_name" in out or "last_name" in out:

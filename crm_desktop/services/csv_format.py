@@ -28,9 +28,14 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 
 from crm_desktop.domain import record_fields
+
+if TYPE_CHECKING:
+    import _csv
+
+    from _typeshed import SupportsWrite
 from crm_desktop.errors import FileFormatError
 
 log = logging.getLogger(__name__)
@@ -260,7 +265,7 @@ class CsvReader:
                 raise FileFormatError(str(self.path), 1, f"column {twice} appears twice in the header")
             seen[key] = header
 
-    def _reader(self) -> "csv._reader":
+    def _reader(self) -> _csv.Reader:
         return csv.reader(io.StringIO(self._text, newline=""), delimiter=self.delimiter, strict=True)
 
     def count_rows(self) -> int:
@@ -333,7 +338,7 @@ class CsvReader:
             yield line, dict(zip(self.headers, cells))
 
 
-def write_csv(stream, fields: Sequence[str], rows: Iterable[dict[str, object]]) -> int:
+def write_csv(stream: SupportsWrite[str], fields: Sequence[str], rows: Iterable[dict[str, object]]) -> int:
     """Write rows (field -> value) under the friendly headers; returns the number written."""
     writer = csv.writer(stream, delimiter=",", lineterminator="\r\n")
     writer.writerow([EXPORT_HEADERS[f] for f in fields])

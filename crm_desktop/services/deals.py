@@ -13,6 +13,7 @@ from crm_desktop.domain.enums import DealStatus
 from crm_desktop.domain.validation import check_amount_cents, check_date, clean_text
 from crm_desktop.errors import ValidationError
 from crm_desktop.services.entity import EntityService
+from crm_desktop.services.unit_of_work import UnitOfWork
 from crm_desktop.services.paging import ListQuery
 from crm_desktop.storage import models
 from crm_desktop.storage.base import utcnow
@@ -29,7 +30,7 @@ class DealService(EntityService[models.Deal, records.Deal]):
     fts_table = "deals_fts"
     has_tags = True
 
-    def clean(self, session: Session, fields: dict[str, Any], row) -> dict[str, Any]:
+    def clean(self, session: Session, fields: dict[str, Any], row: models.Deal | None) -> dict[str, Any]:
         e = self.entity
         out: dict[str, Any] = {}
         if row is None or "title" in fields:
@@ -64,7 +65,8 @@ class DealService(EntityService[models.Deal, records.Deal]):
             out["tags"] = fields["tags"]
         return out
 
-    def _clean_stage(self, session: Session, fields: dict[str, Any], row, out: dict[str, Any]) -> None:
+    def _clean_stage(self, session: Session, fields: dict[str, Any], row: models.Deal | None,
+                     out: dict[str, Any]) -> None:
         e = self.entity
         pipeline_id = fields.get("pipeline_id") or (row.pipeline_id if row is not None else None)
         if pipeline_id is None:
@@ -115,7 +117,7 @@ class DealService(EntityService[models.Deal, records.Deal]):
             "stage_name": row.stage.name if row.stage is not None else None,
         }
 
-    def after_update(self, uow, row, changed) -> None:
+    def after_update(self, uow: UnitOfWork, row: models.Deal, changed: dict[str, tuple[Any, Any]]) -> None:
         super().after_update(uow, row, changed)
         if "stage_id" in changed:
             uow.publish_after_commit("deal.stage_changed", {

@@ -23,16 +23,25 @@ from __future__ import annotations
 
 import logging
 import random
+import sqlite3
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
+from crm_desktop.domain import records
 from crm_desktop.domain.validation import normalize_email, normalize_name, normalize_phone
 from crm_desktop.errors import ValidationError
 from crm_desktop.services.bulk_fts import DeferredIndex
 from crm_desktop.storage import models
 from crm_desktop.storage.changes import STAMP_COLUMNS, BulkStamp
+from crm_desktop.storage.dbapi import sqlite_connection
+
+if TYPE_CHECKING:
+    from crm_desktop.services import CrmServices
+
+#: one row of a bulk insert: the values of its columns, in order
+_Row = tuple[object, ...]
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +156,7 @@ class _Ids:
         return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
-def generate(services, *, contacts: int, seed: int = 1,
+def generate(services: CrmServices, *, contacts: int, seed: int = 1,
              progress: Callable[[str, int, int], None] | None = None) -> DemoDataResult:
     """Write demo data for ``contacts`` contacts in one transaction; see the module doc."""
     if not 1 <= contacts <= MAX_CONTACTS:
@@ -157,7 +166,7 @@ def generate(services, *, contacts: int, seed: int = 1,
     pipeline = services.pipelines.default()
     stages = services.pipelines.stages(pipeline.id)
     with services.unit_of_work() as uow:
-        conn = uow.session.connection().connection.driver_connection
+        conn = sqlite_connection(uow.session.connection())
         writer = _Writer(conn, seed, counts, pipeline.id, stages, progress, BulkStamp(uow.actor))
         writer.refuse_repeat()
         # a big cache keeps the indexes' pages in memory during the bulk insert (this connection only)
@@ -175,7 +184,8 @@ def generate(services, *, contacts: int, seed: int = 1,
 
 
 class _Writer:
-    def __init__(self, conn, seed: int, counts: dict[str, int], pipeline_id: str, stages, progress,
+    def __init__(self, conn: sqlite3.Connection, seed: int, counts: dict[str, int], pipeline_id: str,
+                 stages: list[records.Stage], progress: Callable[[str, int, int], None] | None,
                  stamps: BulkStamp):
         self.conn = conn
         self.stamps = stamps  # the sync columns, stamped by storage's rules
@@ -199,10 +209,10 @@ class _Writer:
             raise ValidationError("seed", self.seed, "demo data of this seed is in the database already; "
                                                      "use another --seed")
 
-    def _insert(self, table: str, columns: tuple[str, ...], rows: Iterator[tuple], total: int) -> None:
+    def _insert(self, table: str, columns: tuple[str, ...], rows: Iterator[_Row], total: int) -> None:
         index = DeferredIndex(self.conn, table) if table in _SEARCHABLE else None
         sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
-        batch: list[tuple] = []
+        batch: list[_Row] = []
         done = 0
         for row in rows:
             batch.append(row)
@@ -238,7 +248,7 @@ class _Writer:
         cols = ("id", "name", "name_key", "website", "industry", "email", "phone", "street", "city",
                 "postal_code", "country", "notes", *STAMP_COLUMNS)
 
-        def rows():
+        def rows() -> Iterator[_Row]:
             for i in range(self.counts["companies"]):
                 ident = self.ids.next()
                 word, kind = rng.choice(_COMPANY_WORDS), rng.choice(_COMPANY_KINDS)
@@ -261,7 +271,7 @@ class _Writer:
         cols = ("id", "first_name", "last_name", "name_key", "email", "email_key", "phone", "phone_key",
                 "mobile", "mobile_key", "job_title", "company_id", "street", "city", "postal_code", "country",
                 "notes", *STAMP_COLUMNS)
-        name_keys: dict[tuple[str, str], str] = {}
+        name_keys: dict[tuple[str, str], str | None] = {}
         ascii_names: dict[str, str] = {}
         n_companies = len(self.company_ids)
 
@@ -272,7 +282,7 @@ class _Writer:
                 ascii_names[name] = value
             return value
 
-        def rows():
+        def rows() -> Iterator[_Row]:
             for i in range(self.counts["contacts"]):
                 ident = self.ids.next()
                 first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
@@ -319,7 +329,7 @@ class _Writer:
         cols = ("id", "title", "first_name", "last_name", "company_name", "email", "phone", "status", "source",
                 *STAMP_COLUMNS)
 
-        def rows():
+        def rows() -> Iterator[_Row]:
             for i in range(self.counts["leads"]):
                 first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
                 company = f"{rng.choice(_COMPANY_WORDS)} {rng.choice(_COMPANY_KINDS)} {rng.choice(_COMPANY_FORMS)}"
@@ -338,7 +348,7 @@ class _Writer:
         deal_ids: list[str] = []
         n_contacts = len(self.contact_ids)
 
-        def rows():
+        def rows() -> Iterator[_Row]:
             for _ in range(self.counts["deals"]):
                 ident = self.ids.next()
                 deal_ids.append(ident)
@@ -364,7 +374,7 @@ class _Writer:
         n_contacts = len(self.contact_ids)
         total = self.counts["activities"]
 
-        def rows():
+        def rows() -> Iterator[_Row]:
             for i in range(total):
                 kind = kinds[i % len(kinds)] if i < 20 else rng.choice(kinds)
                 contact = rng.randrange(n_contacts)
@@ -372,6 +382,8 @@ class _Writer:
                 # a quarter each: done in the past, overdue, due today, upcoming (the first four cover all)
                 when = i % 4 if i < 4 else rng.randrange(4)
                 hour = timedelta(hours=rng.randrange(8, 18), minutes=rng.choice((0, 15, 30, 45)))
+                due: datetime | None
+                done: datetime | None
                 if when == 0:
                     due = self.today - timedelta(days=rng.randrange(1, 365)) + hour
                     done = due + timedelta(minutes=rng.randrange(15, 240))

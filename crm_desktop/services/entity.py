@@ -8,29 +8,37 @@ instead of deletes, keyset paging, events after commit.
 
 from __future__ import annotations
 
+import builtins
 import dataclasses
 import logging
+from enum import Enum
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, Iterable, Sequence, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Iterable, Iterator, Sequence, TypeVar, TypeVarTuple, Unpack
 
-from sqlalchemy import Select, and_, column, func, or_, literal, literal_column, select, table, text, tuple_
-from sqlalchemy.orm import Session
+from sqlalchemy import (
+    ColumnClause, ColumnElement, Connection, Row, Select, and_, func, or_, literal, literal_column, select, text, tuple_,
+)
+from sqlalchemy.orm import InstrumentedAttribute, RelationshipProperty, Session
 
 from crm_desktop.domain.validation import normalize_name
 from crm_desktop.errors import NotFound, ValidationError
 from crm_desktop.services.paging import ListQuery, Page, PageKey, Sort
 from crm_desktop.services.search_query import fts_match_expression
 from crm_desktop.services.unit_of_work import UnitOfWork
-from crm_desktop.storage.base import SYNC_COLUMN_NAMES, utcnow
-from crm_desktop.storage.models import Tag
+from crm_desktop.storage.base import SYNC_COLUMN_NAMES, SyncedRow, utcnow
+from crm_desktop.storage.models import Tag, TaggedRow
 
 if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
     from crm_desktop.services import CrmServices
 
 log = logging.getLogger(__name__)
 
-M = TypeVar("M")
-R = TypeVar("R")
+#: the model (a mapped table with the sync columns) and the record (a frozen dataclass) of a service
+M = TypeVar("M", bound=SyncedRow)
+R = TypeVar("R", bound="DataclassInstance")
+_Ts = TypeVarTuple("_Ts")
 
 MAX_PAGE = 1000
 
@@ -40,10 +48,24 @@ def _derived(field_name: str) -> bool:
     return field_name.endswith("_key")
 
 
+def _tagged(row: SyncedRow) -> TaggedRow:
+    """``row`` as a row with tags; only services with ``has_tags`` (or tags among their fields) ask."""
+    if not isinstance(row, TaggedRow):
+        raise TypeError(f"{type(row).__name__} has no tags")
+    return row
+
+
+def _tagged_model(model: type[SyncedRow]) -> type[TaggedRow]:
+    if not issubclass(model, TaggedRow):
+        raise TypeError(f"{model.__name__} has no tags")
+    return model
+
+
 class EntityService(Generic[M, R]):
     entity: ClassVar[str]
-    model: ClassVar[type]
-    record_type: ClassVar[type]
+    # set on the class by each concrete service (a ClassVar cannot use the type variables)
+    model: type[M]
+    record_type: type[R]
     #: fields a caller may set (create/update); everything else is derived or system-owned
     writable: ClassVar[tuple[str, ...]]
     #: sort name -> model attribute; the first is the default
@@ -52,7 +74,9 @@ class EntityService(Generic[M, R]):
     fts_table: ClassVar[str | None] = None
     has_tags: ClassVar[bool] = False
     #: record fields stored as text but handed out as enums
-    enum_fields: ClassVar[dict[str, type]] = {}
+    enum_fields: ClassVar[dict[str, type[Enum]]] = {}
+    #: the record's field names, per concrete class (:meth:`_record_field_names`)
+    _field_names_cache: ClassVar[tuple[str, ...]]
 
     def __init__(self, services: "CrmServices"):
         self._services = services
@@ -73,7 +97,7 @@ class EntityService(Generic[M, R]):
                 return None
             return self.to_record(row)
 
-    def get_many(self, ids: Iterable[str]) -> list[R]:
+    def get_many(self, ids: Iterable[str]) -> builtins.list[R]:
         """Live records for these ids, in the order asked (missing ones left out)."""
         ids = list(ids)
         if not ids:
@@ -107,7 +131,7 @@ class EntityService(Generic[M, R]):
             columns = list(result.keys())
             rows = result.all()
             has_more = len(rows) > limit
-            rows = rows[:limit]
+            rows = list(rows[:limit])
             if backwards:
                 rows.reverse()
             sort_at, id_at = columns.index(self.sort_keys[sort.key]), columns.index("id")
@@ -116,7 +140,7 @@ class EntityService(Generic[M, R]):
         return Page(items=items, first_key=keys[0] if keys else None,
                     last_key=keys[-1] if keys else None, has_more=has_more, keys=tuple(keys))
 
-    def _after_key(self, column: Any, key: PageKey, descending: bool) -> Any:
+    def _after_key(self, column: InstrumentedAttribute[Any], key: PageKey, descending: bool) -> ColumnElement[bool]:
         """Rows after ``key`` in this order. SQLite sorts NULL first ascending and last descending,
         and a comparison with NULL is never true, so a NULL sort value (an activity with no due
         date) needs its own condition, or paging would stop at the first one."""
@@ -150,7 +174,7 @@ class EntityService(Generic[M, R]):
         position = max(0, int(position))
         stmt = base.order_by(*order).offset(position).limit(1)
         if position >= STEP:
-            def key_rows():
+            def key_rows() -> Iterator[tuple[Any, str]]:
                 with self._services.db.read_engine.connect() as conn:
                     yield from ((r[0], r[1]) for r in conn.execute(base.order_by(*order)))
 
@@ -169,13 +193,13 @@ class EntityService(Generic[M, R]):
         return (row[0], row[1]) if row else None
 
     def aggregate(self, *, group_by: Sequence[str] = (), measures: dict[str, str],
-                  filters: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+                  filters: dict[str, Any] | None = None) -> builtins.list[dict[str, Any]]:
         """Grouped counts/sums/averages in SQL over this entity's live rows (``services/aggregates.py``)."""
         from crm_desktop.services.aggregates import run
 
         return run(self._services.db, self.entity, group_by=group_by, measures=measures, filters=filters)
 
-    def search(self, text_: str, limit: int = 50) -> list[R]:
+    def search(self, text_: str, limit: int = 50) -> builtins.list[R]:
         """Records matching the words (prefixes) of ``text_``, best first.
 
         Ranked as the global search ranks (``services/search.py``, ``docs/search.md``):
@@ -189,7 +213,7 @@ class EntityService(Generic[M, R]):
             ranked = ranked_rowids(session.connection(), SOURCES[self.entity], text_, min(limit, MAX_PAGE))
             if not ranked:
                 return []
-            rowid = literal_column(f"{self.model.__tablename__}.rowid")
+            rowid: ColumnClause[int] = literal_column(f"{self.model.__tablename__}.rowid")
             rows = session.execute(
                 select(rowid, self.model)
                 .where(rowid.in_([r.rowid for r in ranked]), self.model.deleted_at.is_(None))
@@ -232,7 +256,7 @@ class EntityService(Generic[M, R]):
         row = self.model(**values)
         session.add(row)
         if tags is not None:
-            row.tags = self._tags(session, tags)
+            _tagged(row).tags = self._tags(session, tags)
         session.flush()
         self.after_create(uow, row)
         return row
@@ -250,10 +274,11 @@ class EntityService(Generic[M, R]):
                 changed[name] = (old, value)
                 setattr(row, name, value)
         if tags is not None:
-            old_names = sorted(t.name for t in row.tags)
+            tagged = _tagged(row)
+            old_names = sorted(t.name for t in tagged.tags)
             new_tags = self._tags(session, tags)
             if sorted(t.name for t in new_tags) != old_names:
-                row.tags = new_tags
+                tagged.tags = new_tags
                 changed["tags"] = (old_names, sorted(t.name for t in new_tags))
         changed = {k: v for k, v in changed.items() if not _derived(k)} if changed else changed
         if changed:
@@ -274,14 +299,14 @@ class EntityService(Generic[M, R]):
         """Validate ``fields`` (all of them on create, the given ones on update) into column values."""
         raise NotImplementedError
 
-    def clean_columns(self, session: Session, columns: dict[str, list[Any]],
-                      count: int) -> tuple[dict[str, list[Any]], dict[int, str]]:
+    def clean_columns(self, session: Session, columns: dict[str, builtins.list[Any]],
+                      count: int) -> tuple[dict[str, builtins.list[Any]], dict[int, str]]:
         """:meth:`clean` of ``count`` new records given column by column (field -> values; a field
         that is not given is empty): (column values, ``{position: message}`` of the records that
         break a rule, with the message :meth:`clean` gives). Bulk writers (import) use it; a service
         may do it column-wise (contacts), this default cleans record by record."""
         names = list(columns)
-        out: dict[str, list[Any]] = {}
+        out: dict[str, builtins.list[Any]] = {}
         errors: dict[int, str] = {}
         for i in range(count):
             try:
@@ -293,7 +318,7 @@ class EntityService(Generic[M, R]):
                 out.setdefault(name, [None] * count)[i] = value
         return out, errors
 
-    def _recheck(self, session: Session, columns: dict[str, list[Any]], out: dict[str, list[Any]],
+    def _recheck(self, session: Session, columns: dict[str, builtins.list[Any]], out: dict[str, builtins.list[Any]],
                  suspects: set[int]) -> dict[int, str]:
         """Positions a column-wise check doubts go through :meth:`clean` one by one: it names the first
         broken rule exactly as for a single record (or, if it accepts the record, its values count)."""
@@ -315,10 +340,10 @@ class EntityService(Generic[M, R]):
         uow.publish_after_commit(f"{self.entity}.updated", {"id": row.id, "fields": sorted(changed)})
 
     def to_record(self, row: M) -> R:
-        values = {}
+        values: dict[str, Any] = {}
         for f in dataclasses.fields(self.record_type):
             if f.name == "tags":
-                values["tags"] = tuple(sorted((t.name for t in row.tags), key=str.casefold))
+                values["tags"] = tuple(sorted((t.name for t in _tagged(row).tags), key=str.casefold))
             elif hasattr(row, f.name):
                 values[f.name] = getattr(row, f.name)
         for name, enum in self.enum_fields.items():
@@ -335,7 +360,7 @@ class EntityService(Generic[M, R]):
         """The same related fields as SQL expressions, for list pages read as plain rows."""
         return {}
 
-    def _plain_columns(self) -> list:
+    def _plain_columns(self) -> builtins.list[ColumnElement[Any]]:
         return [*self.model.__table__.columns,
                 *(expr.label(name) for name, expr in self.sql_extras().items())]
 
@@ -346,13 +371,17 @@ class EntityService(Generic[M, R]):
             type(self)._field_names_cache = names
         return names
 
-    def records_from_rows(self, conn, columns: list[str], rows) -> list[R]:
+    def records_from_rows(self, conn: Connection, columns: builtins.list[str],
+                          rows: Sequence[Row[Unpack[tuple[Any, ...]]]]) -> builtins.list[R]:
         """Records from plain result rows with these column names (one more query for all their tags)."""
         present = [(name, columns.index(name)) for name in self._record_field_names() if name in columns]
         id_at = columns.index("id")
-        tags: dict[str, list[str]] = {}
+        tags: dict[str, builtins.list[str]] = {}
         if self.has_tags and rows:
-            link = self.model.tags.property.secondary
+            relation = _tagged_model(self.model).tags.property
+            # every tags relationship goes through a link table (storage/models.py, _tag_table)
+            assert isinstance(relation, RelationshipProperty) and relation.secondary is not None
+            link = relation.secondary
             fk = next(c for c in link.columns if c.name != "tag_id")
             for record_id, tag_name in conn.execute(
                 select(fk, Tag.name).join(Tag, Tag.id == link.c.tag_id)
@@ -389,12 +418,13 @@ class EntityService(Generic[M, R]):
                         else f"is not a field of {self.entity} (fields: {allowed})")
                 raise ValidationError(name, fields[name], rule, self.entity)
 
-    def _sort_column(self, sort: Sort):
+    def _sort_column(self, sort: Sort) -> InstrumentedAttribute[Any]:
         if sort.key not in self.sort_keys:
             raise ValidationError("sort", sort.key, f"must be one of {', '.join(self.sort_keys)}", self.entity)
-        return getattr(self.model, self.sort_keys[sort.key])
+        column: InstrumentedAttribute[Any] = getattr(self.model, self.sort_keys[sort.key])
+        return column
 
-    def _filtered(self, stmt: Select, query: ListQuery) -> Select:
+    def _filtered(self, stmt: Select[Unpack[_Ts]], query: ListQuery) -> Select[Unpack[_Ts]]:
         model = self.model
         if not query.include_deleted:
             stmt = stmt.where(model.deleted_at.is_(None))
@@ -404,25 +434,28 @@ class EntityService(Generic[M, R]):
             if value is not None and hasattr(model, name):
                 stmt = stmt.where(getattr(model, name) == value)
         if query.tag and self.has_tags:
-            stmt = stmt.where(model.tags.any(Tag.name_key == normalize_name(query.tag)))
+            stmt = stmt.where(_tagged_model(model).tags.any(Tag.name_key == normalize_name(query.tag)))
         if query.text and self.fts_table:
             match = fts_match_expression(query.text)
             if match is not None:
-                rowid = literal_column(f"{model.__tablename__}.rowid")
+                rowid: ColumnClause[int] = literal_column(f"{model.__tablename__}.rowid")
                 stmt = stmt.where(rowid.in_(
                     select(literal_column("rowid")).select_from(text(self.fts_table))
                     .where(text(f"{self.fts_table} MATCH :fts_match").bindparams(fts_match=match))
                 ))
-        if hasattr(model, "done_at") and query.open_only:
-            stmt = stmt.where(model.done_at.is_(None))
-        if hasattr(model, "due_at"):
+        # columns only some entities have (activities)
+        done_at: InstrumentedAttribute[datetime | None] | None = getattr(model, "done_at", None)
+        due_at: InstrumentedAttribute[datetime | None] | None = getattr(model, "due_at", None)
+        if done_at is not None and query.open_only:
+            stmt = stmt.where(done_at.is_(None))
+        if due_at is not None:
             if query.due_before is not None:
-                stmt = stmt.where(model.due_at < query.due_before)
+                stmt = stmt.where(due_at < query.due_before)
             if query.due_after is not None:
-                stmt = stmt.where(model.due_at >= query.due_after)
+                stmt = stmt.where(due_at >= query.due_after)
         return stmt
 
-    def _tags(self, session: Session, names: Sequence[str]) -> list[Tag]:
+    def _tags(self, session: Session, names: Sequence[str]) -> builtins.list[Tag]:
         return self._services.tags.ensure(session, names)
 
     @staticmethod

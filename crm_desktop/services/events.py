@@ -15,11 +15,12 @@ the GUI thread. Without a GUI (command line, tests of services) they are called 
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from typing import Any, Callable
 
-from crm_desktop.domain.events import Event  # noqa: F401  (defined in domain so plugin_api can export it)
+from crm_desktop.domain.events import Event as Event  # (defined in domain so plugin_api can export it)
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +76,7 @@ class EventBus:
         for entry in subscribers:
             subscriber, main_thread = entry
             if main_thread:
-                self.call_on_main_thread(lambda e=entry: self._deliver_if_subscribed(e, event))
+                self.call_on_main_thread(functools.partial(self._deliver_if_subscribed, entry, event))
             else:
                 self._deliver(subscriber, event)
 

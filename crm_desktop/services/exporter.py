@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from sqlalchemy import text
 
@@ -27,6 +27,9 @@ from crm_desktop.files import atomic_output, check_output
 from crm_desktop.services.csv_format import FIELDS, write_csv
 from crm_desktop.services.importer import FORMATS, normalize_entity
 from crm_desktop.services.vcard_format import write_vcards
+
+if TYPE_CHECKING:
+    from crm_desktop.services import CrmServices
 
 log = logging.getLogger(__name__)
 
@@ -47,14 +50,14 @@ def _query(entity: str) -> str:
             f"WHERE r.deleted_at IS NULL ORDER BY r.name_key, r.id")
 
 
-def owned_paths(services) -> list[Path]:
+def owned_paths(services: CrmServices) -> list[Path]:
     """The files of the home holding ``services``' database, which no export may replace."""
     from crm_desktop.paths import Home
 
     return Home(Path(services.db.path).resolve().parent).owned_paths()
 
 
-def export_file(services, entity: str, path: Path, *, fmt: str = "csv",
+def export_file(services: CrmServices, entity: str, path: Path, *, fmt: str = "csv",
                 progress: ExportProgress | None = None, force: bool = True) -> int:
     """Write every live record of ``entity`` to ``path``; returns how many. ``progress`` returning
     False cancels (the target is then left as it was).
@@ -76,7 +79,7 @@ def export_file(services, entity: str, path: Path, *, fmt: str = "csv",
         with services.db.read_sessions() as session, session.begin():
             conn = session.connection()
             table = "contacts" if entity == "contact" else "companies"
-            total = int(conn.execute(text(f"SELECT count(*) FROM {table} WHERE deleted_at IS NULL")).scalar())
+            total = int(conn.execute(text(f"SELECT count(*) FROM {table} WHERE deleted_at IS NULL")).scalar_one())
             # about every 1 % (at most every 1000 rows): a progress bar moves and Cancel is heard soon
             every = max(1, min(1000, total // 100))
             if progress is not None and progress(0, total) is False:

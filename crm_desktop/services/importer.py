@@ -35,7 +35,7 @@ import uuid
 from types import SimpleNamespace
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, NamedTuple
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Sequence, Union
 
 from crm_desktop.domain.validation import normalize_name
 from crm_desktop.errors import FileFormatError, ValidationError
@@ -48,7 +48,19 @@ from crm_desktop.services.refused_rows import RefusedRow, write_refused
 from crm_desktop.services.unit_of_work import UnitOfWork
 from crm_desktop.storage import models
 from crm_desktop.storage.bulk_indexes import SuspendedIndexes
+from crm_desktop.storage.base import SyncedRow
 from crm_desktop.storage.changes import insert_synced_columns, new_ids
+from crm_desktop.storage.dbapi import sqlite_connection
+
+if TYPE_CHECKING:
+    from crm_desktop.services import CrmServices
+    from crm_desktop.services.entity import EntityService
+    from crm_desktop.services.vcard_format import VCardReader
+
+#: a file being imported: CSV or vCards (vobject is imported only for vCards)
+_Reader = Union[CsvReader, "VCardReader"]
+#: per key space: (space, the key of each new row or None, the values the match is described by)
+_KeyColumn = tuple[str, list[Any], "list[Any] | None"]
 
 log = logging.getLogger(__name__)
 
@@ -175,7 +187,7 @@ def detect_format(path: Path, fmt: str | None) -> str:
     return "vcard" if head.startswith(b"BEGIN:VCARD") else "csv"
 
 
-def _reader(path: Path, entity: str, fmt: str):
+def _reader(path: Path, entity: str, fmt: str) -> _Reader:
     if not path.is_file():
         raise FileFormatError(str(path), None, "no such file")
     if fmt == "csv":
@@ -193,7 +205,7 @@ def _csv_mapping(reader: CsvReader, entity: str, mapping: dict[str, str | None] 
     return guessed
 
 
-def _unmapped_columns(reader, mapping: dict[str, str | None]) -> list[str]:
+def _unmapped_columns(reader: _Reader, mapping: dict[str, str | None]) -> list[str]:
     if isinstance(reader, CsvReader):
         return [h for h in reader.headers if not mapping.get(h)]
     return [f"{name} ({count}x)" if count > 1 else name for name, count in sorted(reader.unused.items())]
@@ -209,25 +221,30 @@ class _Row:
 
     __slots__ = ("line", "_fields", "cells", "problem", "index")
 
-    def __init__(self, line: int, fields: dict[str, str] | None, cells, problem: str | None = None,
+    def __init__(self, line: int, fields: dict[str, str] | None, cells: Sequence[str], problem: str | None = None,
                  index: dict[str, int] | None = None):
         self.line, self._fields, self.cells, self.problem, self.index = line, fields, cells, problem, index
 
     @property
     def record_id(self) -> str | None:
         """The row's ``id`` field (checked by ``_check_ids``), without making ``fields`` for it."""
-        if self._fields is None and "id" not in self.index:
+        if self._fields is None and "id" not in self._index():
             return None
         return self.fields.get("id")
 
     @property
     def fields(self) -> dict[str, str]:
         if self._fields is None:
-            self._fields = {f: self.cells[i] for f, i in self.index.items()} if self.problem is None else {}
+            self._fields = {f: self.cells[i] for f, i in self._index().items()} if self.problem is None else {}
         return self._fields
 
+    def _index(self) -> dict[str, int]:
+        """The shared field -> cell index, which a row made without ``fields`` always has."""
+        assert self.index is not None, "a row without fields has the index"
+        return self.index
 
-def _read_rows(reader, entity: str, mapping: dict[str, str | None] | None, limit: int | None = None) -> list[_Row]:
+
+def _read_rows(reader: _Reader, entity: str, mapping: dict[str, str | None] | None, limit: int | None = None) -> list[_Row]:
     """Every row (or the first ``limit``) with the mapping applied (CSV), names split and phone
     columns sorted by their labels (Google's "Phone 1 - Label": Mobile)."""
     out: list[_Row] = []
@@ -250,9 +267,9 @@ def _read_rows(reader, entity: str, mapping: dict[str, str | None] | None, limit
             if limit is not None and len(out) >= limit:
                 break
     else:
-        for line, fields in reader:
-            cells = tuple(fields.get(f, "") for f in (*FIELDS[entity], "full_name"))
-            out.append(_Row(line, _split_full_name(fields), cells))
+        for line, card in reader:
+            card_cells = tuple(card.get(f, "") for f in (*FIELDS[entity], "full_name"))
+            out.append(_Row(line, _split_full_name(card), card_cells))
             if limit is not None and len(out) >= limit:
                 break
     return out
@@ -306,7 +323,7 @@ def preview(path: Path, entity: str, *, fmt: str | None = None, mapping: dict[st
                          reader.count_rows(), unmapped)
 
 
-def import_file(services, entity: str, path: Path, *, fmt: str | None = None,
+def import_file(services: CrmServices, entity: str, path: Path, *, fmt: str | None = None,
                 mapping: dict[str, str | None] | None = None,
                 progress: ProgressCallback | None = None, skip_invalid: bool = False) -> ImportSummary:
     """Import ``path`` into ``entity`` (contact/company) in one transaction; see the module doc.
@@ -336,7 +353,7 @@ def import_file(services, entity: str, path: Path, *, fmt: str | None = None,
             gc.enable()
 
 
-def _import(services, entity: str, path: Path, reader, fmt: str, mapping: dict[str, str | None] | None,
+def _import(services: CrmServices, entity: str, path: Path, reader: _Reader, fmt: str, mapping: dict[str, str | None] | None,
             progress: ProgressCallback | None, skip_invalid: bool) -> ImportSummary:
     rows = _read_rows(reader, entity, mapping)  # reads the whole file: its errors surface before any lock
     summary = ImportSummary(entity, str(path), fmt, unmapped=_unmapped_columns(reader, mapping or {}))
@@ -376,10 +393,10 @@ class _Run:
     indexes once instead of updating them row by row (``storage.bulk_indexes``).
     """
 
-    def __init__(self, services, uow: UnitOfWork, entity: str, path: Path, summary: ImportSummary,
+    def __init__(self, services: CrmServices, uow: UnitOfWork, entity: str, path: Path, summary: ImportSummary,
                  progress: ProgressCallback | None, total: int, skip_invalid: bool):
         self.services = services
-        self.service = services.entity_service(entity)
+        self.service: EntityService[Any, Any] = services.entity_service(entity)
         self.uow = uow
         self.session = uow.session
         self.entity = entity
@@ -389,9 +406,9 @@ class _Run:
         self.total = total
         self.skip_invalid = skip_invalid
         self.refused: list[RefusedRow] = []
-        self.table = self.service.model.__table__.name
+        self.table: str = self.service.model.__tablename__
         # the unit of work's own connection, inside its transaction: plain DBAPI calls for the bulk paths
-        self.dbapi = uow.session.connection().connection.driver_connection
+        self.dbapi = sqlite_connection(uow.session.connection())
         self.company_ids: dict[str, str] = {}  # name_key -> id
 
     # -- driving ---------------------------------------------------------------
@@ -434,7 +451,8 @@ class _Run:
         for i, row in enumerate(rows):
             if row.problem is not None:
                 continue
-            current = existing.get(row.record_id) if existing else None
+            record_id = row.record_id
+            current = existing.get(record_id) if existing and record_id is not None else None
             if current is not None and current["deleted_at"] is None:
                 updates[i] = current
             else:
@@ -633,7 +651,7 @@ class _Run:
         specs = self._key_specs()
         count = len(fresh)
         # the key columns of the new rows: a tuple per key for two-column keys, the value otherwise
-        key_cols = []
+        key_cols: list[_KeyColumn] = []
         for space, names, field_name in specs:
             if len(names) == 1:
                 column = cols.get(names[0]) or [None] * count
@@ -655,8 +673,8 @@ class _Run:
         for i, values in upd_values.items():
             line = rows[i].line
             for space, names, _ in specs:
-                key = tuple(values.get(n) for n in names)
-                key = key[0] if len(key) == 1 else (key if all(key) else None)
+                parts = tuple(values.get(n) for n in names)
+                key = parts[0] if len(parts) == 1 else (parts if all(parts) else None)
                 if key and (key not in first[space] or line < first[space][key]):
                     first[space][key] = line
         existing = self._existing_matches(fresh, rows, key_cols)
@@ -724,11 +742,12 @@ class _Run:
         cols["id"] = id_col
         return [j for j, ident in enumerate(id_col) if ident is not None]
 
-    def _existing_matches(self, fresh: list[int], rows: list[_Row], key_cols) -> dict[str, dict[Any, tuple]]:
+    def _existing_matches(self, fresh: list[int], rows: list[_Row],
+                          key_cols: list[_KeyColumn]) -> dict[str, dict[Any, tuple[str, str]]]:
         """Per key space: key -> (id, name) of the oldest live record with that key, for the keys of
         new rows without an id, by joins over a temporary key table (skipped when the table has no
         live record at all, as on a first import)."""
-        found: dict[str, dict[Any, tuple]] = {space: {} for space, _, _ in key_cols}
+        found: dict[str, dict[Any, tuple[str, str]]] = {space: {} for space, _, _ in key_cols}
         db = self.dbapi
         t = self.table
         if db.execute(f"SELECT 1 FROM {t} WHERE deleted_at IS NULL LIMIT 1").fetchone() is None:
@@ -796,7 +815,7 @@ class _Run:
         for name, value in values.items():
             if name.endswith("_key") or name.startswith("\0"):
                 continue
-            old = current.get(name)
+            old: Any = current.get(name)  # a stored column value (tags: a list of names)
             if name == "tags":
                 if [t.casefold() for t in value] != [t.casefold() for t in old]:
                     changes[name] = value
@@ -836,22 +855,22 @@ class _Run:
         self.summary.lines.extend([LineResult(rows[fresh[j]].line, "created", ident) for ident, j in zip(ids, creates)])
         self.summary.created += len(creates)
 
-    def _bulk_insert(self, entity: str, model, rows: list[dict[str, Any]]) -> None:
+    def _bulk_insert(self, entity: str, model: type[SyncedRow], rows: list[dict[str, Any]]) -> None:
         """Insert rows (column values with ``id``) as :meth:`_bulk_insert_columns` does."""
         if not rows:
             return
         names = list(dict.fromkeys(n for values in rows for n in values if not n.startswith("\0")))
         self._bulk_insert_columns(entity, model, names, [tuple(v.get(n) for n in names) for v in rows])
 
-    def _bulk_insert_columns(self, entity: str, model, names: list[str], params: list[tuple],
-                             tag_links: list[tuple[str, list[str]]] = (),
+    def _bulk_insert_columns(self, entity: str, model: type[SyncedRow], names: list[str],
+                             params: list[tuple[Any, ...]], tag_links: Sequence[tuple[str, list[str]]] = (),
                              tick: Callable[[int], None] | None = None) -> None:
         """Insert rows with their sync columns, tags, search index, audit entries and changes.
         Storage stamps the sync columns and records the changes
         (``storage.changes.insert_synced_columns``), one batch per chunk."""
         if not params:
             return
-        table = model.__table__.name
+        table: str = model.__tablename__
         index = DeferredIndex(self.dbapi, table)  # one set-based fill of the search index instead of a trigger per row
         tag_names = dict(tag_links)
         with SuspendedIndexes(self.dbapi, table, len(params)):
@@ -876,7 +895,12 @@ class _Run:
         for tag in self.services.tags.ensure(self.session, sorted(names)):
             self.session.flush()
             by_key[tag.name_key] = tag.id
-        return {n: by_key[normalize_name(n)] for n in names}
+        out: dict[str, str] = {}
+        for n in names:
+            key = normalize_name(n)
+            assert key is not None, "_tags() keeps no blank name"
+            out[n] = by_key[key]
+        return out
 
 
 def _tags(text: str) -> list[str]:

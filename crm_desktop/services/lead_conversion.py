@@ -98,7 +98,7 @@ def convert_lead(services: "CrmServices", lead_id: str, *, create_deal: bool = T
             moved = 0
             for activity in session.scalars(select(models.Activity).where(
                     models.Activity.lead_id == lead.id, models.Activity.deleted_at.is_(None))).all():
-                changed = {}
+                changed: dict[str, tuple[Any, Any]] = {}
                 for column, value in (("contact_id", contact_id), ("company_id", company_id), ("deal_id", deal_id)):
                     if value is not None and getattr(activity, column) is None:
                         changed[column] = (None, value)
@@ -108,13 +108,15 @@ def convert_lead(services: "CrmServices", lead_id: str, *, create_deal: bool = T
                     moved += 1
             # -- the lead itself
             changed = {}
-            for column, value in (("status", LeadStatus.CONVERTED.value), ("converted_at", utcnow()),
-                                  ("converted_contact_id", contact_id), ("converted_company_id", company_id),
-                                  ("converted_deal_id", deal_id)):
+            lead_values: tuple[tuple[str, object], ...] = (
+                ("status", LeadStatus.CONVERTED.value), ("converted_at", utcnow()),
+                ("converted_contact_id", contact_id), ("converted_company_id", company_id),
+                ("converted_deal_id", deal_id))
+            for column, new in lead_values:
                 old = getattr(lead, column)
-                if old != value:
-                    changed[column] = (old, value)
-                    setattr(lead, column, value)
+                if old != new:
+                    changed[column] = (old, new)
+                    setattr(lead, column, new)
         if "status" in changed:
             uow.publish_after_commit("lead.status_changed", {"id": lead.id, "old": changed["status"][0],
                                                               "new": changed["status"][1]})

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
@@ -12,7 +12,11 @@ from crm_desktop.domain.enums import LeadStatus
 from crm_desktop.domain.validation import check_choice, check_email, check_phone, clean_text
 from crm_desktop.errors import ValidationError
 from crm_desktop.services.entity import EntityService
+from crm_desktop.services.unit_of_work import UnitOfWork
 from crm_desktop.storage import models
+
+if TYPE_CHECKING:
+    from crm_desktop.services.lead_conversion import ConversionResult
 
 
 class LeadService(EntityService[models.Lead, records.Lead]):
@@ -26,7 +30,7 @@ class LeadService(EntityService[models.Lead, records.Lead]):
     fts_table = "leads_fts"
     has_tags = True
 
-    def clean(self, session: Session, fields: dict[str, Any], row) -> dict[str, Any]:
+    def clean(self, session: Session, fields: dict[str, Any], row: models.Lead | None) -> dict[str, Any]:
         e = self.entity
         out: dict[str, Any] = {}
         if row is None or "title" in fields:
@@ -53,14 +57,14 @@ class LeadService(EntityService[models.Lead, records.Lead]):
             out["tags"] = fields["tags"]
         return out
 
-    def after_update(self, uow, row, changed):
+    def after_update(self, uow: UnitOfWork, row: models.Lead, changed: dict[str, tuple[Any, Any]]) -> None:
         super().after_update(uow, row, changed)
         if "status" in changed:
             uow.publish_after_commit("lead.status_changed", {"id": row.id, "old": changed["status"][0],
                                                               "new": changed["status"][1]})
 
     def convert(self, lead_id: str, create_deal: bool = True, deal_title: str | None = None, amount: Any = None,
-                company_id: str | None = None, contact_id: str | None = None):
+                company_id: str | None = None, contact_id: str | None = None) -> ConversionResult:
         """Turn the lead into a contact, a company and a deal in one transaction.
 
         See :mod:`crm_desktop.services.lead_conversion`; returns its ``ConversionResult``.

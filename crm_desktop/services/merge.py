@@ -20,7 +20,7 @@ from crm_desktop.domain import records
 from crm_desktop.errors import ValidationError
 from crm_desktop.services.unit_of_work import UnitOfWork
 from crm_desktop.storage import models
-from crm_desktop.storage.base import utcnow
+from crm_desktop.storage.base import SyncedRow, utcnow
 
 if TYPE_CHECKING:
     from crm_desktop.services import CrmServices
@@ -117,7 +117,7 @@ class MergeService:
         return MergeResult(record, duplicate_id, fields_taken, moved_activities, moved_deals)
 
     @staticmethod
-    def _repoint(uow: UnitOfWork, model: type, entity: str, column: str, old_id: str, new_id: str) -> int:
+    def _repoint(uow: UnitOfWork, model: type[SyncedRow], entity: str, column: str, old_id: str, new_id: str) -> int:
         """Point every live row of ``model`` from ``old_id`` to ``new_id``; each is an audited update."""
         rows = uow.session.scalars(select(model).where(getattr(model, column) == old_id,
                                                        model.deleted_at.is_(None))).all()

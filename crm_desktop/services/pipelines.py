@@ -12,7 +12,7 @@ from crm_desktop.domain.record_fields import max_len
 from crm_desktop.domain.validation import clean_text
 from crm_desktop.errors import NotFound, ValidationError
 from crm_desktop.services.entity import EntityService
-from crm_desktop.services.unit_of_work import Change
+from crm_desktop.services.unit_of_work import Change, UnitOfWork
 from crm_desktop.storage import models
 
 #: The sales pipeline every new database starts with: (name, probability %, won, lost)
@@ -37,7 +37,7 @@ class PipelineService(EntityService[models.Pipeline, records.Pipeline]):
     writable = ("name", "position", "is_default")
     sort_keys = {"position": "position", "name": "name"}
 
-    def clean(self, session: Session, fields: dict[str, Any], row) -> dict[str, Any]:
+    def clean(self, session: Session, fields: dict[str, Any], row: models.Pipeline | None) -> dict[str, Any]:
         out: dict[str, Any] = {}
         if row is None or "name" in fields:
             out["name"] = clean_text(fields.get("name"), "name", entity=self.entity, max_len=max_len("pipeline", "name"),
@@ -93,7 +93,7 @@ class StageService(EntityService[models.Stage, records.Stage]):
     writable = ("pipeline_id", "name", "position", "probability", "is_won", "is_lost")
     sort_keys = {"position": "position", "name": "name"}
 
-    def clean(self, session: Session, fields: dict[str, Any], row) -> dict[str, Any]:
+    def clean(self, session: Session, fields: dict[str, Any], row: models.Stage | None) -> dict[str, Any]:
         e = self.entity
         out: dict[str, Any] = {}
         if row is None or "pipeline_id" in fields:
@@ -116,5 +116,5 @@ class StageService(EntityService[models.Stage, records.Stage]):
                 out[flag] = bool(fields[flag])
         return out
 
-    def after_create(self, uow, row) -> None:  # stages change with their pipeline; no own event
+    def after_create(self, uow: UnitOfWork, row: models.Stage) -> None:  # stages change with their pipeline; no own event
         pass

@@ -29,7 +29,7 @@ class RefusedRow:
 
     line: int
     reason: str
-    cells: tuple[str, ...]
+    cells: Sequence[str]
 
 
 def refused_path_for(source: Path, attempt: int = 1) -> Path:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Sequence
 
 from sqlalchemy import Connection, text
 
@@ -102,9 +102,9 @@ def ranked_rowids(conn: Connection, source: SearchSource, user_text: str, limit:
     tiers = ranking_tiers(user_text, source.name_columns)
     if not tiers:
         return []
-    probes: dict[int, list[int]] = {}
+    probes: dict[int, Sequence[int]] = {}
 
-    def probe(expression: str) -> list[int]:
+    def probe(expression: str) -> Sequence[int]:
         return conn.execute(text(f"SELECT rowid FROM {fts} WHERE {fts} MATCH :match LIMIT :cap"),
                             {"match": expression, "cap": RANK_CAP + 1}).scalars().all()
 
@@ -123,6 +123,7 @@ def ranked_rowids(conn: Connection, source: SearchSource, user_text: str, limit:
         if not probe_rows or (len(probe_rows) <= RANK_CAP and seen.issuperset(probe_rows)):
             continue
         want = limit - len(found) + len(seen)  # rows of earlier tiers match here too: skip them
+        rows: Sequence[Sequence[Any]]  # (rowid, score) rows
         if len(probe_rows) <= RANK_CAP:
             rows = conn.execute(text(
                 f"SELECT rowid, bm25({fts}, {weights}) AS score FROM {fts} WHERE {fts} MATCH :match "

@@ -22,7 +22,7 @@ class TagService(EntityService[models.Tag, records.Tag]):
     writable = ("name", "color")
     sort_keys = {"name": "name_key"}
 
-    def clean(self, session: Session, fields: dict[str, Any], row) -> dict[str, Any]:
+    def clean(self, session: Session, fields: dict[str, Any], row: models.Tag | None) -> dict[str, Any]:
         out: dict[str, Any] = {}
         if row is None or "name" in fields:
             name = clean_text(fields.get("name"), "name", entity=self.entity, max_len=max_len("tag", "name"), required=True)
@@ -48,8 +48,9 @@ class TagService(EntityService[models.Tag, records.Tag]):
         wanted: dict[str, str] = {}
         for raw in names:
             name = clean_text(raw, "tags", entity=self.entity, max_len=max_len("tag", "name"))
-            if name:
-                wanted.setdefault(normalize_name(name), name)
+            key = normalize_name(name)  # None exactly when there is no name (clean_text strips)
+            if name is not None and key is not None:
+                wanted.setdefault(key, name)
         if not wanted:
             return []
         found = {t.name_key: t for t in session.scalars(select(models.Tag).where(models.Tag.name_key.in_(wanted)))}

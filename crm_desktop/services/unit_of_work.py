@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 from contextlib import contextmanager
 from datetime import date, datetime
 from decimal import Decimal
 from enum import Enum
-from typing import Any, Callable, Iterator, Sequence
+from types import TracebackType
+from typing import Any, Callable, Iterator, Literal, Sequence
 
 from sqlalchemy.orm import Session
 
@@ -27,16 +29,22 @@ from crm_desktop.domain.actor import Actor
 from crm_desktop.services.events import Event, EventBus
 from crm_desktop.storage.base import utcnow
 from crm_desktop.storage.changes import BulkChanges, Change, RecordedBatch
+from crm_desktop.storage.dbapi import sqlite_connection
 from crm_desktop.storage.engine import Database
-from crm_desktop.storage.transaction import Scope
+from crm_desktop.storage.transaction import Scope, TransactionScope, WriteTransaction
 
 log = logging.getLogger(__name__)
 
 __all__ = ["AuditWriter", "Change", "ChangeDelivery", "ChangeListener", "UnitOfWork", "install_sinks", "plain"]
 
-#: ``listener(session, changes, actor)``: a batch of changes one actor made, inside the transaction.
+#: ``listener(session, changes, actor)``: a batch of changes one actor made, inside the transaction
+#: (``actor`` None: a transaction opened without one, ``db.transaction()``).
 #: It may write (``session.execute(insert(...))``); it must not raise for a change it does not handle.
-ChangeListener = Callable[[Session, Sequence[Change], Actor], None]
+ChangeListener = Callable[[Session, Sequence[Change], "Actor | None"], None]
+
+#: one row of ``audit_entries`` as :class:`AuditWriter` inserts it: at, actor kind, actor name,
+#: action, entity, record id, changes (JSON), on behalf of
+_AuditRow = tuple[str, str, str, str, str, str, str, "str | None"]
 
 
 def plain(value: Any) -> Any:
@@ -67,8 +75,8 @@ class AuditWriter:
 
     def __call__(self, session: Session, batches: Sequence[RecordedBatch]) -> None:
         at = utcnow().replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f")  # as UTCDateTime stores it
-        conn = session.connection().connection.driver_connection
-        rows = []
+        conn = sqlite_connection(session.connection())
+        rows: list[_AuditRow] = []
         for batch in batches:
             actor = batch.actor
             kind, name = (actor.kind.value, actor.name) if actor else ("system", "crm-desktop")
@@ -86,7 +94,7 @@ class AuditWriter:
         self._flush(conn, rows)
 
     @staticmethod
-    def _flush(conn, rows: list[tuple]) -> None:
+    def _flush(conn: sqlite3.Connection, rows: list[_AuditRow]) -> None:
         if rows:
             conn.executemany("INSERT INTO audit_entries (at, actor_kind, actor_name, action, entity, record_id, "
                              "changes, on_behalf_of) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
@@ -156,7 +164,7 @@ class UnitOfWork:
         self.actor = actor
         self._events = events
         self._audit_action = audit_action
-        self._cm: Any = None
+        self._cm: TransactionScope | None = None
         self.scope: Scope | None = None
 
     def __enter__(self) -> "UnitOfWork":
@@ -164,9 +172,11 @@ class UnitOfWork:
         self.scope = self._cm.__enter__()
         return self
 
-    def __exit__(self, exc_type, exc, tb) -> bool:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> Literal[False]:
         cm, self._cm = self._cm, None
-        return bool(cm.__exit__(exc_type, exc, tb))
+        assert cm is not None, "the unit of work is not open"
+        return cm.__exit__(exc_type, exc, tb)
 
     @property
     def session(self) -> Session:
@@ -174,13 +184,13 @@ class UnitOfWork:
         return self.scope.session
 
     @property
-    def transaction(self):
+    def transaction(self) -> WriteTransaction:
         """The thread's :class:`~crm_desktop.storage.transaction.WriteTransaction` (bulk writers use it)."""
         assert self.scope is not None, "the unit of work is not open"
         return self.scope.tx
 
     @property
-    def changes(self) -> list[Change]:
+    def changes(self) -> Sequence[Change]:
         """The changes written in this unit of work so far (flush first to see pending ORM writes)."""
         assert self.scope is not None, "the unit of work is not open"
         return self.scope.changes

@@ -24,7 +24,7 @@ class UserService(EntityService[models.User, records.User]):
     sort_keys = {"name": "display_name", "username": "username"}
     enum_fields = {"role": Role}
 
-    def clean(self, session: Session, fields: dict[str, Any], row) -> dict[str, Any]:
+    def clean(self, session: Session, fields: dict[str, Any], row: models.User | None) -> dict[str, Any]:
         e = self.entity
         out: dict[str, Any] = {}
         if row is None or "username" in fields:
@@ -37,7 +37,7 @@ class UserService(EntityService[models.User, records.User]):
         if row is None or "display_name" in fields:
             out["display_name"] = (clean_text(fields.get("display_name"), "display_name", entity=e,
                                               max_len=max_len(e, "display_name"))
-                                   or out.get("username") or row.username)
+                                   or out.get("username") or (row.username if row is not None else None))
         if "email" in fields:
             out["email"] = check_email(fields["email"], "email", e)
         if "role" in fields or row is None:

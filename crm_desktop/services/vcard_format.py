@@ -21,12 +21,16 @@ import logging
 import re
 from collections import Counter
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import TYPE_CHECKING, Iterable, Iterator
 
 import vobject
+from vobject.base import Component, ContentLine
 
 from crm_desktop.errors import FileFormatError
 from crm_desktop.services.csv_format import read_text
+
+if TYPE_CHECKING:
+    from _typeshed import SupportsWrite
 
 log = logging.getLogger(__name__)
 
@@ -70,10 +74,10 @@ def _cards(path: Path, text: str) -> Iterator[tuple[int, str]]:
 VERSIONS = ("2.1", "3.0", "4.0")
 
 
-def check_version(path: Path, line: int, card) -> None:
+def check_version(path: Path, line: int, card: Component) -> None:
     """Refuse a card without VERSION or with one this reader does not know: its properties may
     mean something else, and guessing would import garbled records."""
-    versions = card.contents.get("version", [])
+    versions = _props(card, "version")
     if not versions:
         raise FileFormatError(str(path), line, f"the card that begins here has no VERSION line; crm-desktop "
                                                f"reads vCard {', '.join(VERSIONS)}")
@@ -88,25 +92,30 @@ def count_cards(path: Path, text: str) -> int:
     return sum(1 for line in text.splitlines() if line.strip().upper() == "BEGIN:VCARD")
 
 
-def _first(card, name: str):
-    items = card.contents.get(name.lower())
+def _props(card: Component, name: str) -> list[ContentLine]:
+    """The card's properties called ``name`` (lower case); a vCard holds only content lines."""
+    return [p for p in card.contents.get(name, ()) if isinstance(p, ContentLine)]
+
+
+def _first(card: Component, name: str) -> ContentLine | None:
+    items = _props(card, name.lower())
     return items[0] if items else None
 
 
-def _text(value) -> str:
+def _text(value: object) -> str:
     if isinstance(value, (list, tuple)):
         return " ".join(str(v) for v in value if v)
     return str(value or "").strip()
 
 
-def _types(prop) -> set[str]:
+def _types(prop: ContentLine) -> set[str]:
     types: set[str] = set()
     for value in prop.params.get("TYPE", []):
         types.update(t.strip().strip('"').lower() for t in value.split(","))
     return types
 
 
-def _tel_value(prop) -> str:
+def _tel_value(prop: ContentLine) -> str:
     value = _text(prop.value)
     return value[4:] if value.lower().startswith("tel:") else value
 
@@ -119,19 +128,20 @@ _BOOKKEEPING = {"version", "prodid", "rev", "uid", "x-abuid", "x-abshowas", "x-a
 _MOBILE_LABELS = {"cell", "mobile", "iphone", "handy", "mobil", "portable", "cellulare", "móvil", "movil"}
 
 
-def _labels(card) -> dict[str, str]:
+def _labels(card: Component) -> dict[str, str]:
     """Apple's ``itemN.X-ABLabel`` labels by group (``_$!<Mobile>!$_`` -> ``mobile``)."""
-    out = {}
-    for label in card.contents.get("x-ablabel", []):
-        if getattr(label, "group", None):
+    out: dict[str, str] = {}
+    for label in _props(card, "x-ablabel"):
+        group = label.group
+        if group:
             text = _text(label.value)
             if text.startswith("_$!<") and text.endswith(">!$_"):
                 text = text[4:-4]
-            out[label.group.lower()] = text.casefold()
+            out[group.lower()] = text.casefold()
     return out
 
 
-def _kinds(prop, labels: dict[str, str]) -> set[str]:
+def _kinds(prop: ContentLine, labels: dict[str, str]) -> set[str]:
     """TYPE parameters (3.0 and 4.0 spellings) plus the Apple label of the property's group."""
     kinds = _types(prop)
     group = getattr(prop, "group", None)
@@ -142,7 +152,7 @@ def _kinds(prop, labels: dict[str, str]) -> set[str]:
     return kinds
 
 
-def _preferred(props, labels: dict[str, str]):
+def _preferred(props: list[ContentLine], labels: dict[str, str]) -> ContentLine | None:
     """The property marked preferred, else the first."""
     for prop in props:
         if "pref" in _kinds(prop, labels):
@@ -150,7 +160,7 @@ def _preferred(props, labels: dict[str, str]):
     return props[0] if props else None
 
 
-def card_fields(card, entity: str, unused: "Counter[str] | None" = None) -> dict[str, str]:
+def card_fields(card: Component, entity: str, unused: "Counter[str] | None" = None) -> dict[str, str]:
     """The record fields (as text) one parsed card gives, for ``entity`` contact or company.
 
     Properties with data that no field takes (a second e-mail, BDAY, NICKNAME, ...)
@@ -162,21 +172,22 @@ def card_fields(card, entity: str, unused: "Counter[str] | None" = None) -> dict
     ident = _first(card, ID_PROPERTY)
     if ident is not None:
         out["id"] = _text(ident.value)
-    emails = card.contents.get("email", [])
+    emails = _props(card, "email")
     email = _preferred(emails, labels)
     if email is not None:
         out["email"] = _text(email.value)
         used.add(id(email))
-    tels = card.contents.get("tel", [])
+    tels = _props(card, "tel")
     for tel in sorted(tels, key=lambda t: "pref" not in _kinds(t, labels)):
         kinds = _kinds(tel, labels)
         kind = "mobile" if kinds & _MOBILE_LABELS and entity == "contact" else "phone"
         if kind not in out:
             out[kind] = _tel_value(tel)
             used.add(id(tel))
-    adrs = card.contents.get("adr", [])
+    adrs = _props(card, "adr")
     adr = _preferred(adrs, labels)
-    if adr is not None and hasattr(adr.value, "street"):
+    # vobject parses ADR and N into objects (its stubs call every value ``str``)
+    if adr is not None and isinstance(adr.value, vobject.vcard.Address):
         out["street"] = _text(adr.value.street)
         out["city"] = _text(adr.value.city)
         out["postal_code"] = _text(adr.value.code)
@@ -200,7 +211,7 @@ def card_fields(card, entity: str, unused: "Counter[str] | None" = None) -> dict
             used.add(id(url))
     else:
         n = _first(card, "n")
-        if n is not None and hasattr(n.value, "family"):
+        if n is not None and isinstance(n.value, vobject.vcard.Name):
             out["first_name"] = _text(n.value.given)
             out["last_name"] = _text(n.value.family)
         if not out.get("first_name") and not out.get("last_name") and fn is not None:
@@ -275,7 +286,7 @@ def company_card(row: dict[str, object]) -> str:
     return card.serialize()
 
 
-def _common(card, row: dict[str, object]) -> None:
+def _common(card: Component, row: dict[str, object]) -> None:
     card.add(ID_PROPERTY.lower()).value = str(row["id"])
     if row.get("email"):
         email = card.add("email")
@@ -295,7 +306,7 @@ def _common(card, row: dict[str, object]) -> None:
         card.add("note").value = str(row["notes"])
 
 
-def write_vcards(stream, entity: str, rows: Iterable[dict[str, object]]) -> int:
+def write_vcards(stream: SupportsWrite[str], entity: str, rows: Iterable[dict[str, object]]) -> int:
     make = contact_card if entity == "contact" else company_card
     count = 0
     for row in rows:

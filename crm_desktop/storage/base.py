@@ -53,4 +53,12 @@ class SyncColumns:
     owner_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
     team_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
 
+
+class SyncedRow(SyncColumns, Base):
+    """A mapped table with the sync columns: every entity model (``models.py``) is one, and the
+    entity services (``services/entity.py``) are generic over it. Abstract: it has no table."""
+
+    __abstract__ = True
+
+
 SYNC_COLUMN_NAMES = ("id", "created_at", "updated_at", "version", "revision", "deleted_at", "owner_id", "team_id")

@@ -17,6 +17,9 @@ Unique indexes (and the primary key's) are never dropped: they enforce a rule.
 from __future__ import annotations
 
 import logging
+import sqlite3
+from types import TracebackType
+from typing import Literal
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +33,7 @@ class SuspendedIndexes:
     """``with SuspendedIndexes(conn, table, adding):`` — the bulk insert of ``adding`` rows goes
     into ``table`` without its secondary indexes, which are rebuilt on leaving the block."""
 
-    def __init__(self, conn, table: str, adding: int):
+    def __init__(self, conn: sqlite3.Connection, table: str, adding: int):
         self.conn = conn
         self.table = table
         self.adding = adding
@@ -54,7 +57,8 @@ class SuspendedIndexes:
                   self.adding, self.table, present, len(self.dropped))
         return self
 
-    def __exit__(self, exc_type, exc, tb) -> bool:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> Literal[False]:
         if exc_type is not None and self.dropped:
             # a rollback restores them, but a caller may catch the error and go on in the same
             # transaction: it must find the indexes there

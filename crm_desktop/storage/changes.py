@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence, overload
 
 from sqlalchemy import event, inspect
 from sqlalchemy.orm import Session
@@ -337,12 +337,18 @@ class BulkChanges(Sequence[Change]):
     def __len__(self) -> int:
         return len(self.params)
 
-    def __getitem__(self, index):  # type: ignore[override]
+    @overload
+    def __getitem__(self, index: int) -> Change: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[Change]: ...
+
+    def __getitem__(self, index: int | slice) -> Change | list[Change]:
         if isinstance(index, slice):
             return [self._change(row) for row in self.params[index]]
         return self._change(self.params[index])
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Change]:
         change = self._change
         for row in self.params:
             yield change(row)
@@ -354,7 +360,9 @@ class BulkChanges(Sequence[Change]):
                 return value
         return self.stamped.get(name)
 
-    def _change(self, row: tuple) -> Change:
+    def _change(self, row: tuple[Any, ...]) -> Change:
+        if self._id_at is None:  # (as indexing the row with None would)
+            raise TypeError(f"a bulk insert into {self.table} without an id column has no changes")
         record_id = row[self._id_at]
         fields = {c: (None, row[i]) for i, c in self._fields if row[i] is not None}
         for name in ("owner_id", "team_id"):
@@ -387,9 +395,11 @@ class BulkChanges(Sequence[Change]):
         created, and every later local change is audited with its old and new values. (Before
         this, an entry of ~450 bytes per record, its fields as JSON, was half of what a large
         import wrote; bench/README.md.)"""
-        first = conn.execute(f"SELECT id FROM {self.table} WHERE rowid = ?", (self.rowid_before + 1,)).fetchone()
+        before = self.rowid_before
+        assert before is not None, "write_audit follows audit_rows_in_place"
+        first = conn.execute(f"SELECT id FROM {self.table} WHERE rowid = ?", (before + 1,)).fetchone()
         last = conn.execute(f"SELECT id FROM {self.table} WHERE rowid = ?",
-                            (self.rowid_before + len(self.params),)).fetchone()
+                            (before + len(self.params),)).fetchone()
         details = {"records": len(self.params), "first_id": first[0], "last_id": last[0], **self.audit_details}
         entry_id = conn.execute(
             "INSERT INTO audit_entries (at, actor_kind, actor_name, action, entity, record_id, changes, on_behalf_of) "
@@ -399,7 +409,7 @@ class BulkChanges(Sequence[Change]):
         conn.execute(
             "INSERT INTO audit_entry_records (record_id, entry_id) "
             f"SELECT r.id, ? FROM {self.table} r WHERE r.rowid > ? AND r.rowid <= ? ORDER BY r.rowid",
-            (entry_id, self.rowid_before, self.rowid_before + len(self.params)))
+            (entry_id, before, before + len(self.params)))
         return entry_id
 
 
@@ -421,11 +431,17 @@ class ChangeLog(Sequence[Change]):
     def __len__(self) -> int:
         return self._len
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Change]:
         for batch in self._batches:
             yield from batch
 
-    def __getitem__(self, index):  # type: ignore[override]
+    @overload
+    def __getitem__(self, index: int) -> Change: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[Change]: ...
+
+    def __getitem__(self, index: int | slice) -> Change | list[Change]:
         if isinstance(index, slice):
             return list(self)[index]
         if index < 0:

@@ -8,6 +8,7 @@ see :mod:`crm_desktop.storage.fts`.
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import (
     JSON,
@@ -24,7 +25,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from crm_desktop.storage.base import Base, SyncColumns, UTCDateTime, utcnow
+from crm_desktop.storage.base import Base, SyncedRow, UTCDateTime, utcnow
 
 
 def _tag_table(entity_table: str, fk_column: str) -> Table:
@@ -42,7 +43,7 @@ lead_tags = _tag_table("leads", "lead_id")
 deal_tags = _tag_table("deals", "deal_id")
 
 
-class User(SyncColumns, Base):
+class User(SyncedRow):
     __tablename__ = "users"
     username: Mapped[str] = mapped_column(String(100), unique=True)
     display_name: Mapped[str] = mapped_column(String(200))
@@ -50,14 +51,23 @@ class User(SyncColumns, Base):
     role: Mapped[str] = mapped_column(String(20), default="rep")
 
 
-class Tag(SyncColumns, Base):
+class Tag(SyncedRow):
     __tablename__ = "tags"
     name: Mapped[str] = mapped_column(String(100))
     name_key: Mapped[str] = mapped_column(String(100), unique=True)
     color: Mapped[str | None] = mapped_column(String(20))
 
 
-class Company(SyncColumns, Base):
+class TaggedRow(SyncedRow):
+    """An entity with tags (companies, contacts, leads, deals); each model maps ``tags`` over its
+    own link table, so here it is only declared for the type checker. Abstract: it has no table."""
+
+    __abstract__ = True
+    if TYPE_CHECKING:
+        tags: Mapped[list[Tag]]
+
+
+class Company(TaggedRow):
     __tablename__ = "companies"
     name: Mapped[str] = mapped_column(String(300))
     name_key: Mapped[str | None] = mapped_column(String(300), index=True)
@@ -75,7 +85,7 @@ class Company(SyncColumns, Base):
     __table_args__ = (Index("ix_companies_live_name", "name_key", "id", sqlite_where=text("deleted_at IS NULL")),)
 
 
-class Contact(SyncColumns, Base):
+class Contact(TaggedRow):
     __tablename__ = "contacts"
     first_name: Mapped[str | None] = mapped_column(String(100))
     last_name: Mapped[str | None] = mapped_column(String(100))
@@ -103,7 +113,7 @@ class Contact(SyncColumns, Base):
     )
 
 
-class Lead(SyncColumns, Base):
+class Lead(TaggedRow):
     __tablename__ = "leads"
     title: Mapped[str] = mapped_column(String(300))
     first_name: Mapped[str | None] = mapped_column(String(100))
@@ -123,7 +133,7 @@ class Lead(SyncColumns, Base):
     __table_args__ = (Index("ix_leads_live_title", "title", "id", sqlite_where=text("deleted_at IS NULL")),)
 
 
-class Pipeline(SyncColumns, Base):
+class Pipeline(SyncedRow):
     __tablename__ = "pipelines"
     name: Mapped[str] = mapped_column(String(100))
     position: Mapped[int] = mapped_column(Integer, default=0)
@@ -132,7 +142,7 @@ class Pipeline(SyncColumns, Base):
     stages: Mapped[list["Stage"]] = relationship(back_populates="pipeline", order_by="Stage.position")
 
 
-class Stage(SyncColumns, Base):
+class Stage(SyncedRow):
     __tablename__ = "stages"
     pipeline_id: Mapped[str] = mapped_column(ForeignKey("pipelines.id"), index=True)
     name: Mapped[str] = mapped_column(String(100))
@@ -144,7 +154,7 @@ class Stage(SyncColumns, Base):
     pipeline: Mapped[Pipeline] = relationship(back_populates="stages")
 
 
-class Deal(SyncColumns, Base):
+class Deal(TaggedRow):
     __tablename__ = "deals"
     title: Mapped[str] = mapped_column(String(300))
     pipeline_id: Mapped[str] = mapped_column(ForeignKey("pipelines.id"))
@@ -164,7 +174,7 @@ class Deal(SyncColumns, Base):
     __table_args__ = (Index("ix_deals_live_title", "title", "id", sqlite_where=text("deleted_at IS NULL")),)
 
 
-class Activity(SyncColumns, Base):
+class Activity(SyncedRow):
     __tablename__ = "activities"
     kind: Mapped[str] = mapped_column(String(10), index=True)
     subject: Mapped[str] = mapped_column(String(300))
@@ -215,7 +225,7 @@ class AuditEntryRecord(Base):
 
 
 #: entity name -> ORM model
-MODELS: dict[str, type[Base]] = {
+MODELS: dict[str, type[SyncedRow]] = {
     "company": Company,
     "contact": Contact,
     "lead": Lead,
@@ -228,7 +238,7 @@ MODELS: dict[str, type[Base]] = {
 }
 
 #: table name -> entity name
-ENTITY_OF_TABLE: dict[str, str] = {model.__table__.name: entity for entity, model in MODELS.items()}
+ENTITY_OF_TABLE: dict[str, str] = {model.__tablename__: entity for entity, model in MODELS.items()}
 
 
 # -- sync bookkeeping (local only, never synced) ---------------------------------------------

@@ -22,12 +22,15 @@ tables (:meth:`WriteTransaction.guarded`); core scopes always run unguarded.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
+import sqlite3
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Literal, Sequence
 from contextlib import contextmanager
 
 from sqlalchemy import Connection
 from sqlalchemy.orm import SessionTransaction
 
+from crm_desktop.storage.dbapi import sqlite_connection
 from crm_desktop.storage.changes import Change, ChangeLog, RecordedBatch, WriteSession
 
 if TYPE_CHECKING:
@@ -48,11 +51,11 @@ class Scope:
                  audit_action: str | None, replicate: bool = True):
         self.tx = tx
         self.parent = parent
-        self.actor = actor if actor is not None else (parent.actor if parent else None)
-        self.audit_action = audit_action if audit_action is not None else (parent.audit_action if parent else None)
+        self.actor: Actor | None = actor if actor is not None else (parent.actor if parent else None)
+        self.audit_action: str | None = audit_action if audit_action is not None else (parent.audit_action if parent else None)
         #: False: the changes of this scope mirror the server (sync) and are not handed to the change
         #: listeners; an inner scope may not turn it back on (see :meth:`Database.transaction`)
-        self.replicate = replicate and (parent.replicate if parent else True)
+        self.replicate: bool = replicate and (parent.replicate if parent else True)
         #: every change made in this scope (and in the inner scopes it kept), in order
         self.changes: ChangeLog = ChangeLog()
         self._undelivered: list[RecordedBatch] = []
@@ -93,9 +96,9 @@ class WriteTransaction:
         return self.scopes[-1]
 
     @property
-    def dbapi_connection(self) -> Any:
+    def dbapi_connection(self) -> sqlite3.Connection:
         """The sqlite3 connection, for bulk ``executemany`` inside this transaction."""
-        return self.connection.connection.driver_connection
+        return sqlite_connection(self.connection)
 
     def after_end(self, callback: Callable[[], None]) -> None:
         """Run ``callback`` when the transaction is over, committed or rolled back (a denied-permission
@@ -143,12 +146,14 @@ class WriteTransaction:
     def end_nested(self, scope: Scope, ok: bool) -> None:
         """Release (ok) or roll back the savepoint of an inner scope; its work joins its parent."""
         assert scope is self.scope and scope.parent is not None
+        savepoint = scope._savepoint
+        assert savepoint is not None, "an inner scope has its savepoint (push)"
         try:
             if ok:
                 try:
                     self.deliver()
                     with self.guarded(None):
-                        scope._savepoint.commit()
+                        savepoint.commit()
                 except BaseException:
                     ok = False
                     raise
@@ -159,8 +164,8 @@ class WriteTransaction:
                 scope.parent._after_commit.extend(scope._after_commit)
             else:
                 with self.guarded(None):
-                    if scope._savepoint.is_active:
-                        scope._savepoint.rollback()
+                    if savepoint.is_active:
+                        savepoint.rollback()
 
     def finish_outermost(self) -> list[Callable[[], None]]:
         """Deliver what is left and flush (before COMMIT); returns the after-commit callbacks."""
@@ -225,11 +230,11 @@ class TransactionScope:
             connection = self._db.write_engine.connect()
             try:
                 if not self._foreign_keys:  # a pragma that only takes effect outside a transaction
-                    connection.connection.driver_connection.execute("PRAGMA foreign_keys=OFF")
+                    sqlite_connection(connection).execute("PRAGMA foreign_keys=OFF")
                 connection.begin()  # BEGIN IMMEDIATE (engine.py): waits for another thread's writer
             except BaseException:
                 if not self._foreign_keys:
-                    connection.connection.driver_connection.execute("PRAGMA foreign_keys=ON")
+                    sqlite_connection(connection).execute("PRAGMA foreign_keys=ON")
                 connection.close()
                 raise
             tx = WriteTransaction(self._db, connection, self._foreign_keys)
@@ -248,7 +253,8 @@ class TransactionScope:
         self._guard.__enter__()
         return self._scope
 
-    def __exit__(self, exc_type, exc, tb) -> bool:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> Literal[False]:
         scope = self._scope
         assert scope is not None
         tx = scope.tx

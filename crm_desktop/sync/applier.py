@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Mapping, Sequence, cast
 
 from crm_desktop.domain.actor import Actor
 from crm_desktop.storage import plugin_sync
@@ -39,6 +39,9 @@ from crm_desktop.storage.models import MODELS
 from crm_desktop.sync import local_writes, outbox, state
 from crm_desktop.sync import values as wire
 from crm_desktop.sync.protocol import ChangeKind, PulledChange, PullResponse
+
+if TYPE_CHECKING:
+    from pydantic import JsonValue
 
 log = logging.getLogger(__name__)
 
@@ -165,7 +168,7 @@ class PullApplier:
         table = wire.table_of(entity).name
         params = []
         for c in changes:
-            columns, values = self._row_values(conn, entity, c, c.record)
+            columns, values = self._row_values(conn, entity, c, _record(c))
             params.append((c.id, *values, 0, None))
         names = ["id", *columns, "revision", "deleted_at"]
         deferred = DeferredIndex(conn, table) if len(changes) >= BULK_INDEX_ROWS and _has_fts(conn, table) else None
@@ -176,9 +179,9 @@ class PullApplier:
             if deferred is not None:
                 deferred.close()
         if wire.has_tags(entity):  # new rows have no links yet: only add the pulled ones
-            link, column = wire.tag_link(entity)
+            link, column = wire.required_tag_link(entity)
             conn.executemany(f"INSERT OR IGNORE INTO {link.name} ({column}, tag_id) VALUES (?, ?)",
-                             [(c.id, tag) for c in changes for tag in (c.record.get("tags") or ())])
+                             [(c.id, tag) for c in changes for tag in _tag_ids(_record(c))])
 
     def _update(self, conn, entity: str, changes: list[PulledChange]) -> None:
         """Rows whose content changed are rewritten (the search triggers re-index them); rows that
@@ -186,7 +189,7 @@ class PullApplier:
         with the server's version — only take the server's stamps, with the search index's update
         trigger suspended for them when there are many, since their indexed text did not change."""
         table = wire.table_of(entity).name
-        rows = [self._row_values(conn, entity, c, c.record) for c in changes]
+        rows = [self._row_values(conn, entity, c, _record(c)) for c in changes]
         names = [*rows[0][0], "deleted_at"]
         # _row_values ends with the stamps (created_at, updated_at, version); the content is the rest
         assert tuple(names[-4:-1]) == ("created_at", "updated_at", "version")
@@ -198,7 +201,7 @@ class PullApplier:
         for change, (_names, values) in zip(changes, rows):
             same = local.get(change.id) == (*values[:-3], None)
             if same and local_tags is not None:
-                same = local_tags.get(change.id, set()) == set(change.record.get("tags") or [])
+                same = local_tags.get(change.id, set()) == set(_tag_ids(_record(change)))
             if same:
                 stamp_params.append((values[-1], values[-3], values[-2], change.id))
             else:
@@ -215,7 +218,7 @@ class PullApplier:
 
     def _tags(self, conn, entity: str, changes: list[PulledChange]) -> None:
         if wire.has_tags(entity):
-            local_writes.set_tags(conn, entity, [(c.id, list(c.record.get("tags") or [])) for c in changes])
+            local_writes.set_tags(conn, entity, [(c.id, list(_tag_ids(_record(c)))) for c in changes])
 
     # -- rebase -------------------------------------------------------------------------------
 
@@ -251,7 +254,7 @@ class PullApplier:
         conn.execute(f"UPDATE {table} SET {', '.join(f'{n} = ?' for n in row)} WHERE id = ?",
                      (*row.values(), change.id))
         if wire.has_tags(entity):
-            local_writes.set_tags(conn, entity, [(change.id, list(final.get("tags") or []))])
+            local_writes.set_tags(conn, entity, [(change.id, list(_tag_ids(final)))])
         # what is still pending now starts from the server's version
         conn.execute("UPDATE sync_outbox SET base_version = ? WHERE record_id = ? AND op = 'update'",
                      (change.version or 0, change.id))
@@ -300,6 +303,17 @@ def publish_plugin_tables(db: Database, tables: list[plugin_sync.SyncedTable]) -
     return applied
 
 
+def _record(change: PulledChange) -> dict[str, JsonValue]:
+    """The record of a pulled upsert (``apply`` leaves out the changes without one)."""
+    assert change.record is not None, "only upserts with a record are written"
+    return change.record
+
+
+def _tag_ids(record: Mapping[str, Any]) -> Sequence[str]:
+    """The ``tags`` of a wire record: a list of tag ids, or nothing (protocol.py, docs/sync.md)."""
+    return cast("Sequence[str]", record.get("tags") or ())
+
+
 def _local_rows(conn, table: str, names: list[str], ids: list[str]) -> dict[str, tuple]:
     out: dict[str, tuple] = {}
     for start in range(0, len(ids), 900):
@@ -311,7 +325,7 @@ def _local_rows(conn, table: str, names: list[str], ids: list[str]) -> dict[str,
 
 
 def _local_tags(conn, entity: str, ids: list[str]) -> dict[str, set[str]]:
-    link, column = wire.tag_link(entity)
+    link, column = wire.required_tag_link(entity)
     out: dict[str, set[str]] = {}
     for start in range(0, len(ids), 900):
         chunk = ids[start:start + 900]

@@ -30,13 +30,14 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
-from typing import Callable
+from typing import Callable, Iterator
 
 from crm_desktop.domain.events import Event
 from crm_desktop.errors import CrmError
 from crm_desktop.storage import plugin_sync as plugin_tables
 from crm_desktop.storage.base import utcnow
 from crm_desktop.storage.changes import db_time
+from crm_desktop.storage.dbapi import sqlite_connection
 from crm_desktop.storage.engine import Database
 from crm_desktop.sync import local_writes, outbox, state
 from crm_desktop.sync.applier import SYNC_ACTOR, PullApplier
@@ -146,7 +147,7 @@ class SyncEngine:
         """Tell the server the schemas of the synced plugin tables this database has (before the push
         that may carry their records); a database without any sends nothing."""
         with self.db.read_connection() as c:
-            tables = plugin_tables.load(c.connection.driver_connection)
+            tables = plugin_tables.load(sqlite_connection(c))
         if not tables:
             return
         request = PluginSchemasRequest(schemas=[
@@ -161,7 +162,7 @@ class SyncEngine:
         after = 0
         while True:
             with self.db.read_connection() as c:
-                batch = outbox.pending_wire(c.connection.driver_connection, self.push_batch, after)
+                batch = outbox.pending_wire(sqlite_connection(c), self.push_batch, after)
             if not batch:
                 return
             response = self.client.push(batch, pending=total)
@@ -234,7 +235,7 @@ class SyncEngine:
         entities: set[str] = set(report.entities)
         pending = self.pending_count()  # reported with the pull: what is left after the push (admin console)
         with self.db.read_connection() as c:
-            cursor = state.cursor(c.connection.driver_connection)
+            cursor = state.cursor(sqlite_connection(c))
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sync-pull") as fetcher:
             ahead = fetcher.submit(self.client.pull, cursor,
                                    FIRST_SYNC_PULL_LIMIT if cursor == "0" else self.pull_limit, pending)
@@ -276,7 +277,7 @@ class SyncEngine:
 
     def pending_count(self) -> int:
         with self.db.read_connection() as c:
-            return outbox.counts(c.connection.driver_connection)["pending"]
+            return outbox.counts(sqlite_connection(c))["pending"]
 
     def _remember(self, report: SyncReport) -> None:
         summary = {k: v for k, v in report.as_dict().items() if k != "entities"}
@@ -284,7 +285,7 @@ class SyncEngine:
             summary["last_success_at"] = report.finished_at
         else:
             with self.db.read_connection() as c:
-                previous = state.last_sync(c.connection.driver_connection) or {}
+                previous = state.last_sync(sqlite_connection(c)) or {}
             if previous.get("last_success_at"):
                 summary["last_success_at"] = previous["last_success_at"]
         with self.db.transaction(actor=SYNC_ACTOR, replicate=False) as scope:
@@ -294,7 +295,7 @@ class SyncEngine:
 def status(db: Database) -> dict:
     """Pending changes, the last sync, open conflicts and problems (``crm-desktop sync status``)."""
     with db.read_connection() as c:
-        conn = c.connection.driver_connection
+        conn = sqlite_connection(c)
         counts = outbox.counts(conn)
         conflicts = conn.execute("SELECT count(*) FROM sync_conflicts").fetchone()[0]
         account = state.account(conn)
@@ -316,7 +317,7 @@ def _now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def backoff_delays(first: float = 1.0, factor: float = 2.0, cap: float = 60.0):
+def backoff_delays(first: float = 1.0, factor: float = 2.0, cap: float = 60.0) -> Iterator[float]:
     """1, 2, 4, ... seconds, capped: the waits between retries of a sync that could not reach the server."""
     delay = first
     while True:

@@ -122,12 +122,13 @@ def write_bulk(conn, changes: BulkChanges) -> bool:
     batch goes row by row."""
     if not changes.audit_rows_in_place(conn):
         return False
+    before = changes.rowid_before
+    assert before is not None  # audit_rows_in_place is False without it
     conn.execute(
         "INSERT INTO sync_outbox (entity, record_id, op, fields, base_version, created_at, status) "
         f"SELECT ?, r.id, ?, 'null', r.version, ?, ? FROM {changes.table} r "
         "WHERE r.rowid > ? AND r.rowid <= ? ORDER BY r.rowid",
-        (changes.entity, Op.CREATE.value, db_time(utcnow()), PENDING, changes.rowid_before,
-         changes.rowid_before + len(changes)))
+        (changes.entity, Op.CREATE.value, db_time(utcnow()), PENDING, before, before + len(changes)))
     return True
 
 

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from datetime import date, datetime, timezone
 from enum import Enum
-from functools import lru_cache
+from functools import lru_cache, partial
 from operator import itemgetter
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
-from sqlalchemy import Boolean, Date, Integer, Table
+from sqlalchemy import Boolean, Date, FromClause, Integer, Table, TableClause
 
 from crm_desktop.domain import record_fields
 from crm_desktop.domain.validation import normalize_email, normalize_name, normalize_phone
@@ -30,19 +30,25 @@ from crm_desktop.storage.models import MODELS
 NOT_WIRE = frozenset({"id", "created_at", "updated_at", "version", "revision", "deleted_at"})
 
 
-def _plugin_table(spec: plugin_sync.SyncedTable) -> Any:
+def _plugin_table(spec: plugin_sync.SyncedTable) -> TableClause:
     from sqlalchemy import column, table
 
     return table(spec.table, *(column(n) for n in (*plugin_sync.SYNC_COLUMNS, *spec.fields)
                                if n not in ("owner_id", "team_id") or n in spec.fields))
 
 
-def table_of(entity: str) -> Table:
+def table_of(entity: str) -> TableClause:
     """The local table of ``entity`` (a synced plugin table's as a lightweight table clause)."""
     spec = plugin_sync.spec(entity)
     if spec is not None:
         return _plugin_table(spec)
-    return MODELS[entity].__table__
+    return _table(MODELS[entity].__table__)
+
+
+def _table(clause: FromClause) -> Table:
+    """A model's ``__table__`` or a relationship's link table, which are :class:`Table` objects."""
+    assert isinstance(clause, Table), clause
+    return clause
 
 
 def is_known(entity: str) -> bool:
@@ -50,7 +56,7 @@ def is_known(entity: str) -> bool:
     return entity in MODELS or plugin_sync.spec(entity) is not None
 
 
-def tag_link(entity: str) -> tuple[Table, str] | None:
+def tag_link(entity: str) -> tuple[TableClause, str] | None:
     """The link table of an entity with tags and the column holding the record id, or None."""
     if plugin_sync.is_plugin_entity(entity):
         return None
@@ -58,8 +64,18 @@ def tag_link(entity: str) -> tuple[Table, str] | None:
     relationship = model.__mapper__.relationships.get("tags")
     if relationship is None:
         return None
-    link = relationship.secondary
+    secondary = relationship.secondary
+    assert secondary is not None, "tags are linked through a table"
+    link = _table(secondary)
     return link, next(c.name for c in link.columns if c.name != "tag_id")
+
+
+def required_tag_link(entity: str) -> tuple[TableClause, str]:
+    """:func:`tag_link` of an entity known to have tags (:func:`has_tags`)."""
+    found = tag_link(entity)
+    if found is None:
+        raise ValueError(f"{entity} has no tags")
+    return found
 
 
 def wire_columns(entity: str) -> tuple[str, ...]:
@@ -172,15 +188,15 @@ def _converters(entity: str) -> tuple[tuple[str, Any], ...]:
 
 
 @lru_cache(maxsize=None)
-def _core_converters(entity: str) -> tuple[tuple[str, Any], ...]:
-    out = []
+def _core_converters(entity: str) -> tuple[tuple[str, Callable[[Any], Any] | None], ...]:
+    out: list[tuple[str, Callable[[Any], Any] | None]] = []
     for name in wire_columns(entity):
         kind = _kind(entity, name)
         if kind == "datetime":
             out.append((name, lambda v: None if v is None else (db_time_text(v) if isinstance(v, str)
                                                                  else db_time(v))))
         elif kind in ("date", "bool"):
-            out.append((name, lambda v, e=entity, n=name: to_db(e, n, v)))
+            out.append((name, partial(to_db, entity, name)))
         else:
             out.append((name, None))
     return tuple(out)
@@ -285,7 +301,7 @@ def record_wire(conn, entity: str, record_id: str) -> dict[str, Any] | None:
     out = {name: to_wire(entity, name, value) for name, value in zip(names, row)
            if value is not None}
     if _kind_tags(entity):
-        link, column = tag_link(entity)
+        link, column = required_tag_link(entity)
         out["tags"] = sorted(r[0] for r in conn.execute(
             f"SELECT tag_id FROM {link.name} WHERE {column} = ?", (record_id,)))
     return out

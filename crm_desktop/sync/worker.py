@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass, replace
-from typing import Callable
+from typing import Callable, Iterator
 
 from crm_desktop.auth.session import SignedOut
 from crm_desktop.errors import CrmError
@@ -49,7 +49,7 @@ class SyncStatus:
 class SyncWorker:
     def __init__(self, service, *, on_status: Callable[[SyncStatus], None] = lambda s: None,
                  interval: float = DEFAULT_INTERVAL, listen: bool = True,
-                 sleep_backoff: Callable[[], object] | None = None):
+                 sleep_backoff: Callable[[], Iterator[float]] | None = None):
         self.service = service
         self.on_status = on_status
         self.interval = interval

@@ -13,6 +13,7 @@ from PySide6.QtWidgets import (
 from crm_desktop.domain.enums import ActivityKind
 from crm_desktop.errors import ValidationError
 from crm_desktop.ui.executor import InlineExecutor
+from crm_desktop.ui.theme import named
 
 
 class ActivityDialog(QDialog):
@@ -54,7 +55,7 @@ class ActivityDialog(QDialog):
             form.addRow("Due", self.due)
         form.addRow("Notes", self.body)
         layout.addLayout(form)
-        self.error = QLabel(objectName="FieldError", wordWrap=True)
+        self.error = named(QLabel(wordWrap=True), "FieldError")
         self.error.hide()
         layout.addWidget(self.error)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
@@ -72,7 +73,9 @@ class ActivityDialog(QDialog):
         fields = dict(self._links, body=self.body.toPlainText() or None)
         activities, kind, subject = self._services.activities, self.kind.currentData(), self.subject.text()
         if self._schedule:
-            due = self.due.dateTime().toPython().astimezone().astimezone(timezone.utc)
+            picked = self.due.dateTime().toPython()
+            assert isinstance(picked, datetime)  # (typed object in the stubs)
+            due = picked.astimezone().astimezone(timezone.utc)
 
             def write():
                 return activities.schedule(kind, subject, due, **fields)

@@ -9,7 +9,7 @@ from typing import Callable
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QFrame, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QMenu, QMessageBox, QPushButton, QScrollArea,
-    QTabWidget, QToolButton, QVBoxLayout, QWidget,
+    QLineEdit, QTabWidget, QToolButton, QVBoxLayout, QWidget,
 )
 
 from crm_desktop.domain.enums import ActivityKind
@@ -21,6 +21,7 @@ from crm_desktop.ui.entities import EntitySpec, lead_status_text, money, when
 from crm_desktop.ui.executor import InlineExecutor
 from crm_desktop.ui.record_form import RecordForm
 from crm_desktop.ui.resources import icon
+from crm_desktop.ui.theme import named
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +40,8 @@ def _related_items(services, entity: str, record_id: str, wanted: list[str]) -> 
                                f"{when(a.done_at or a.due_at)}")
             for a in services.activities.for_record(**{link: record_id}, limit=100)]
     if "deals" in wanted and link in ("contact_id", "company_id"):
-        page = services.deals.list(ListQuery(**{link: record_id}), Sort("updated", True), limit=100)
+        query = ListQuery(contact_id=record_id) if link == "contact_id" else ListQuery(company_id=record_id)
+        page = services.deals.list(query, Sort("updated", True), limit=100)
         out["deals"] = [("deal", d.id, f"{d.title}   ·   {d.stage_name}   ·   {money(d.amount_cents, d.currency)}")
                         for d in page.items]
     if "contacts" in wanted:
@@ -56,7 +58,8 @@ class DuplicateBanner(QFrame):
     merge_requested = Signal(str)
 
     def __init__(self, parent: QWidget | None = None):
-        super().__init__(parent, objectName="Banner")
+        super().__init__(parent)
+        self.setObjectName("Banner")
         layout = QHBoxLayout(self)
         layout.setContentsMargins(8, 4, 8, 4)
         badge = QLabel()
@@ -89,7 +92,8 @@ class DetailPanel(QFrame):
     def __init__(self, spec: EntitySpec, services, *,
                  record_actions: Callable[[str, list[str], QMenu], None] | None = None,
                  executor=None, parent: QWidget | None = None):
-        super().__init__(parent, objectName="DetailPanel")
+        super().__init__(parent)
+        self.setObjectName("DetailPanel")
         self.spec = spec
         self._services = services
         self._record_actions = record_actions
@@ -101,12 +105,14 @@ class DetailPanel(QFrame):
         header = QHBoxLayout()
         titles = QVBoxLayout()
         titles.setSpacing(0)
-        self.title = QLabel(objectName="DetailTitle")
-        self.subtitle = QLabel(objectName="Muted")
+        self.title = named(QLabel(), "DetailTitle")
+        self.subtitle = named(QLabel(), "Muted")
         titles.addWidget(self.title)
         titles.addWidget(self.subtitle)
         header.addLayout(titles, 1)
-        self.more_button = QToolButton(text="⋯", toolTip="More actions")
+        self.more_button = QToolButton()
+        self.more_button.setText("⋯")
+        self.more_button.setToolTip("More actions")
         self.more_button.clicked.connect(self._show_more_menu)
         header.addWidget(self.more_button, 0, Qt.AlignmentFlag.AlignTop)
         layout.addLayout(header)
@@ -131,7 +137,7 @@ class DetailPanel(QFrame):
         self.duplicates.merge_requested.connect(self.merge_into)
         layout.addWidget(self.duplicates)
 
-        self.conversion = QLabel(objectName="Banner", wordWrap=True, textFormat=Qt.TextFormat.RichText)
+        self.conversion = named(QLabel(wordWrap=True, textFormat=Qt.TextFormat.RichText), "Banner")
         self.conversion.setTextInteractionFlags(Qt.TextInteractionFlag.LinksAccessibleByMouse
                                                 | Qt.TextInteractionFlag.LinksAccessibleByKeyboard)
         self.conversion.linkActivated.connect(self._follow_link)
@@ -140,9 +146,11 @@ class DetailPanel(QFrame):
 
         self.form = RecordForm(spec, services, executor=self._executor, own_buttons=False)
         self.form.saved.connect(self._on_saved)
-        self.scroll = QScrollArea(widgetResizable=True, frameShape=QFrame.Shape.NoFrame)
-        self.scroll.setWidget(self.form)
-        layout.addWidget(self.scroll, 3)
+        # (not ``self.scroll``: that would hide QWidget.scroll)
+        self.form_scroll = QScrollArea(widgetResizable=True)
+        self.form_scroll.setFrameShape(QFrame.Shape.NoFrame)
+        self.form_scroll.setWidget(self.form)
+        layout.addWidget(self.form_scroll, 3)
         # Save and Revert stay on screen below the scrolling form, however tall the form is
         layout.addWidget(self.form.button_bar)
 
@@ -161,7 +169,9 @@ class DetailPanel(QFrame):
             self._dup_timer = QTimer(self, singleShot=True, interval=250)
             self._dup_timer.timeout.connect(self.check_duplicates)
             for name in ("first_name", "last_name", "email", "phone", "mobile"):
-                self.form.inputs[name].textEdited.connect(lambda *_: self._dup_timer.start())
+                line_edit = self.form.inputs[name]
+                assert isinstance(line_edit, QLineEdit)  # the contact's names, e-mail and phones are line edits
+                line_edit.textEdited.connect(lambda *_: self._dup_timer.start())
         self.show_record(None)
 
     # -- showing ------------------------------------------------------------------------
@@ -277,7 +287,10 @@ class DetailPanel(QFrame):
     def _add_action(self, key: str, text: str, icon_name: str, slot) -> None:
         tips = {"call": "Log a call", "visit": "Log a visit", "note": "Add a note",
                 "follow_up": "Schedule a follow-up task", "convert": "Convert to contact, company and deal"}
-        button = QToolButton(text=text, icon=icon(icon_name), toolTip=tips.get(key, text))
+        button = QToolButton()
+        button.setText(text)
+        button.setIcon(icon(icon_name))
+        button.setToolTip(tips.get(key, text))
         button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
         button.setProperty("chip", True)
         button.clicked.connect(slot)
@@ -468,11 +481,11 @@ class DetailPanel(QFrame):
         """The form holds edits that are not saved."""
         return self.form.is_dirty()
 
-    def save(self, then: Callable[[], None] | None = None) -> None:
+    def save(self, then: Callable[[], object] | None = None) -> None:
         """Save the form (Ctrl+S); ``then()`` runs once it is saved."""
         self.form.save(then)
 
-    def confirm_leave(self, then: Callable[[], None]) -> bool:
+    def confirm_leave(self, then: Callable[[], object]) -> bool:
         """Before showing something else: True to go ahead now. With unsaved edits the user picks
         Save (False now; ``then()`` runs once saved), Discard (edits dropped, True) or Cancel (False)."""
         if not self.is_dirty():

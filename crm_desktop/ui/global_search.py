@@ -10,10 +10,12 @@ from __future__ import annotations
 import logging
 
 from PySide6.QtCore import QEvent, QObject, QPoint, Qt, Signal
+from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import QFrame, QLineEdit, QListWidget, QListWidgetItem, QWidget
 
 from crm_desktop.ui.background import BackgroundReader
 from crm_desktop.ui.resources import icon
+from crm_desktop.ui.theme import named
 
 log = logging.getLogger(__name__)
 
@@ -29,14 +31,15 @@ class GlobalSearch(QLineEdit):
     results_shown = Signal(str, int)
 
     def __init__(self, services, *, limit: int = 12, parent: QWidget | None = None):
-        super().__init__(parent, objectName="GlobalSearch")
+        super().__init__(parent)
+        self.setObjectName("GlobalSearch")
         self._services = services
         self._limit = limit
         self._asked = ""
         self.setPlaceholderText("Search everything…   Ctrl+K")
         self.setClearButtonEnabled(True)
         self.addAction(icon("search"), QLineEdit.ActionPosition.LeadingPosition)
-        self.popup = QListWidget(objectName="SearchPopup")
+        self.popup = named(QListWidget(), "SearchPopup")
         self.popup.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.popup.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.popup.itemClicked.connect(self._choose)
@@ -102,7 +105,8 @@ class GlobalSearch(QLineEdit):
             self.open_record.emit(*data)
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
-        if watched is self and event.type() == QEvent.Type.KeyPress and self.popup.isVisible():
+        if (watched is self and event.type() == QEvent.Type.KeyPress and isinstance(event, QKeyEvent)
+                and self.popup.isVisible()):
             key = event.key()
             if key in (Qt.Key.Key_Down, Qt.Key.Key_Up):
                 step = 1 if key == Qt.Key.Key_Down else -1

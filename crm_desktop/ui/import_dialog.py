@@ -16,14 +16,19 @@ import logging
 import sys
 from html import escape
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, QProcess, Qt, QTimer, Signal
 from PySide6.QtWidgets import (
-    QCheckBox, QComboBox, QDialog, QDialogButtonBox, QHBoxLayout, QHeaderView, QLabel, QProgressDialog, QPushButton,
+    QBoxLayout, QCheckBox, QComboBox, QDialog, QDialogButtonBox, QHBoxLayout, QHeaderView, QLabel, QProgressDialog, QPushButton,
     QTableWidget, QTableWidgetItem, QTextBrowser, QVBoxLayout, QWidget, QMessageBox,
 )
 
 from crm_desktop.errors import CrmError
+from crm_desktop.ui.theme import named
+
+if TYPE_CHECKING:
+    from crm_desktop.services.importer import ImportSummary
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +94,7 @@ class ImportProcess(QObject):
         self.unmapped: list[str] = []
         self._finished = False
         self._buffer = b""
-        self._summary = None
+        self._summary: ImportSummary | None = None
         self._error: str | None = None
         self._stderr = b""
         self.process = QProcess(self)
@@ -127,10 +132,10 @@ class ImportProcess(QObject):
         return self.process.waitForFinished(msecs)
 
     def _read_stderr(self) -> None:
-        self._stderr = (self._stderr + bytes(self.process.readAllStandardError()))[-8192:]
+        self._stderr = (self._stderr + self.process.readAllStandardError().data())[-8192:]
 
     def _read_stdout(self) -> None:
-        self._buffer += bytes(self.process.readAllStandardOutput())
+        self._buffer += self.process.readAllStandardOutput().data()
         *lines, self._buffer = self._buffer.split(b"\n")
         for line in lines:
             self._line(line)
@@ -206,7 +211,7 @@ class ImportDialog(QDialog):
         self.setWindowTitle(f"Import {entity}s from {self.path.name}")
         self.resize(880, 560)
         layout = QVBoxLayout(self)
-        self.info = QLabel(objectName="Muted", wordWrap=True)
+        self.info = named(QLabel(wordWrap=True), "Muted")
         layout.addWidget(self.info)
         self.table = QTableWidget()
         self.table.setAlternatingRowColors(True)
@@ -214,7 +219,7 @@ class ImportDialog(QDialog):
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         self.table.horizontalHeader().setDefaultSectionSize(150)
         layout.addWidget(self.table, 1)
-        self.unmapped_label = QLabel(objectName="Muted", wordWrap=True)
+        self.unmapped_label = named(QLabel(wordWrap=True), "Muted")
         self.unmapped_label.hide()
         layout.addWidget(self.unmapped_label)
         # the choice of issue 8: all or nothing (default), or set the invalid rows aside
@@ -222,7 +227,7 @@ class ImportDialog(QDialog):
                                       "to a CSV file beside this file")
         self.skip_invalid.setToolTip("Off: one invalid row refuses the whole file and nothing is imported.")
         layout.addWidget(self.skip_invalid)
-        self.message = QLabel(objectName="FieldError", wordWrap=True)
+        self.message = named(QLabel(wordWrap=True), "FieldError")
         self.message.hide()
         layout.addWidget(self.message)
         buttons = QDialogButtonBox()
@@ -274,9 +279,9 @@ class ImportDialog(QDialog):
         reverse = {v: k for k, v in preview.mapping.items() if v}
         for r, (_, values) in enumerate(preview.rows, start=1):
             for field, value in values.items():
-                header = reverse.get(field)
-                if header in headers:
-                    self.table.setItem(r, headers.index(header), QTableWidgetItem(value))
+                source = reverse.get(field)
+                if source in headers:
+                    self.table.setItem(r, headers.index(source), QTableWidgetItem(value))
 
     def _show_unmapped(self, unmapped) -> None:
         if unmapped:
@@ -330,9 +335,10 @@ class ImportDialog(QDialog):
                 self.progress_dialog.setLabelText("Cancelling… nothing will be changed")
 
     def reject(self) -> None:  # Esc or closing the window while the child runs: cancel it first
-        if self.running():
+        run = self._run
+        if run is not None and self.running():
             self.cancel_import()
-            self._run.wait(ImportProcess.KILL_AFTER_MS + 2000)
+            run.wait(ImportProcess.KILL_AFTER_MS + 2000)
         super().reject()
 
     def running(self) -> bool:
@@ -403,7 +409,9 @@ class ImportDialog(QDialog):
                     f"<li>line {r.line}: {escape(r.reason or '')}</li>" for r in skipped[:200]) + "</ul>"
                 if len(skipped) > 200:
                     text += f"<p>… and {len(skipped) - 200} more</p>"
-        self.summary_view = QTextBrowser(objectName="ImportSummary")
+        self.summary_view = named(QTextBrowser(), "ImportSummary")
         self.summary_view.setHtml(text)
-        self.layout().insertWidget(1, self.summary_view, 1)
+        layout = self.layout()
+        assert isinstance(layout, QBoxLayout)  # the dialog's column (__init__)
+        layout.insertWidget(1, self.summary_view, 1)
         self.info.setText(self.path.name)

@@ -16,6 +16,7 @@ from crm_desktop.services.paging import ListQuery, Sort
 from crm_desktop.ui import theme
 from crm_desktop.ui.entities import money, when
 from crm_desktop.ui.executor import InlineExecutor
+from crm_desktop.ui.theme import named
 
 log = logging.getLogger(__name__)
 
@@ -78,21 +79,22 @@ class StageColumn(QFrame):
     deal_opened = Signal(str)
 
     def __init__(self, stage, parent: QWidget | None = None):
-        super().__init__(parent, objectName="KanbanColumn")
+        super().__init__(parent)
+        self.setObjectName("KanbanColumn")
         self.stage = stage
         self.setAcceptDrops(True)
         self.setFixedWidth(250)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(8, 10, 8, 8)
         layout.setSpacing(4)
-        self.header = QLabel(stage.name, objectName="KanbanHeader")
-        self.total = QLabel(objectName="KanbanTotal")
+        self.header = named(QLabel(stage.name), "KanbanHeader")
+        self.total = named(QLabel(), "KanbanTotal")
         layout.addWidget(self.header)
         layout.addWidget(self.total)
         self.cards = _CardList(self)
         self.cards.itemActivated.connect(lambda item: self.deal_opened.emit(item.data(_DEAL_ROLE).id))
         layout.addWidget(self.cards, 1)
-        self.more = QLabel(objectName="Muted")
+        self.more = named(QLabel(), "Muted")
         self.more.hide()
         layout.addWidget(self.more)
 
@@ -163,7 +165,8 @@ class PipelineBoard(QWidget):
     status = Signal(str)
 
     def __init__(self, services, *, executor=None, parent: QWidget | None = None):
-        super().__init__(parent, objectName="Page")
+        super().__init__(parent)
+        self.setObjectName("Page")
         self._services = services
         self._executor = executor if executor is not None else InlineExecutor()
         self.loading = False
@@ -175,14 +178,15 @@ class PipelineBoard(QWidget):
         self.pipeline.setMinimumWidth(200)
         bar.addWidget(self.pipeline)
         bar.addStretch(1)
-        self.summary = QLabel(objectName="Muted")
+        self.summary = named(QLabel(), "Muted")
         bar.addWidget(self.summary)
         layout.addLayout(bar)
         self.columns_host = QWidget()
         self.columns_layout = QHBoxLayout(self.columns_host)
         self.columns_layout.setContentsMargins(0, 0, 0, 0)
         self.columns_layout.setSpacing(10)
-        scroll = QScrollArea(widgetResizable=True, frameShape=QFrame.Shape.NoFrame)
+        scroll = QScrollArea(widgetResizable=True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
         scroll.setWidget(self.columns_host)
         layout.addWidget(scroll, 1)
         self.columns: dict[str, StageColumn] = {}

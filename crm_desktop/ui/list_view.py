@@ -18,6 +18,7 @@ from crm_desktop.ui.entities import EntitySpec
 from crm_desktop.ui.executor import InlineExecutor
 from crm_desktop.ui.paged_model import PagedTableModel
 from crm_desktop.ui.resources import icon
+from crm_desktop.ui.theme import named
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +36,8 @@ class EntityListView(QWidget):
     def __init__(self, spec: EntitySpec, services, *, settings: QSettings | None = None,
                  record_actions: Callable[[str, list[str], QMenu], None] | None = None,
                  executor=None, parent: QWidget | None = None):
-        super().__init__(parent, objectName="Page")
+        super().__init__(parent)
+        self.setObjectName("Page")
         self.spec = spec
         self._services = services
         self._settings = settings
@@ -54,13 +56,13 @@ class EntityListView(QWidget):
         bar.addWidget(self.filter_text)
         self.filter_combos: dict[str, QComboBox] = {}
         for name in spec.filters:
-            combo = QComboBox(objectName=f"filter_{name}")
+            combo = named(QComboBox(), f"filter_{name}")
             combo.setMinimumWidth(110)
             self.filter_combos[name] = combo
             bar.addWidget(combo)
         self._fill_filters()
         bar.addStretch(1)
-        self.count_label = QLabel(objectName="Muted")
+        self.count_label = named(QLabel(), "Muted")
         bar.addWidget(self.count_label)
         self.new_button = QPushButton(icon("plus", "#ffffff"), f"New {spec.singular.lower()}")
         self.new_button.setProperty("primary", True)
@@ -70,7 +72,7 @@ class EntityListView(QWidget):
 
         self.model = PagedTableModel(self.service, list(spec.columns), start=False, parent=self)
         self.model.countChanged.connect(self._show_count)
-        self.table = QTableView(objectName=f"{spec.plural}_table")
+        self.table = named(QTableView(), f"{spec.plural}_table")
         self.table.setModel(self.model)
         self.table.setAlternatingRowColors(True)
         self.table.setShowGrid(False)

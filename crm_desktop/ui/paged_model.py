@@ -219,8 +219,9 @@ class PagedTableModel(QAbstractTableModel):
 
     def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
         """Header clicks sort in SQL by the column's service sort key (other columns do nothing)."""
-        if 0 <= column < len(self._columns) and self._columns[column].sort_key:
-            self.set_sort(Sort(self._columns[column].sort_key, order == Qt.SortOrder.DescendingOrder))
+        key = self._columns[column].sort_key if 0 <= column < len(self._columns) else None
+        if key:
+            self.set_sort(Sort(key, order == Qt.SortOrder.DescendingOrder))
 
     def sort_column(self) -> int:
         """The column sorted by now (-1 if the sort is not one a column shows)."""
@@ -246,7 +247,7 @@ class PagedTableModel(QAbstractTableModel):
             reverse = Sort(sort.key, not sort.descending)
             skip = count - 1 - end
 
-            def load():
+            def load_from_end():
                 after = service.key_at(skip - 1, query, reverse) if skip > 0 else None
                 if skip > 0 and after is None:
                     return [], None
@@ -254,7 +255,7 @@ class PagedTableModel(QAbstractTableModel):
                 items = list(reversed(page.items))
                 return items, (page.first_key if page.items else None)
 
-            self._reader.submit(key, load)
+            self._reader.submit(key, load_from_end)
             return
 
         def load():

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import logging
 from datetime import date, datetime, time, timezone
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
 
 from PySide6.QtCore import QDate, QDateTime, QStringListModel, Qt, QTime, Signal
+from PySide6.QtGui import QStandardItemModel
 from PySide6.QtWidgets import (
     QComboBox, QCompleter, QDateEdit, QDateTimeEdit, QFormLayout, QFrame, QHBoxLayout, QLabel, QLineEdit,
     QPlainTextEdit, QPushButton, QVBoxLayout, QWidget,
@@ -21,6 +22,15 @@ from crm_desktop.domain.enums import LeadStatus
 from crm_desktop.errors import CrmError, ValidationError
 from crm_desktop.ui.entities import EntitySpec, FormField
 from crm_desktop.ui.executor import InlineExecutor
+from crm_desktop.ui.theme import named
+
+_Input = TypeVar("_Input", bound=QWidget)
+
+
+def _aware(value: object) -> datetime:
+    """What ``QDateTime.toPython()`` gives (a datetime; the stubs say object), in local time."""
+    assert isinstance(value, datetime)
+    return value.astimezone()
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +130,7 @@ class RecordForm(QWidget):
         self.errors: dict[str, QLabel] = {}
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        self.form_error = QLabel(objectName="FieldError", wordWrap=True)
+        self.form_error = named(QLabel(wordWrap=True), "FieldError")
         self.form_error.hide()
         layout.addWidget(self.form_error)
         form = QFormLayout()
@@ -130,7 +140,7 @@ class RecordForm(QWidget):
         for f in spec.form:
             widget = self._make_input(f)
             self.inputs[f.name] = widget
-            error = QLabel(objectName="FieldError", wordWrap=True)
+            error = named(QLabel(wordWrap=True), "FieldError")
             error.hide()
             self.errors[f.name] = error
             box = QVBoxLayout()
@@ -139,10 +149,10 @@ class RecordForm(QWidget):
             box.addWidget(error)
             form.addRow(f.label + (" *" if f.required else ""), box)
         layout.addLayout(form)
-        self.button_bar = QFrame(objectName="FormButtonBar")
+        self.button_bar = named(QFrame(), "FormButtonBar")
         buttons = QHBoxLayout(self.button_bar)
         buttons.setContentsMargins(0, 6, 0, 0)
-        self.state_label = QLabel(objectName="Muted")  # "Saving…", "Saved 14:03", "Unsaved changes"
+        self.state_label = named(QLabel(), "Muted")  # "Saving…", "Saved 14:03", "Unsaved changes"
         buttons.addWidget(self.state_label, 1)
         self.cancel_button = QPushButton("Revert")
         self.cancel_button.setToolTip("Undo the changes made since the last save")
@@ -172,7 +182,7 @@ class RecordForm(QWidget):
 
     def _fill_stages(self, stages: list[tuple[str, tuple[str, str]]]) -> None:
         name = next(f.name for f in self.spec.form if f.kind == "stage")
-        widget = self.inputs[name]
+        widget = self._input(name, QComboBox)
         was_clean = not self.is_dirty()
         self._loading = True
         try:
@@ -190,7 +200,7 @@ class RecordForm(QWidget):
 
     def _stages_failed(self, exc: BaseException) -> None:
         name = next(f.name for f in self.spec.form if f.kind == "stage")
-        self.inputs[name].setItemText(0, "Stages could not be loaded")
+        self._input(name, QComboBox).setItemText(0, "Stages could not be loaded")
         self.errors[name].setText(f"The pipeline stages could not be loaded: {exc}")
         self.errors[name].show()
 
@@ -203,34 +213,42 @@ class RecordForm(QWidget):
 
     # -- inputs -------------------------------------------------------------------
 
+    def _input(self, name: str, kind: type[_Input]) -> _Input:
+        """The input of field ``name``, which :meth:`_make_input` made a ``kind`` for its field kind."""
+        widget = self.inputs[name]
+        assert isinstance(widget, kind), (name, type(widget).__name__)
+        return widget
+
     def _make_input(self, f: FormField) -> QWidget:
+        widget: QWidget
         if f.kind == "multiline":
-            widget = QPlainTextEdit()
-            widget.setFixedHeight(70)
+            text = QPlainTextEdit()
+            text.setFixedHeight(70)
+            widget = text
         elif f.kind == "choice":
-            widget = QComboBox()
+            choices = QComboBox()
             for choice in f.choices:
-                widget.addItem(choice.capitalize(), choice)
+                choices.addItem(choice.capitalize(), choice)
+            widget = choices
         elif f.kind == "stage":
-            widget = QComboBox()  # filled by _load_stages, on the reader
-            widget.addItem("Loading stages…", None)
+            stages = QComboBox()  # filled by _load_stages, on the reader
+            stages.addItem("Loading stages…", None)
+            widget = stages
         elif f.kind in ("company", "contact"):
             widget = LookupEdit(self._services.companies if f.kind == "company" else self._services.contacts,
                                 executor=self._executor)
-        elif f.kind == "date":
-            widget = QDateEdit(calendarPopup=True)
-            widget.setMinimumDate(_NO_DATE)
-            widget.setSpecialValueText("—")
-            widget.setDisplayFormat("dd MMM yyyy")
-        elif f.kind == "datetime":
-            widget = QDateTimeEdit(calendarPopup=True)
-            widget.setMinimumDate(_NO_DATE)
-            widget.setSpecialValueText("—")
-            widget.setDisplayFormat("dd MMM yyyy HH:mm")
+        elif f.kind in ("date", "datetime"):
+            moment = QDateEdit() if f.kind == "date" else QDateTimeEdit()
+            moment.setCalendarPopup(True)
+            moment.setMinimumDate(_NO_DATE)
+            moment.setSpecialValueText("—")
+            moment.setDisplayFormat("dd MMM yyyy" if f.kind == "date" else "dd MMM yyyy HH:mm")
+            widget = moment
         else:
-            widget = QLineEdit()
+            line = QLineEdit()
             if f.placeholder:
-                widget.setPlaceholderText(f.placeholder)
+                line.setPlaceholderText(f.placeholder)
+            widget = line
         widget.setObjectName(f"field_{f.name}")
         edited = getattr(widget, "textEdited", None) or getattr(widget, "textChanged", None) \
             or getattr(widget, "currentIndexChanged", None) or getattr(widget, "dateTimeChanged", None)
@@ -258,38 +276,41 @@ class RecordForm(QWidget):
     def _fill(self, record) -> None:
         self.clear_errors()
         for f in self.spec.form:
-            widget = self.inputs[f.name]
-            value = getattr(record, f.name, None) if record is not None else None
+            name = f.name
+            value = getattr(record, name, None) if record is not None else None
             if f.kind == "multiline":
-                widget.setPlainText(value or "")
+                self._input(name, QPlainTextEdit).setPlainText(value or "")
             elif f.kind == "choice":
-                i = widget.findData(str(value)) if value is not None else 0
-                widget.setCurrentIndex(max(0, i))
-                if self.spec.entity == "lead" and f.name == "status":
-                    self._lead_status_choices(widget, str(value) if value is not None else None)
+                combo = self._input(name, QComboBox)
+                i = combo.findData(str(value)) if value is not None else 0
+                combo.setCurrentIndex(max(0, i))
+                if self.spec.entity == "lead" and name == "status":
+                    self._lead_status_choices(combo, str(value) if value is not None else None)
             elif f.kind == "stage":
                 self._stage_value = value
-                self._select_stage(widget)
+                self._select_stage(self._input(name, QComboBox))
             elif f.kind == "company":
-                widget.set_value(value, getattr(record, "company_name", None) if record else None)
+                self._input(name, LookupEdit).set_value(
+                    value, getattr(record, "company_name", None) if record else None)
             elif f.kind == "contact":
-                widget.set_value(value, "…" if value else None)
+                self._input(name, LookupEdit).set_value(value, "…" if value else None)
                 if value:
-                    self._load_contact_name(f.name, value)
+                    self._load_contact_name(name, value)
             elif f.kind == "date":
-                widget.setDate(QDate(value.year, value.month, value.day) if value else _NO_DATE)
+                self._input(name, QDateEdit).setDate(QDate(value.year, value.month, value.day) if value else _NO_DATE)
             elif f.kind == "datetime":
-                widget.setDateTime(QDateTime(value.astimezone()) if value else QDateTime(_NO_DATE, QTime(0, 0)))
+                self._input(name, QDateTimeEdit).setDateTime(
+                    QDateTime(value.astimezone()) if value else QDateTime(_NO_DATE, QTime(0, 0)))
             elif f.kind == "amount":
-                widget.setText(f"{record.amount_cents / 100:.2f}" if record is not None else "")
+                self._input(name, QLineEdit).setText(f"{record.amount_cents / 100:.2f}" if record is not None else "")
             elif f.kind == "tags":
-                widget.setText(", ".join(value or ()))
+                self._input(name, QLineEdit).setText(", ".join(value or ()))
             else:
-                widget.setText("" if value is None else str(value))
+                self._input(name, QLineEdit).setText("" if value is None else str(value))
 
     def _load_contact_name(self, name: str, contact_id: str) -> None:
         """The name shown in a contact field: read on the reader, shown if the field still holds it."""
-        contacts, widget = self._services.contacts, self.inputs[name]
+        contacts, widget = self._services.contacts, self._input(name, LookupEdit)
 
         def fetch() -> str | None:
             found = contacts.find(contact_id)
@@ -309,7 +330,8 @@ class RecordForm(QWidget):
     def _lead_status_choices(self, widget: QComboBox, status: str | None) -> None:
         """"Converted" is set by converting the lead: offered only on a converted lead, which keeps it."""
         converted = status == LeadStatus.CONVERTED.value
-        item = widget.model().item(widget.findData(LeadStatus.CONVERTED.value))
+        model = widget.model()  # a combo box's own model is a QStandardItemModel
+        item = model.item(widget.findData(LeadStatus.CONVERTED.value)) if isinstance(model, QStandardItemModel) else None
         if item is not None:
             item.setEnabled(converted)
         widget.setEnabled(not converted)
@@ -324,31 +346,32 @@ class RecordForm(QWidget):
         """The form's values as service fields (text is passed as typed; the service validates)."""
         out: dict[str, Any] = {}
         for f in self.spec.form:
-            widget = self.inputs[f.name]
+            name = f.name
             if f.kind == "multiline":
-                out[f.name] = widget.toPlainText()
+                out[name] = self._input(name, QPlainTextEdit).toPlainText()
             elif f.kind == "choice":
-                out[f.name] = widget.currentData()
+                out[name] = self._input(name, QComboBox).currentData()
             elif f.kind == "stage":
-                if widget.currentData():
-                    out["pipeline_id"], out["stage_id"] = widget.currentData()
+                stage = self._input(name, QComboBox).currentData()
+                if stage:
+                    out["pipeline_id"], out["stage_id"] = stage
             elif f.kind in ("company", "contact"):
-                out[f.name] = widget.record_id
+                out[name] = self._input(name, LookupEdit).record_id
             elif f.kind == "date":
-                d = widget.date()
-                out[f.name] = None if d == _NO_DATE else date(d.year(), d.month(), d.day())
+                d = self._input(name, QDateEdit).date()
+                out[name] = None if d == _NO_DATE else date(d.year(), d.month(), d.day())
             elif f.kind == "datetime":
-                dt = widget.dateTime()
-                out[f.name] = None if dt.date() == _NO_DATE else dt.toPython().astimezone().astimezone(timezone.utc)
+                dt = self._input(name, QDateTimeEdit).dateTime()
+                out[name] = None if dt.date() == _NO_DATE else _aware(dt.toPython()).astimezone(timezone.utc)
             elif f.kind == "tags":
-                out[f.name] = [t.strip() for t in widget.text().split(",") if t.strip()]
+                out[name] = [t.strip() for t in self._input(name, QLineEdit).text().split(",") if t.strip()]
             else:
-                out[f.name] = widget.text()
+                out[name] = self._input(name, QLineEdit).text()
         return out
 
     # -- saving ---------------------------------------------------------------------
 
-    def save(self, then: Callable[[], None] | None = None) -> None:
+    def save(self, then: Callable[[], object] | None = None) -> None:
         """Create or update on the writer thread. When it is saved, ``saved(record)`` is emitted and
         ``then()`` runs; a validation error is shown beside its field (and ``then`` never runs)."""
         if self.saving:
@@ -367,7 +390,7 @@ class RecordForm(QWidget):
         self._executor.write(write, done=lambda record: self._saved(record, values, then),
                              failed=self._not_saved, context=self, label=f"save {self.spec.entity}")
 
-    def _saved(self, record, values: dict[str, Any], then: Callable[[], None] | None) -> None:
+    def _saved(self, record, values: dict[str, Any], then: Callable[[], object] | None) -> None:
         self.saving = False
         self.save_button.setEnabled(True)
         edited_meanwhile = self.values() != values  # typed on while the save ran: keep those edits

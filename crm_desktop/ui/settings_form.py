@@ -204,25 +204,25 @@ class SettingsForm(QWidget):
             return _Row(spec, combo, combo.currentData, write_combo, error)
         if spec.type == "boolean":
             box = QCheckBox()
-            return _Row(spec, box, box.isChecked, lambda v, b=box: b.setChecked(bool(v)), error)
+            return _Row(spec, box, box.isChecked, lambda v: box.setChecked(bool(v)), error)
         if spec.type == "integer":
             spin = QSpinBox()
             spin.setRange(int(spec.minimum) if spec.minimum is not None else -2_147_483_648,
                           int(spec.maximum) if spec.maximum is not None else 2_147_483_647)
-            return _Row(spec, spin, spin.value, lambda v, s=spin: s.setValue(int(v or 0)), error)
+            return _Row(spec, spin, spin.value, lambda v: spin.setValue(int(v or 0)), error)
         if spec.type == "number":
             dspin = QDoubleSpinBox()
             dspin.setDecimals(3)
             dspin.setRange(float(spec.minimum) if spec.minimum is not None else -1e12,
                            float(spec.maximum) if spec.maximum is not None else 1e12)
-            return _Row(spec, dspin, dspin.value, lambda v, s=dspin: s.setValue(float(v or 0)), error)
+            return _Row(spec, dspin, dspin.value, lambda v: dspin.setValue(float(v or 0)), error)
         line = QLineEdit()
         line.setClearButtonEnabled(not spec.secret)
         if spec.secret:
             line.setEchoMode(QLineEdit.EchoMode.Password)
         if spec.default not in (None, "") and not spec.secret:
             line.setPlaceholderText(f"default: {spec.default}")
-        row = _Row(spec, line, line.text, lambda v, e=line: e.setText("" if v is None else str(v)), error)
+        row = _Row(spec, line, line.text, lambda v: line.setText("" if v is None else str(v)), error)
         # validate as the user types: a required field left empty is flagged at once
         line.textChanged.connect(lambda _t, r=row: self._check_required(r))
         return row

@@ -28,6 +28,7 @@ from crm_desktop.ui.global_search import GlobalSearch
 from crm_desktop.ui.kanban import PipelineBoard
 from crm_desktop.ui.list_view import EntityListView
 from crm_desktop.ui.resources import icon
+from crm_desktop.ui.theme import named
 from crm_desktop.ui.today import TodayView
 
 log = logging.getLogger(__name__)
@@ -88,12 +89,12 @@ class MainWindow(QMainWindow):
         layout = QHBoxLayout(root)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(0)
-        sidebar = QFrame(objectName="Sidebar")
+        sidebar = named(QFrame(), "Sidebar")
         sidebar.setFixedWidth(208)
         side = QVBoxLayout(sidebar)
         side.setContentsMargins(0, 0, 0, 10)
-        side.addWidget(QLabel("◆  crm-desktop", objectName="Brand"))
-        self.sidebar = QListWidget(objectName="SidebarList")
+        side.addWidget(named(QLabel("◆  crm-desktop"), "Brand"))
+        self.sidebar = named(QListWidget(), "SidebarList")
         self.sidebar.setIconSize(QSize(18, 18))
         self.sidebar.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.sidebar.currentItemChanged.connect(self._sidebar_changed)
@@ -104,10 +105,10 @@ class MainWindow(QMainWindow):
         main_layout = QVBoxLayout(main)
         main_layout.setContentsMargins(0, 0, 0, 0)
         main_layout.setSpacing(0)
-        top = QFrame(objectName="TopBar")
+        top = named(QFrame(), "TopBar")
         top_layout = QHBoxLayout(top)
         top_layout.setContentsMargins(18, 10, 18, 10)
-        self.page_title = QLabel(objectName="PageTitle")
+        self.page_title = named(QLabel(), "PageTitle")
         top_layout.addWidget(self.page_title)
         top_layout.addStretch(1)
         self.search = GlobalSearch(self.services)
@@ -118,7 +119,7 @@ class MainWindow(QMainWindow):
         main_layout.addWidget(self.stack, 1)
         layout.addWidget(main, 1)
         self.setCentralWidget(root)
-        QShortcut(QKeySequence("Ctrl+K"), self, activated=self.focus_search)
+        QShortcut(QKeySequence("Ctrl+K"), self).activated.connect(self.focus_search)
 
     def _build_status_bar(self) -> None:
         self.sync_icon = QLabel()
@@ -149,7 +150,7 @@ class MainWindow(QMainWindow):
                 self.board.open_record.connect(self.open_record)
                 self.board.status.connect(self.show_status)
                 self.board.changed.connect(view.refresh)
-                self.deals_tabs = QTabWidget(objectName="Page")
+                self.deals_tabs = named(QTabWidget(), "Page")
                 self.deals_tabs.setDocumentMode(True)
                 self.deals_tabs.addTab(self.board, icon("deals"), "Pipeline")
                 self.deals_tabs.addTab(view, icon("contacts"), "List")
@@ -192,11 +193,11 @@ class MainWindow(QMainWindow):
         edit.addAction(icon("search"), "Search everything", QKeySequence("Ctrl+K"), self.focus_search)
         view = self.menu("View")
         for n, key in enumerate(CORE_PAGES, start=1):
-            view.addAction(self._page_titles[key], QKeySequence(f"Ctrl+{n}"), lambda k=key: self.show_page(k))
+            view.addAction(self._page_titles[key], QKeySequence(f"Ctrl+{n}"), self._shows_page(key))
         view.addSeparator()
         themes = view.addMenu("Theme")
         for mode in ("system", "light", "dark"):
-            action = themes.addAction(mode.capitalize(), lambda m=mode: self.set_theme(m))
+            action = themes.addAction(mode.capitalize(), self._sets_theme(mode))
             action.setCheckable(True)
             action.setChecked(self.theme_mode() == mode)
         tools = self.menu("Tools")
@@ -206,6 +207,14 @@ class MainWindow(QMainWindow):
         help_menu.addAction("About crm-desktop", self._about)
 
     # -- the interface plugins use (agreed with the Qt plugin adapter) -----------------------------
+
+    def _shows_page(self, key: str) -> Callable[[], None]:
+        """A menu action's slot that shows page ``key``."""
+        return lambda: self.show_page(key)
+
+    def _sets_theme(self, mode: str) -> Callable[[], None]:
+        """A menu action's slot that switches to theme ``mode``."""
+        return lambda: self.set_theme(mode)
 
     def menu(self, title: str) -> QMenu:
         """The top-level menu ``title``; an unknown title makes a new menu placed before Help."""
@@ -253,7 +262,7 @@ class MainWindow(QMainWindow):
             if widget is not None:
                 widget.deleteLater()
             return
-        widget = self._pages.pop(key, None)
+        page = self._pages.pop(key, None)
         item = self._sidebar_items.pop(key, None)
         self._page_titles.pop(key, None)
         if item is not None:
@@ -261,9 +270,9 @@ class MainWindow(QMainWindow):
             self.sidebar.takeItem(self.sidebar.row(item))
             if was_current:
                 self.show_page("today")
-        if widget is not None:
-            self.stack.removeWidget(widget)
-            widget.deleteLater()
+        if page is not None:
+            self.stack.removeWidget(page)
+            page.deleteLater()
         plugin_keys = [k for k in self._pages if k not in CORE_PAGES]
         if not plugin_keys and self._plugin_heading is not None:
             self.sidebar.takeItem(self.sidebar.row(self._plugin_heading))
@@ -487,11 +496,11 @@ class MainWindow(QMainWindow):
     def set_theme(self, mode: str) -> None:
         self.settings.setValue("theme", mode)
         app = QApplication.instance()
-        if app is not None:
+        if isinstance(app, QApplication):
             theme.apply_theme(app, mode)
         for menu_action in self.menu("View").actions():
             sub = menu_action.menu()
-            if sub is not None and menu_action.text() == "Theme":
+            if isinstance(sub, QMenu) and menu_action.text() == "Theme":
                 for action in sub.actions():
                     action.setChecked(action.text().lower() == mode)
 

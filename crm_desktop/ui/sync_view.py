@@ -39,6 +39,7 @@ from crm_desktop.sync import resolve
 from crm_desktop.sync.worker import SyncStatus, SyncWorker
 from crm_desktop.ui.executor import InlineExecutor
 from crm_desktop.ui.resources import icon
+from crm_desktop.ui.theme import named
 
 log = logging.getLogger(__name__)
 
@@ -115,18 +116,21 @@ class SyncStatusWidget(QFrame):
     details_requested = Signal()
 
     def __init__(self, parent: QWidget | None = None):
-        super().__init__(parent, objectName="SyncStatus")
+        super().__init__(parent)
+        self.setObjectName("SyncStatus")
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(8)
         self.icon = QLabel()
-        self.label = QPushButton(flat=True, objectName="SyncLabel")
+        self.label = named(QPushButton(flat=True), "SyncLabel")
         self.label.setCursor(Qt.CursorShape.PointingHandCursor)
         self.label.setToolTip("Show conflicts and sync problems")
         self.label.clicked.connect(self.details_requested)
-        self.progress = QProgressBar(maximumWidth=110, maximumHeight=12, textVisible=False)
+        self.progress = QProgressBar(textVisible=False)
+        self.progress.setMaximumWidth(110)
+        self.progress.setMaximumHeight(12)
         self.progress.hide()
-        self.button = QPushButton(icon("cloud"), "Sync", objectName="SyncButton")
+        self.button = named(QPushButton(icon("cloud"), "Sync"), "SyncButton")
         self.button.setToolTip("Send your changes and receive your team's (F5)")
         self.button.clicked.connect(self.sync_requested)
         for w in (self.icon, self.label, self.progress, self.button):
@@ -276,7 +280,7 @@ class SyncListPane(QWidget):
         self.busy = False
         layout = QVBoxLayout(self)
         layout.setContentsMargins(16, 12, 16, 12)
-        layout.addWidget(QLabel(spec.intro, wordWrap=True, objectName="Hint"))
+        layout.addWidget(named(QLabel(spec.intro, wordWrap=True), "Hint"))
         self.stack = QStackedWidget()
         self.tree = QTreeWidget()
         self.tree.setColumnCount(len(spec.headers))
@@ -315,7 +319,7 @@ class SyncListPane(QWidget):
 
     @staticmethod
     def _state_label(text: str) -> QLabel:
-        return QLabel(text, alignment=Qt.AlignmentFlag.AlignCenter, objectName="EmptyState", wordWrap=True)
+        return named(QLabel(text, alignment=Qt.AlignmentFlag.AlignCenter, wordWrap=True), "EmptyState")
 
     def reload(self) -> None:
         """Read the list again (on the reader); the rows on screen stay until the answer."""
@@ -347,7 +351,9 @@ class SyncListPane(QWidget):
         self.stack.setCurrentWidget(self.tree if rows else self.empty)
         keys = [row.key for row in rows]
         if rows:
-            self.tree.setCurrentItem(self.tree.topLevelItem(keys.index(selected) if selected in keys else 0))
+            current = self.tree.topLevelItem(keys.index(selected) if selected in keys else 0)
+            if current is not None:  # (one top-level item per row)
+                self.tree.setCurrentItem(current)
         self._selection_changed()
         self.loaded.emit()
 
@@ -398,7 +404,8 @@ class SyncPage(QTabWidget):
     changed = Signal()
 
     def __init__(self, services, parent: QWidget | None = None, *, executor=None):
-        super().__init__(parent, objectName="Page")
+        super().__init__(parent)
+        self.setObjectName("Page")
         self.setDocumentMode(True)
         self.conflicts = SyncListPane(CONFLICTS, services, executor=executor)
         self.problems = SyncListPane(PROBLEMS, services, executor=executor)
@@ -437,8 +444,13 @@ def attach_sync(window, core, *, start: bool = True, interval: float = 300.0) ->
     page = SyncPage(core.services, executor=getattr(window, "executor", None))
     window._add_core_page("sync", page, "Sync", "cloud")
     widget.sync_requested.connect(controller.sync_now)
-    widget.details_requested.connect(lambda: (page.reload(), window.show_page("sync")))
-    QShortcut(QKeySequence("F5"), window, activated=controller.sync_now)
+
+    def show_details() -> None:
+        page.reload()
+        window.show_page("sync")
+
+    widget.details_requested.connect(show_details)
+    QShortcut(QKeySequence("F5"), window).activated.connect(controller.sync_now)
     window.menu("Tools").addAction(icon("cloud"), "Sync now\tF5", controller.sync_now)
     controller.status_changed.connect(widget.show_status)
 

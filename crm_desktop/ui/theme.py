@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import logging
 from string import Template
+from typing import TypeVar
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QObject, Qt
 from PySide6.QtGui import QColor, QGuiApplication, QPalette
 from PySide6.QtWidgets import QApplication
 
@@ -35,6 +36,18 @@ DARK = {
 
 #: the colours in use now, for widgets that paint themselves (kanban cards, delegates)
 current: dict[str, str] = dict(LIGHT)
+
+
+_Obj = TypeVar("_Obj", bound=QObject)
+
+
+def named(obj: _Obj, name: str) -> _Obj:
+    """``obj`` with its object name set (the stylesheet's selector, and what tests find it by).
+
+    The same as passing ``objectName=`` to the constructor, which PySide6 accepts at run time
+    but its stubs do not declare for inherited properties, so the type check cannot follow it."""
+    obj.setObjectName(name)
+    return obj
 
 
 def system_is_dark() -> bool:

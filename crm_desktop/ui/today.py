@@ -20,6 +20,7 @@ from crm_desktop.services.paging import ListQuery
 from crm_desktop.ui.entities import money, when
 from crm_desktop.ui.executor import InlineExecutor
 from crm_desktop.ui.resources import icon
+from crm_desktop.ui.theme import named
 
 log = logging.getLogger(__name__)
 
@@ -29,31 +30,33 @@ _KIND_ICON = {ActivityKind.CALL: "phone", ActivityKind.VISIT: "visit", ActivityK
 
 class _Tile(QFrame):
     def __init__(self, label: str):
-        super().__init__(objectName="Tile")
+        super().__init__()
+        self.setObjectName("Tile")
         layout = QVBoxLayout(self)
         layout.setContentsMargins(16, 12, 16, 12)
-        self.value = QLabel("0", objectName="TileValue")
+        self.value = named(QLabel("0"), "TileValue")
         layout.addWidget(self.value)
-        layout.addWidget(QLabel(label, objectName="TileLabel"))
+        layout.addWidget(named(QLabel(label), "TileLabel"))
 
 
 class _Section(QFrame):
     """A titled card holding a list; double-clicking an item opens its record."""
 
     def __init__(self, title: str, empty_text: str):
-        super().__init__(objectName="Card")
+        super().__init__()
+        self.setObjectName("Card")
         layout = QVBoxLayout(self)
         layout.setContentsMargins(14, 12, 14, 12)
-        self.title = QLabel(title.upper(), objectName="SectionTitle")
+        self.title = named(QLabel(title.upper()), "SectionTitle")
         layout.addWidget(self.title)
         self.list = QListWidget()
         self.list.setFrameShape(QFrame.Shape.NoFrame)
         self.list.setStyleSheet("QListWidget { border: none; } QListWidget::item { padding: 5px 2px; }")
         layout.addWidget(self.list, 1)
-        self.more = QLabel(objectName="Muted")
+        self.more = named(QLabel(), "Muted")
         self.more.hide()
         layout.addWidget(self.more)
-        self.empty = QLabel(empty_text, objectName="Muted")
+        self.empty = named(QLabel(empty_text), "Muted")
         layout.addWidget(self.empty)
         self._title = title
 
@@ -119,18 +122,19 @@ class WelcomeView(QWidget):
     import_requested = Signal()
 
     def __init__(self, demo_available: bool, parent: QWidget | None = None):
-        super().__init__(parent, objectName="Page")
+        super().__init__(parent)
+        self.setObjectName("Page")
         outer = QVBoxLayout(self)
         outer.addStretch(1)
-        card = QFrame(objectName="Welcome")
+        card = named(QFrame(), "Welcome")
         card.setMaximumWidth(560)
         layout = QVBoxLayout(card)
         layout.setContentsMargins(36, 32, 36, 32)
         layout.setSpacing(12)
-        layout.addWidget(QLabel("Welcome to crm-desktop", objectName="WelcomeTitle"))
-        text = QLabel("Your database is empty. Everything you add stays on this computer and syncs "
-                      "when you are online. Start with some sample records to look around, or bring in "
-                      "your contacts from a CSV or vCard file.", wordWrap=True, objectName="Muted")
+        layout.addWidget(named(QLabel("Welcome to crm-desktop"), "WelcomeTitle"))
+        text = named(QLabel("Your database is empty. Everything you add stays on this computer and syncs "
+                            "when you are online. Start with some sample records to look around, or bring in "
+                            "your contacts from a CSV or vCard file.", wordWrap=True), "Muted")
         layout.addWidget(text)
         buttons = QHBoxLayout()
         self.demo_button = QPushButton("Load demo data")
@@ -170,11 +174,11 @@ class TodayView(QStackedWidget):
         self.welcome = WelcomeView(demo_available)
         self.welcome.demo_requested.connect(self.demo_requested)
         self.welcome.import_requested.connect(self.import_requested)
-        self.board = QWidget(objectName="Page")
+        self.board = named(QWidget(), "Page")
         layout = QVBoxLayout(self.board)
         layout.setContentsMargins(16, 14, 16, 14)
         layout.setSpacing(12)
-        self.greeting = QLabel(objectName="DetailTitle")
+        self.greeting = named(QLabel(), "DetailTitle")
         layout.addWidget(self.greeting)
         tiles = QHBoxLayout()
         self.tiles = {k: _Tile(t) for k, t in (("overdue", "Overdue"), ("today", "Due today"),

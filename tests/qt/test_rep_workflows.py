@@ -160,7 +160,7 @@ def test_save_is_on_screen_without_scrolling_at_1280x800(qtbot, main_window, ser
     assert main_window.rect().contains(top_left) and main_window.rect().contains(bottom_right)
     assert button.visibleRegion().boundingRect().size() == button.size()  # all of it, not scrolled away
     # not inside the scrolling part of the panel: it stays put however far the form is scrolled
-    assert not view.detail.scroll.isAncestorOf(button)
+    assert not view.detail.form_scroll.isAncestorOf(button)
     main_window.grab().save(str(tmp_path / f"{page}-form-1280x800.png"))
 
 
