@@ -250,7 +250,7 @@ def _condition(entity: str, vocabulary: Mapping[str, Field], key: str, value: An
         bound = _bound(entity, key, field, value)
         if bound is None:
             return expr.is_(None)
-        if field.kind == "bool":  # the condition itself (``done_at IS NOT NULL``), which a partial index matches
+        if field.kind == "bool":  # the condition itself: an index on done_at seeks past NULLs for ``done_at IS NOT NULL``
             return expr if bound else not_(expr)
         return guarded(compared == _typed(field, bound))
     if lookup not in LOOKUPS:
