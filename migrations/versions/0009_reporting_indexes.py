@@ -47,7 +47,7 @@ DEALS_COLUMNS = ["status", "stage_id", "pipeline_id", "currency", "expected_clos
 
 def upgrade() -> None:
     op.create_index("ix_deals_live_reporting", "deals", DEALS_COLUMNS, sqlite_where=LIVE)
-    op.drop_index("ix_activities_live_due", table_name="activities")
+    op.execute("DROP INDEX IF EXISTS ix_activities_live_due")  # made by 0001; a missing one is no reason to fail
     op.create_index("ix_activities_live_done_due", "activities", ["done_at", "due_at", "owner_id", "team_id", "deleted_at"],
                     sqlite_where=LIVE)
     op.create_index("ix_leads_live_created", "leads", LEADS_COLUMNS, sqlite_where=LIVE)
