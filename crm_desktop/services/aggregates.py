@@ -250,7 +250,7 @@ def _condition(entity: str, vocabulary: Mapping[str, Field], key: str, value: An
         bound = _bound(entity, key, field, value)
         if bound is None:
             return expr.is_(None)
-        if field.kind == "bool":  # the condition itself: an index on done_at seeks past NULLs for ``done_at IS NOT NULL``
+        if field.kind == "bool":  # the condition itself: ``done_at IS NOT NULL`` lets an index seek past NULLs
             return expr if bound else not_(expr)
         return guarded(compared == _typed(field, bound))
     if lookup not in LOOKUPS:
@@ -299,7 +299,7 @@ def _pre_aggregated(groups: list[tuple[str, Field, str]], measures: list[tuple[s
                     joins: set[str], conditions: list[ColumnElement], joined_filter: bool) -> Select | None:
     """A deal aggregate that joins stages or pipelines, as a ``GROUP BY`` over deals alone (by stage,
     pipeline and the deal fields grouped by) whose few rows are then joined and summed again; None
-    where that would not give exactly the same numbers.
+    where that could change a number (beyond the weighted sum's last bit, see below).
 
     The inner query reads only ``ix_deals_live_reporting`` (migration 0009), in its order: its
     ``GROUP BY stage_id, pipeline_id, ...`` needs no sort, and the join runs once per group instead
@@ -318,7 +318,8 @@ def _pre_aggregated(groups: list[tuple[str, Field, str]], measures: list[tuple[s
     later: list[Callable[[Any], ColumnElement]] = []  # each outer column, given the inner subquery
     for i, (key, field, bucket) in enumerate(groups):
         if field.joins:
-            later.append(lambda _q, field=field, bucket=bucket, key=key: _grouped(field.expr(), field, bucket).label(key))
+            later.append(lambda _q, field=field, bucket=bucket, key=key:
+                         _grouped(field.expr(), field, bucket).label(key))
             continue
         inner_columns.append(field.expr().label(f"_g{i}"))
         inner_groups.append(field.expr())

@@ -40,6 +40,7 @@ branch_labels = None
 depends_on = None
 
 LIVE = sa.text("deleted_at IS NULL")
+ACTIVITIES_COLUMNS = ["done_at", "due_at", "owner_id", "team_id", "deleted_at"]
 LEADS_COLUMNS = ["created_at", "source", "owner_id", "team_id", "deleted_at"]
 DEALS_COLUMNS = ["status", "stage_id", "pipeline_id", "currency", "expected_close", "amount_cents", "owner_id",
                  "team_id", "stage_changed_at", "created_at", "deleted_at"]
@@ -48,8 +49,7 @@ DEALS_COLUMNS = ["status", "stage_id", "pipeline_id", "currency", "expected_clos
 def upgrade() -> None:
     op.create_index("ix_deals_live_reporting", "deals", DEALS_COLUMNS, sqlite_where=LIVE)
     op.execute("DROP INDEX IF EXISTS ix_activities_live_due")  # made by 0001; a missing one is no reason to fail
-    op.create_index("ix_activities_live_done_due", "activities", ["done_at", "due_at", "owner_id", "team_id", "deleted_at"],
-                    sqlite_where=LIVE)
+    op.create_index("ix_activities_live_done_due", "activities", ACTIVITIES_COLUMNS, sqlite_where=LIVE)
     op.create_index("ix_leads_live_created", "leads", LEADS_COLUMNS, sqlite_where=LIVE)
 
 

@@ -232,7 +232,8 @@ def test_a_bool_filter_is_the_condition_itself(mixed_ctx):
     finally:
         conn.close()
     assert "activities.done_at IS NULL" in _sql("activity", [], {"n": "count"}, {"is_done": False})
-    assert ctx.activities.aggregate(group_by="kind", measures={"n": "count"}, is_done=True) == [{"kind": "call", "n": 1}]
-    assert ctx.activities.aggregate(group_by="kind", measures={"n": "count"}, is_done=False) == [{"kind": "task", "n": 1}]
+    count = {"group_by": "kind", "measures": {"n": "count"}}
+    assert ctx.activities.aggregate(**count, is_done=True) == [{"kind": "call", "n": 1}]
+    assert ctx.activities.aggregate(**count, is_done=False) == [{"kind": "task", "n": 1}]
     assert ctx.activities.aggregate(group_by="is_done", measures={"n": "count"}) == [
         {"is_done": False, "n": 1}, {"is_done": True, "n": 1}]
