@@ -33,7 +33,7 @@ from datetime import date, datetime, time, timezone
 from typing import Any, Callable, Mapping, Sequence
 
 from sqlalchemy import (
-    Boolean, ColumnElement, Date, Integer, String, and_, case, cast, func, literal, null, select,
+    Boolean, ColumnElement, Date, Integer, String, and_, case, cast, func, literal, not_, null, select,
 )
 from sqlalchemy.sql import Select
 
@@ -58,6 +58,15 @@ class Field:
     expr: Callable[[], ColumnElement]
     #: tables joined for it: "stage", "pipeline"
     joins: tuple[str, ...] = ()
+    #: for a field that is ``CASE WHEN guard THEN column END``: (guard, column), so that a comparison
+    #: with a value is written ``guard AND column <op> value``, which an index on the column serves
+    #: (the same rows: the CASE is NULL, never true, where the guard fails)
+    guarded: Callable[[], tuple[ColumnElement, ColumnElement]] | None = None
+    #: whole numbers only: a sum of per-group sums is the same number (see :func:`_pre_aggregated`)
+    integer: bool = False
+    #: a joined number ``f(deal row, joined row)`` that is ``outer(sum of inner)`` per joined row:
+    #: (inner, outer), e.g. the weighted amount is sum(amount_cents) x probability / 100 per stage
+    per_join: tuple[Callable[[], ColumnElement], Callable[[ColumnElement], ColumnElement]] | None = None
 
 
 _D, _S, _P = models.Deal, models.Stage, models.Pipeline
@@ -72,8 +81,11 @@ def _common(model) -> dict[str, Field]:
     }
 
 
+_CLOSED = ("won", "lost")
+
+
 def _closed(expr: Callable[[], ColumnElement]) -> Callable[[], ColumnElement]:
-    return lambda: case((_D.status.in_(("won", "lost")), expr()), else_=null())
+    return lambda: case((_D.status.in_(_CLOSED), expr()), else_=null())
 
 
 #: entity -> field name -> Field. The public list is docs/plugin-guide.md, "Aggregates" (a test
@@ -86,20 +98,23 @@ VOCABULARY: dict[str, dict[str, Field]] = {
         "pipeline_name": Field("text", "the pipeline's name", lambda: _P.name, ("pipeline",)),
         "stage_id": Field("text", "the deal's stage", lambda: _D.stage_id),
         "stage_name": Field("text", "the stage's name", lambda: _S.name, ("stage",)),
-        "stage_position": Field("number", "the stage's place on the board (0 first)", lambda: _S.position, ("stage",)),
+        "stage_position": Field("number", "the stage's place on the board (0 first)", lambda: _S.position, ("stage",),
+                                integer=True),
         "stage_probability": Field("number", "the stage's win probability in percent", lambda: _S.probability,
-                                   ("stage",)),
+                                   ("stage",), integer=True),
         "currency": Field("text", "three-letter currency code", lambda: _D.currency),
         "company_id": Field("text", "the deal's company", lambda: _D.company_id),
         "contact_id": Field("text", "the deal's contact", lambda: _D.contact_id),
         "expected_close": Field("date", "the expected close date", lambda: _D.expected_close),
         "stage_changed_at": Field("date", "when the deal last moved stage", lambda: _D.stage_changed_at),
         "closed_at": Field("date", "when a won or lost deal reached that stage (unset while open)",
-                           _closed(lambda: _D.stage_changed_at)),
-        "amount_cents": Field("number", "the amount in cents", lambda: _D.amount_cents),
+                           _closed(lambda: _D.stage_changed_at),
+                           guarded=lambda: (_D.status.in_(_CLOSED), _D.stage_changed_at)),
+        "amount_cents": Field("number", "the amount in cents", lambda: _D.amount_cents, integer=True),
         "weighted_amount_cents": Field(
             "number", "amount in cents times the stage's probability / 100 (the forecast)",
-            lambda: _D.amount_cents * _S.probability / 100.0, ("stage",)),
+            lambda: _D.amount_cents * _S.probability / 100.0, ("stage",),
+            per_join=(lambda: _D.amount_cents, lambda amount: amount * _S.probability / 100.0)),
         "cycle_days": Field(
             "number", "days from creation to won or lost (the sales cycle; unset while open)",
             _closed(lambda: func.julianday(_D.stage_changed_at) - func.julianday(_D.created_at))),
@@ -206,18 +221,38 @@ def _typed(field: Field, value: Any) -> Any:
     return value
 
 
-def _condition(entity: str, vocabulary: Mapping[str, Field], key: str, value: Any) -> ColumnElement:
+def _condition(entity: str, vocabulary: Mapping[str, Field], key: str, value: Any,
+               guards: dict[str, ColumnElement] | None = None) -> ColumnElement:
+    """One filter as SQL; a guarded field's guard goes into ``guards`` (once per field) when given."""
     name, _, lookup = key.partition("__")
     field = _field(entity, vocabulary, name, "filter")
     expr = field.expr()
+    guard: ColumnElement | None = None
+    if field.guarded is not None and lookup in ("", "gte", "gt", "lte", "lt"):
+        guard, compared = field.guarded()  # only for comparisons with a value: see below
+    else:
+        compared = expr
+
+    def guarded(condition: ColumnElement) -> ColumnElement:
+        if guard is None:
+            return condition
+        if guards is None:
+            return and_(guard, condition)
+        guards.setdefault(name, guard)
+        return condition
+
     if lookup == "":
         if isinstance(value, (list, tuple, set, frozenset)):
             values = [_bound(entity, key, field, v) for v in value]
             if not values:
                 raise _bad(entity, key, value, "must name at least one value")
-            return expr.in_([_typed(field, v) for v in values])
+            return guarded(compared.in_([_typed(field, v) for v in values]))
         bound = _bound(entity, key, field, value)
-        return expr.is_(None) if bound is None else expr == _typed(field, bound)
+        if bound is None:
+            return expr.is_(None)
+        if field.kind == "bool":  # the condition itself: ``done_at IS NOT NULL`` lets an index seek past NULLs
+            return expr if bound else not_(expr)
+        return guarded(compared == _typed(field, bound))
     if lookup not in LOOKUPS:
         raise _bad(entity, key, value, f"has an unknown comparison {lookup!r} (use one of: {', '.join(LOOKUPS)})")
     if lookup == "isnull":
@@ -228,8 +263,10 @@ def _condition(entity: str, vocabulary: Mapping[str, Field], key: str, value: An
     if bound is None:
         raise _bad(entity, key, value, f"needs a value (use {name}__isnull to test for an unset field)")
     operand = _typed(field, bound)
-    return {"gte": expr >= operand, "gt": expr > operand, "lte": expr <= operand, "lt": expr < operand,
-            "ne": expr.is_distinct_from(operand)}[lookup]
+    if lookup == "ne":
+        return expr.is_distinct_from(operand)
+    return guarded({"gte": compared >= operand, "gt": compared > operand, "lte": compared <= operand,
+                    "lt": compared < operand}[lookup])
 
 
 def _measure(entity: str, vocabulary: Mapping[str, Field], label: str, spec: Any) -> tuple[ColumnElement, set[str]]:
@@ -252,6 +289,75 @@ def _measure(entity: str, vocabulary: Mapping[str, Field], label: str, spec: Any
     return fn(field.expr()), set(field.joins)
 
 
+def _grouped(expr: ColumnElement, field: Field, bucket: str) -> ColumnElement:
+    if bucket:
+        return _bucket(expr, bucket)
+    return cast(expr, Boolean) if field.kind == "bool" else expr
+
+
+def _pre_aggregated(groups: list[tuple[str, Field, str]], measures: list[tuple[str, str, Field | None]],
+                    joins: set[str], conditions: list[ColumnElement], joined_filter: bool) -> Select | None:
+    """A deal aggregate that joins stages or pipelines, as a ``GROUP BY`` over deals alone (by stage,
+    pipeline and the deal fields grouped by) whose few rows are then joined and summed again; None
+    where that could change a number (beyond the weighted sum's last bit, see below).
+
+    The inner query reads only ``ix_deals_live_reporting`` (migration 0009), in its order: its
+    ``GROUP BY stage_id, pipeline_id, ...`` needs no sort, and the join runs once per group instead
+    of once per deal (0.15-0.3 s -> ~0.05 s for the open pipeline at 200k deals). The same rows are
+    counted: a deal whose stage or pipeline row is missing is dropped with its group by the same
+    inner join. Measures it takes: ``count``, ``count:``/``min:``/``max:`` of a deal field, ``sum:``
+    of a whole-number deal field (a sum of sums), and a joined measure with ``per_join`` (the
+    weighted amount: ``sum(amount_cents) * probability / 100.0`` per stage, the sum of the
+    exact per-deal values rounded once instead of once per deal). Anything else (``avg``, a sum of
+    fractions, a measure or filter on a stage or pipeline field) keeps the per-row join.
+    """
+    if joined_filter or not joins:
+        return None
+    inner_columns: list[ColumnElement] = [_D.stage_id.label("_stage_id"), _D.pipeline_id.label("_pipeline_id")]
+    inner_groups: list[ColumnElement] = [_D.stage_id, _D.pipeline_id]
+    later: list[Callable[[Any], ColumnElement]] = []  # each outer column, given the inner subquery
+    for i, (key, field, bucket) in enumerate(groups):
+        if field.joins:
+            later.append(lambda _q, field=field, bucket=bucket, key=key:
+                         _grouped(field.expr(), field, bucket).label(key))
+            continue
+        inner_columns.append(field.expr().label(f"_g{i}"))
+        inner_groups.append(field.expr())
+        later.append(lambda q, i=i, field=field, bucket=bucket, key=key: _grouped(q.c[f"_g{i}"], field, bucket)
+                     .label(key))
+    group_count = len(later)
+    for i, (label, kind, field) in enumerate(measures):
+        inner_name = f"_m{i}"
+        if field is None or (kind == "count" and not field.joins):
+            inner_columns.append((func.count() if field is None else func.count(field.expr())).label(inner_name))
+            later.append(lambda q, n=inner_name, label=label: func.coalesce(func.sum(q.c[n]), 0).label(label))
+        elif kind in ("min", "max") and not field.joins:
+            fn = func.min if kind == "min" else func.max
+            inner_columns.append(fn(field.expr()).label(inner_name))
+            later.append(lambda q, n=inner_name, fn=fn, label=label: fn(q.c[n]).label(label))
+        elif kind == "sum" and not field.joins and field.integer:
+            inner_columns.append(func.sum(field.expr()).label(inner_name))
+            later.append(lambda q, n=inner_name, label=label: func.sum(q.c[n]).label(label))
+        elif kind == "sum" and field.per_join is not None:
+            inner, outer = field.per_join
+            inner_columns.append(func.sum(inner()).label(inner_name))
+            later.append(lambda q, n=inner_name, outer=outer, label=label: func.sum(outer(q.c[n])).label(label))
+        else:
+            return None
+    per_deal = (select(*inner_columns).select_from(_D).where(and_(*conditions)).group_by(*inner_groups)
+                .subquery("per_deal"))
+    columns = [make(per_deal) for make in later]
+    stmt = select(*columns).select_from(per_deal)
+    if "stage" in joins:
+        stmt = stmt.join(_S, _S.id == per_deal.c._stage_id)
+    if "pipeline" in joins:
+        stmt = stmt.join(_P, _P.id == per_deal.c._pipeline_id)
+    outer_groups = [c.element for c in columns[:group_count]]
+    if outer_groups:
+        stmt = stmt.group_by(*outer_groups).order_by(*outer_groups)
+    return stmt.limit(MAX_GROUPS + 1)
+
+
 def build(entity: str, group_by: Sequence[str], measures: Mapping[str, str], filters: Mapping[str, Any]) -> Select:
     """The ``SELECT`` for one aggregate; :class:`ValidationError` names the first bad argument."""
     vocabulary = VOCABULARY.get(entity)
@@ -264,6 +370,8 @@ def build(entity: str, group_by: Sequence[str], measures: Mapping[str, str], fil
         raise _bad(entity, "measures", measures, "must be a non-empty mapping of name -> 'count' / 'sum:<field>' ...")
     columns: list[ColumnElement] = []
     groups: list[ColumnElement] = []
+    parsed_groups: list[tuple[str, Field, str]] = []
+    parsed_measures: list[tuple[str, str, Field | None]] = []
     joins: set[str] = set()
     seen: set[str] = set()
     for key in group_by:
@@ -274,18 +382,16 @@ def build(entity: str, group_by: Sequence[str], measures: Mapping[str, str], fil
         seen.add(key)
         name, _, bucket = key.partition(":")
         field = _field(entity, vocabulary, name, "group_by")
-        expr = field.expr()
         if bucket:
             if field.kind != "date":
                 raise _bad(entity, "group_by", key, f"a bucket (:{bucket}) needs a date field")
             if bucket not in BUCKETS:
                 raise _bad(entity, "group_by", key, f"has an unknown bucket (use one of: {', '.join(BUCKETS)})")
-            expr = _bucket(expr, bucket)
-        elif field.kind == "bool":
-            expr = cast(expr, Boolean)
+        expr = _grouped(field.expr(), field, bucket)
         joins.update(field.joins)
         columns.append(expr.label(key))
         groups.append(expr)
+        parsed_groups.append((key, field, bucket))
     for label, spec in measures.items():
         if not isinstance(label, str) or not _NAME.match(label):
             raise _bad(entity, "measures", label, "names must be identifiers (letters, digits, _)")
@@ -295,11 +401,22 @@ def build(entity: str, group_by: Sequence[str], measures: Mapping[str, str], fil
         expr, needed = _measure(entity, vocabulary, label, spec)
         joins |= needed
         columns.append(expr.label(label))
+        kind, _, name = spec.partition(":")
+        parsed_measures.append((label, kind, vocabulary[name] if name else None))
     conditions = [model.deleted_at.is_(None)]
+    guards: dict[str, ColumnElement] = {}
+    joined_filter = False
     for key, value in filters.items():
         field_name = key.partition("__")[0]
-        joins.update(vocabulary[field_name].joins if field_name in vocabulary else ())
-        conditions.append(_condition(entity, vocabulary, key, value))
+        needed = vocabulary[field_name].joins if field_name in vocabulary else ()
+        joined_filter |= bool(needed)
+        joins.update(needed)
+        conditions.append(_condition(entity, vocabulary, key, value, guards))
+    conditions.extend(guards.values())
+    if entity == "deal":
+        faster = _pre_aggregated(parsed_groups, parsed_measures, joins, conditions, joined_filter)
+        if faster is not None:
+            return faster
     stmt = select(*columns).select_from(model)
     if "stage" in joins:
         stmt = stmt.join(_S, _S.id == _D.stage_id)

@@ -130,7 +130,12 @@ class Lead(TaggedRow):
     converted_deal_id: Mapped[str | None] = mapped_column(ForeignKey("deals.id"))
 
     tags: Mapped[list[Tag]] = relationship(secondary=lead_tags, lazy="selectin")
-    __table_args__ = (Index("ix_leads_live_title", "title", "id", sqlite_where=text("deleted_at IS NULL")),)
+    __table_args__ = (
+        Index("ix_leads_live_title", "title", "id", sqlite_where=text("deleted_at IS NULL")),
+        # leads by source in a date range (reporting; migration 0010)
+        Index("ix_leads_live_created", "created_at", "source", "owner_id", "team_id", "deleted_at",
+              sqlite_where=text("deleted_at IS NULL")),
+    )
 
 
 class Pipeline(SyncedRow):
@@ -171,7 +176,13 @@ class Deal(TaggedRow):
     company: Mapped[Company | None] = relationship(lazy="joined")
     stage: Mapped[Stage] = relationship(lazy="joined")
     tags: Mapped[list[Tag]] = relationship(secondary=deal_tags, lazy="selectin")
-    __table_args__ = (Index("ix_deals_live_title", "title", "id", sqlite_where=text("deleted_at IS NULL")),)
+    __table_args__ = (
+        Index("ix_deals_live_title", "title", "id", sqlite_where=text("deleted_at IS NULL")),
+        # the reporting aggregates read only these columns (migration 0010)
+        Index("ix_deals_live_reporting", "status", "stage_id", "pipeline_id", "currency", "expected_close",
+              "amount_cents", "owner_id", "team_id", "stage_changed_at", "created_at", "deleted_at",
+              sqlite_where=text("deleted_at IS NULL")),
+    )
 
 
 class Activity(SyncedRow):
@@ -188,7 +199,9 @@ class Activity(SyncedRow):
     lead_id: Mapped[str | None] = mapped_column(ForeignKey("leads.id"), index=True)
     __table_args__ = (
         Index("ix_activities_due", "due_at", "id"),
-        Index("ix_activities_live_due", "done_at", "due_at", sqlite_where=text("deleted_at IS NULL")),
+        # open activities by due date, and done ones by date, owner and team (reporting; migration 0010)
+        Index("ix_activities_live_done_due", "done_at", "due_at", "owner_id", "team_id", "deleted_at",
+              sqlite_where=text("deleted_at IS NULL")),
     )
 
 

@@ -203,3 +203,93 @@ def test_0009_keeps_who_created_each_imported_record_and_every_pending_create_do
         assert core.services.audit.created("contact", ids[1]).action == "import"
         core.services.contacts.update(ids[1], city="Wien")
         assert [e.action for e in core.services.audit.for_record("contact", ids[1])] == ["update", "import"]
+
+
+_CHARTS = {
+    "pipeline": ("deal", ["pipeline_name", "stage_position", "stage_name", "currency"],
+                 {"deals": "count", "value": "sum:amount_cents"}, {"status": "open"}, "ix_deals_live_reporting"),
+    "won_lost": ("deal", ["closed_at:month", "status"], {"deals": "count"},
+                 {"status": ["won", "lost"], "closed_at__gte": "2025-01-01", "closed_at__lt": "2026-01-01"},
+                 "ix_deals_live_reporting"),
+    "win_rate": ("deal", ["status"], {"deals": "count", "cycle": "avg:cycle_days"},
+                 {"status": ["won", "lost"], "closed_at__gte": "2025-01-01", "closed_at__lt": "2026-01-01"},
+                 "ix_deals_live_reporting"),
+    "activities": ("activity", ["done_at:week", "owner_id"], {"activities": "count"},
+                   {"is_done": True, "done_at__gte": "2025-01-01", "done_at__lt": "2026-01-01"},
+                   "ix_activities_live_done_due"),
+    "forecast": ("deal", ["expected_close:month", "currency"],
+                 {"deals": "count", "weighted": "sum:weighted_amount_cents", "value": "sum:amount_cents"},
+                 {"status": "open", "expected_close__lt": "2026-01-01"}, "ix_deals_live_reporting"),
+    "leads": ("lead", ["source"], {"leads": "count"}, {"created_at__gte": "2025-01-01", "created_at__lt": "2026-01-01"},
+              "ix_leads_live_created"),
+}
+
+
+def _plan(conn, sql: str) -> str:
+    return " | ".join(r[-1] for r in conn.execute("EXPLAIN QUERY PLAN " + sql))
+
+
+def _index_sql(conn, name: str):
+    row = conn.execute("SELECT sql FROM sqlite_master WHERE type = 'index' AND name = ?", (name,)).fetchone()
+    return row[0] if row else None
+
+
+def test_0010_reporting_aggregates_read_only_their_covering_indexes_and_the_migration_goes_back_down(home):
+    """Each chart's aggregate (all owners, one owner, one team) is answered from one covering index,
+    without statistics (a user's database is never ANALYZEd); the agenda's open activities by due
+    date still use the activities index it replaced; down to 0009 and up again keeps every row."""
+    from alembic import command
+    from sqlalchemy.dialects import sqlite
+
+    from crm_desktop.services import aggregates
+
+    with Core.open(home) as core:
+        services = core.services
+        stage = services.pipelines.stages(services.pipelines.default().id)[2]
+        deal = services.deals.create(title="Big one", stage_id=stage.id, amount=1200, owner_id="u1", team_id="north")
+        activity = services.activities.create(kind="call", subject="Call back", owner_id="u1")
+        lead = services.leads.create(title="Website lead", source="Website")
+    conn = sqlite3.connect(home.db_path)
+    try:
+        assert conn.execute("SELECT count(*) FROM sqlite_master WHERE name = 'sqlite_stat1'").fetchone() == (0,)
+        assert _index_sql(conn, "ix_activities_live_due") is None
+        for key, (entity, group_by, measures, filters, index) in _CHARTS.items():
+            for people in ({}, {"owner_id": "u1"}, {"team_id": "north"}):
+                sql = str(aggregates.build(entity, group_by, measures, {**filters, **people}).compile(
+                    dialect=sqlite.dialect(), compile_kwargs={"literal_binds": True}))
+                plan = _plan(conn, sql)
+                assert f"USING COVERING INDEX {index}" in plan, (key, people, plan)
+                assert "SCAN deals" not in plan and "SCAN activities" not in plan and "SCAN leads" not in plan
+        agenda = ("SELECT id FROM activities WHERE deleted_at IS NULL AND done_at IS NULL AND due_at IS NOT NULL "
+                  "AND due_at < '2030-01-01' ORDER BY due_at LIMIT 50")
+        assert "INDEX ix_activities_live_done_due (done_at=? AND due_at>? AND due_at<?)" in _plan(conn, agenda)
+        assert "TEMP B-TREE" not in _plan(conn, agenda)  # still in due order from the index
+    finally:
+        conn.close()
+
+    config = migrate.alembic_config(migrate.core_script_location())
+    config.set_main_option("sqlalchemy.url", f"sqlite:///{home.db_path}")
+    command.downgrade(config, "0009")
+    conn = sqlite3.connect(home.db_path)
+    try:
+        for name in ("ix_deals_live_reporting", "ix_activities_live_done_due", "ix_leads_live_created"):
+            assert _index_sql(conn, name) is None
+        assert _index_sql(conn, "ix_activities_live_due") == (
+            "CREATE INDEX ix_activities_live_due ON activities (done_at, due_at) WHERE deleted_at IS NULL")
+        assert conn.execute("SELECT amount_cents FROM deals WHERE id = ?", (deal.id,)).fetchone() == (120000,)
+    finally:
+        conn.close()
+    command.upgrade(config, "head")
+    with Core.open(home) as core:
+        assert core.services.deals.get(deal.id).amount_cents == 120000
+        assert core.services.activities.get(activity.id).subject == "Call back"
+        assert core.services.leads.get(lead.id).source == "Website"
+        assert core.services.deals.aggregate(group_by=["stage_name"], measures={"n": "count", "v": "sum:amount_cents"},
+                                             filters={"status": "open"}) == [
+            {"stage_name": stage.name, "n": 1, "v": 120000}]
+    conn = sqlite3.connect(home.db_path)
+    try:
+        assert _index_sql(conn, "ix_deals_live_reporting").startswith("CREATE INDEX ix_deals_live_reporting ON deals")
+        assert _index_sql(conn, "ix_activities_live_due") is None
+    finally:
+        conn.close()
