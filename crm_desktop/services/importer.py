@@ -886,7 +886,7 @@ class _Run:
             ids = self._tag_ids({n for _, names_ in tag_links for n in names_})
             link = models.contact_tags if entity == "contact" else models.company_tags
             fk = f"{entity}_id"
-            links = {(rid, ids[n]) for rid, names_ in tag_links for n in names_}
+            links = {(rid, ids[n]) for rid, names_ in tag_links for n in names_ if n in ids}
             self.dbapi.executemany(f"INSERT INTO {link.name} ({fk}, tag_id) VALUES (?, ?)", sorted(links))
         index.close()
 
@@ -895,11 +895,13 @@ class _Run:
         for tag in self.services.tags.ensure(self.session, sorted(names)):
             self.session.flush()
             by_key[tag.name_key] = tag.id
+        # each name as the file spells it -> its tag, matched by the key ensure() stored it under
+        # (a name that is only control characters names no tag)
         out: dict[str, str] = {}
         for n in names:
-            key = normalize_name(n)
-            assert key is not None, "_tags() keeps no blank name"
-            out[n] = by_key[key]
+            cleaned = self.services.tags.clean_name(n)
+            if cleaned is not None:
+                out[n] = by_key[cleaned[1]]
         return out
 
 

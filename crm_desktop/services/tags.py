@@ -41,16 +41,22 @@ class TagService(EntityService[models.Tag, records.Tag]):
                                    .order_by(models.Tag.name_key)).all()
             return [self.to_record(r) for r in rows]
 
+    def clean_name(self, raw: str) -> tuple[str, str] | None:
+        """``(name, name_key)`` of the tag ``raw`` names, as :meth:`ensure` stores it (control
+        characters and outer spaces removed); None when nothing of a name is left."""
+        name = clean_text(raw, "tags", entity=self.entity, max_len=max_len("tag", "name"))
+        key = normalize_name(name)  # None exactly when there is no name (clean_text strips)
+        return (name, key) if name is not None and key is not None else None
+
     def ensure(self, session: Session, names: Sequence[str] | str) -> list[models.Tag]:
         """Tag rows for these names, creating the missing ones (in the caller's transaction)."""
         if isinstance(names, str):
             names = [n for n in names.split(",")]
         wanted: dict[str, str] = {}
         for raw in names:
-            name = clean_text(raw, "tags", entity=self.entity, max_len=max_len("tag", "name"))
-            key = normalize_name(name)  # None exactly when there is no name (clean_text strips)
-            if name is not None and key is not None:
-                wanted.setdefault(key, name)
+            cleaned = self.clean_name(raw)
+            if cleaned is not None:
+                wanted.setdefault(cleaned[1], cleaned[0])
         if not wanted:
             return []
         found = {t.name_key: t for t in session.scalars(select(models.Tag).where(models.Tag.name_key.in_(wanted)))}

@@ -320,3 +320,15 @@ def test_cli_bad_input_is_one_line_and_exit_2(home, tmp_path, capsys, args, mess
     code = main(["--home", str(home.root), *[a.format(tmp=tmp_path) for a in args]])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and message in err[0]
+
+
+def test_tags_with_control_characters_import_under_their_clean_name(services, tmp_path):
+    """A Tags cell with a stray control character (a BEL pasted from a terminal) once crashed the
+    whole import with a KeyError: the tag was created under its cleaned name and looked up raw."""
+    path = write(tmp_path / "tagged.csv", "First Name,Last Name,Tags\nAnn,Lee,vip\x07; Kunden\nBo,Li,\x07\n")
+    summary = import_file(services, "contacts", path)
+    assert summary.created == 2
+    by_name = {c.last_name: c for c in services.contacts.list().items}
+    assert by_name["Lee"].tags == ("Kunden", "vip")
+    assert by_name["Li"].tags == ()
+    assert sorted(t.name for t in services.tags.all()) == ["Kunden", "vip"]
