@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Literal, Mapping
 from sqlalchemy import select
 
 from crm_desktop.domain import records
+from crm_desktop.domain.record_fields import field_specs
 from crm_desktop.errors import ValidationError
 from crm_desktop.services.unit_of_work import UnitOfWork
 from crm_desktop.storage import models
@@ -30,8 +31,8 @@ log = logging.getLogger(__name__)
 Side = Literal["survivor", "duplicate"]
 SIDES = ("survivor", "duplicate")
 #: contact fields a merge decides between (tags are always united)
-MERGE_FIELDS = ("first_name", "last_name", "email", "phone", "mobile", "job_title", "company_id",
-                "street", "city", "postal_code", "country", "notes", "owner_id", "team_id")
+#: the contact fields a merge chooses between, from the field table (tags are joined, not chosen)
+MERGE_FIELDS: tuple[str, ...] = tuple(f.name for f in field_specs("contact") if f.kind != "tags")
 AUDIT_ACTION = "merge"
 
 
