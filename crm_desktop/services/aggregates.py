@@ -30,16 +30,19 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, time, timezone
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence, TypeAlias, Unpack
 
 from sqlalchemy import (
-    Boolean, ColumnElement, Date, Integer, String, and_, case, cast, func, literal, not_, null, select,
+    BindParameter, Boolean, ColumnElement, Date, Integer, Label, SQLColumnExpression, String, and_, case, cast, func,
+    literal, not_, null, select,
 )
-from sqlalchemy.sql import Select
+from sqlalchemy.orm import InstrumentedAttribute
+from sqlalchemy.sql import Select, Subquery
 
 from crm_desktop.errors import ValidationError
 from crm_desktop.storage import models
-from crm_desktop.storage.base import UTCDateTime
+from crm_desktop.storage.base import SyncedRow, UTCDateTime
+from crm_desktop.storage.engine import Database
 
 #: more groups than this are refused, not cut
 MAX_GROUPS = 10_000
@@ -48,6 +51,20 @@ MEASURES = ("count", "sum", "avg", "min", "max")
 LOOKUPS = ("gte", "gt", "lte", "lt", "ne", "isnull")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
+#: a field's SQL: a mapped column (``Deal.status``) or an expression over columns. ``Any``: the
+#: vocabulary mixes text, numbers, dates and flags, and only the SQL built from it is typed
+_Expr: TypeAlias = ColumnElement[Any] | InstrumentedAttribute[Any]
+#: a filter value once checked against its field's kind (a date field's in the form the column stores)
+_Value: TypeAlias = str | float | bool | date
+#: a per-join number's outer part: the joined row's factor applied to the inner sum (``Field.per_join``)
+_Outer: TypeAlias = Callable[[ColumnElement[Any]], ColumnElement[Any]]
+#: an SQL aggregate function applied to one expression (``func.sum``, ``func.min`` ...)
+_Aggregate: TypeAlias = Callable[[_Expr], ColumnElement[Any]]
+#: one WHERE condition: an expression (a column compared, or a flag field's own condition)
+_Condition: TypeAlias = SQLColumnExpression[bool]
+#: the statement :func:`build` returns: one column per group-by name and measure, in that order
+_Statement: TypeAlias = Select[Unpack[tuple[Any, ...]]]
+
 
 @dataclass(frozen=True)
 class Field:
@@ -55,24 +72,24 @@ class Field:
 
     kind: str  # text | number | date | bool
     doc: str
-    expr: Callable[[], ColumnElement]
+    expr: Callable[[], _Expr]
     #: tables joined for it: "stage", "pipeline"
     joins: tuple[str, ...] = ()
     #: for a field that is ``CASE WHEN guard THEN column END``: (guard, column), so that a comparison
     #: with a value is written ``guard AND column <op> value``, which an index on the column serves
     #: (the same rows: the CASE is NULL, never true, where the guard fails)
-    guarded: Callable[[], tuple[ColumnElement, ColumnElement]] | None = None
+    guarded: Callable[[], tuple[ColumnElement[bool], _Expr]] | None = None
     #: whole numbers only: a sum of per-group sums is the same number (see :func:`_pre_aggregated`)
     integer: bool = False
     #: a joined number ``f(deal row, joined row)`` that is ``outer(sum of inner)`` per joined row:
     #: (inner, outer), e.g. the weighted amount is sum(amount_cents) x probability / 100 per stage
-    per_join: tuple[Callable[[], ColumnElement], Callable[[ColumnElement], ColumnElement]] | None = None
+    per_join: tuple[Callable[[], _Expr], _Outer] | None = None
 
 
 _D, _S, _P = models.Deal, models.Stage, models.Pipeline
 
 
-def _common(model) -> dict[str, Field]:
+def _common(model: type[SyncedRow]) -> dict[str, Field]:
     return {
         "owner_id": Field("text", "the user who owns the record", lambda: model.owner_id),
         "team_id": Field("text", "the team the record belongs to", lambda: model.team_id),
@@ -84,7 +101,7 @@ def _common(model) -> dict[str, Field]:
 _CLOSED = ("won", "lost")
 
 
-def _closed(expr: Callable[[], ColumnElement]) -> Callable[[], ColumnElement]:
+def _closed(expr: Callable[[], _Expr]) -> Callable[[], ColumnElement[Any]]:
     return lambda: case((_D.status.in_(_CLOSED), expr()), else_=null())
 
 
@@ -150,11 +167,11 @@ VOCABULARY: dict[str, dict[str, Field]] = {
     },
 }
 
-_MODELS = {"deal": _D, "lead": models.Lead, "activity": models.Activity, "contact": models.Contact,
-           "company": models.Company}
+_MODELS: dict[str, type[SyncedRow]] = {"deal": _D, "lead": models.Lead, "activity": models.Activity,
+                                       "contact": models.Contact, "company": models.Company}
 
 
-def _bad(entity: str, name: str, value: Any, rule: str) -> ValidationError:
+def _bad(entity: str, name: str, value: object, rule: str) -> ValidationError:
     return ValidationError(name, value, rule, f"{entity} aggregate")
 
 
@@ -165,7 +182,7 @@ def _field(entity: str, vocabulary: Mapping[str, Field], name: str, what: str) -
     return found
 
 
-def _bucket(expr: ColumnElement, bucket: str) -> ColumnElement:
+def _bucket(expr: _Expr, bucket: str) -> ColumnElement[str]:
     if bucket == "day":
         return func.date(expr)
     if bucket == "week":  # the Monday of the ISO week: the next Sunday (or the day itself), less 6 days
@@ -178,8 +195,8 @@ def _bucket(expr: ColumnElement, bucket: str) -> ColumnElement:
     return func.strftime("%Y", expr)
 
 
-def _date_value(entity: str, name: str, field: Field, value: Any) -> Any:
-    """A filter bound for a date field, in the form the column stores."""
+def _date_value(entity: str, name: str, field: Field, value: object) -> date:
+    """A filter bound for a date field, in the form the column stores (a ``date``, or an aware ``datetime``)."""
     original = value
     if isinstance(value, str):
         try:
@@ -197,7 +214,7 @@ def _date_value(entity: str, name: str, field: Field, value: Any) -> Any:
     raise _bad(entity, name, original, "must be a date (YYYY-MM-DD), a datetime or ISO text")
 
 
-def _bound(entity: str, name: str, field: Field, value: Any) -> Any:
+def _bound(entity: str, name: str, field: Field, value: object) -> _Value | None:
     if value is None:
         return None
     if field.kind == "date":
@@ -215,25 +232,25 @@ def _bound(entity: str, name: str, field: Field, value: Any) -> Any:
     return value
 
 
-def _typed(field: Field, value: Any) -> Any:
+def _typed(field: Field, value: _Value | None) -> _Value | BindParameter[date] | None:
     if field.kind == "date":
         return literal(value, UTCDateTime() if isinstance(value, datetime) else Date())
     return value
 
 
-def _condition(entity: str, vocabulary: Mapping[str, Field], key: str, value: Any,
-               guards: dict[str, ColumnElement] | None = None) -> ColumnElement:
+def _condition(entity: str, vocabulary: Mapping[str, Field], key: str, value: object,
+               guards: dict[str, ColumnElement[bool]] | None = None) -> _Condition:
     """One filter as SQL; a guarded field's guard goes into ``guards`` (once per field) when given."""
     name, _, lookup = key.partition("__")
     field = _field(entity, vocabulary, name, "filter")
     expr = field.expr()
-    guard: ColumnElement | None = None
+    guard: ColumnElement[bool] | None = None
     if field.guarded is not None and lookup in ("", "gte", "gt", "lte", "lt"):
         guard, compared = field.guarded()  # only for comparisons with a value: see below
     else:
         compared = expr
 
-    def guarded(condition: ColumnElement) -> ColumnElement:
+    def guarded(condition: ColumnElement[bool]) -> ColumnElement[bool]:
         if guard is None:
             return condition
         if guards is None:
@@ -269,7 +286,8 @@ def _condition(entity: str, vocabulary: Mapping[str, Field], key: str, value: An
                     "lt": compared < operand}[lookup])
 
 
-def _measure(entity: str, vocabulary: Mapping[str, Field], label: str, spec: Any) -> tuple[ColumnElement, set[str]]:
+def _measure(entity: str, vocabulary: Mapping[str, Field], label: str,
+             spec: object) -> tuple[ColumnElement[Any], set[str]]:
     if not isinstance(spec, str):
         raise _bad(entity, f"measures[{label!r}]", spec, "must be text such as 'count' or 'sum:amount_cents'")
     kind, _, name = spec.partition(":")
@@ -285,18 +303,19 @@ def _measure(entity: str, vocabulary: Mapping[str, Field], label: str, spec: Any
     if field.kind != "number":
         numbers = ", ".join(n for n, f in vocabulary.items() if f.kind == "number") or "none"
         raise _bad(entity, f"measures[{label!r}]", spec, f"{kind} needs a number field (number fields: {numbers})")
-    fn = {"sum": func.sum, "avg": func.avg, "min": func.min, "max": func.max}[kind]
+    functions: dict[str, _Aggregate] = {"sum": func.sum, "avg": func.avg, "min": func.min, "max": func.max}
+    fn = functions[kind]
     return fn(field.expr()), set(field.joins)
 
 
-def _grouped(expr: ColumnElement, field: Field, bucket: str) -> ColumnElement:
+def _grouped(expr: _Expr, field: Field, bucket: str) -> _Expr:
     if bucket:
         return _bucket(expr, bucket)
     return cast(expr, Boolean) if field.kind == "bool" else expr
 
 
 def _pre_aggregated(groups: list[tuple[str, Field, str]], measures: list[tuple[str, str, Field | None]],
-                    joins: set[str], conditions: list[ColumnElement], joined_filter: bool) -> Select | None:
+                    joins: set[str], conditions: Sequence[_Condition], joined_filter: bool) -> _Statement | None:
     """A deal aggregate that joins stages or pipelines, as a ``GROUP BY`` over deals alone (by stage,
     pipeline and the deal fields grouped by) whose few rows are then joined and summed again; None
     where that could change a number (beyond the weighted sum's last bit, see below).
@@ -313,35 +332,53 @@ def _pre_aggregated(groups: list[tuple[str, Field, str]], measures: list[tuple[s
     """
     if joined_filter or not joins:
         return None
-    inner_columns: list[ColumnElement] = [_D.stage_id.label("_stage_id"), _D.pipeline_id.label("_pipeline_id")]
-    inner_groups: list[ColumnElement] = [_D.stage_id, _D.pipeline_id]
-    later: list[Callable[[Any], ColumnElement]] = []  # each outer column, given the inner subquery
+    inner_columns: list[ColumnElement[Any]] = [_D.stage_id.label("_stage_id"), _D.pipeline_id.label("_pipeline_id")]
+    inner_groups: list[_Expr] = [_D.stage_id, _D.pipeline_id]
+    later: list[Callable[[Subquery], Label[Any]]] = []  # each outer column, given the inner subquery
+    # (defs, not lambdas: mypy cannot type a lambda whose defaults bind the loop's values)
     for i, (key, field, bucket) in enumerate(groups):
         if field.joins:
-            later.append(lambda _q, field=field, bucket=bucket, key=key:
-                         _grouped(field.expr(), field, bucket).label(key))
+            def joined_group(_q: Subquery, field: Field = field, bucket: str = bucket, key: str = key) -> Label[Any]:
+                return _grouped(field.expr(), field, bucket).label(key)
+            later.append(joined_group)
             continue
         inner_columns.append(field.expr().label(f"_g{i}"))
         inner_groups.append(field.expr())
-        later.append(lambda q, i=i, field=field, bucket=bucket, key=key: _grouped(q.c[f"_g{i}"], field, bucket)
-                     .label(key))
+
+        def deal_group(q: Subquery, i: int = i, field: Field = field, bucket: str = bucket,
+                       key: str = key) -> Label[Any]:
+            return _grouped(q.c[f"_g{i}"], field, bucket).label(key)
+        later.append(deal_group)
     group_count = len(later)
-    for i, (label, kind, field) in enumerate(measures):
+    for i, (label, kind, measured) in enumerate(measures):
         inner_name = f"_m{i}"
-        if field is None or (kind == "count" and not field.joins):
-            inner_columns.append((func.count() if field is None else func.count(field.expr())).label(inner_name))
-            later.append(lambda q, n=inner_name, label=label: func.coalesce(func.sum(q.c[n]), 0).label(label))
-        elif kind in ("min", "max") and not field.joins:
-            fn = func.min if kind == "min" else func.max
-            inner_columns.append(fn(field.expr()).label(inner_name))
-            later.append(lambda q, n=inner_name, fn=fn, label=label: fn(q.c[n]).label(label))
-        elif kind == "sum" and not field.joins and field.integer:
-            inner_columns.append(func.sum(field.expr()).label(inner_name))
-            later.append(lambda q, n=inner_name, label=label: func.sum(q.c[n]).label(label))
-        elif kind == "sum" and field.per_join is not None:
-            inner, outer = field.per_join
+        if measured is None or (kind == "count" and not measured.joins):
+            inner_columns.append((func.count() if measured is None else func.count(measured.expr())).label(inner_name))
+
+            def count_of_counts(q: Subquery, n: str = inner_name, label: str = label) -> Label[Any]:
+                return func.coalesce(func.sum(q.c[n]), 0).label(label)
+            later.append(count_of_counts)
+        elif kind in ("min", "max") and not measured.joins:
+            fn: _Aggregate = func.min if kind == "min" else func.max
+            inner_columns.append(fn(measured.expr()).label(inner_name))
+
+            def extreme_of_extremes(q: Subquery, n: str = inner_name, fn: _Aggregate = fn,
+                                    label: str = label) -> Label[Any]:
+                return fn(q.c[n]).label(label)
+            later.append(extreme_of_extremes)
+        elif kind == "sum" and not measured.joins and measured.integer:
+            inner_columns.append(func.sum(measured.expr()).label(inner_name))
+
+            def sum_of_sums(q: Subquery, n: str = inner_name, label: str = label) -> Label[Any]:
+                return func.sum(q.c[n]).label(label)
+            later.append(sum_of_sums)
+        elif kind == "sum" and measured.per_join is not None:
+            inner, outer = measured.per_join
             inner_columns.append(func.sum(inner()).label(inner_name))
-            later.append(lambda q, n=inner_name, outer=outer, label=label: func.sum(outer(q.c[n])).label(label))
+
+            def sum_per_join(q: Subquery, n: str = inner_name, outer: _Outer = outer, label: str = label) -> Label[Any]:
+                return func.sum(outer(q.c[n])).label(label)
+            later.append(sum_per_join)
         else:
             return None
     per_deal = (select(*inner_columns).select_from(_D).where(and_(*conditions)).group_by(*inner_groups)
@@ -358,7 +395,7 @@ def _pre_aggregated(groups: list[tuple[str, Field, str]], measures: list[tuple[s
     return stmt.limit(MAX_GROUPS + 1)
 
 
-def build(entity: str, group_by: Sequence[str], measures: Mapping[str, str], filters: Mapping[str, Any]) -> Select:
+def build(entity: str, group_by: Sequence[str], measures: Mapping[str, str], filters: Mapping[str, Any]) -> _Statement:
     """The ``SELECT`` for one aggregate; :class:`ValidationError` names the first bad argument."""
     vocabulary = VOCABULARY.get(entity)
     if vocabulary is None:
@@ -368,8 +405,8 @@ def build(entity: str, group_by: Sequence[str], measures: Mapping[str, str], fil
         group_by = [group_by]
     if not isinstance(measures, Mapping) or not measures:
         raise _bad(entity, "measures", measures, "must be a non-empty mapping of name -> 'count' / 'sum:<field>' ...")
-    columns: list[ColumnElement] = []
-    groups: list[ColumnElement] = []
+    columns: list[Label[Any]] = []
+    groups: list[_Expr] = []
     parsed_groups: list[tuple[str, Field, str]] = []
     parsed_measures: list[tuple[str, str, Field | None]] = []
     joins: set[str] = set()
@@ -403,14 +440,14 @@ def build(entity: str, group_by: Sequence[str], measures: Mapping[str, str], fil
         columns.append(expr.label(label))
         kind, _, name = spec.partition(":")
         parsed_measures.append((label, kind, vocabulary[name] if name else None))
-    conditions = [model.deleted_at.is_(None)]
-    guards: dict[str, ColumnElement] = {}
+    conditions: list[_Condition] = [model.deleted_at.is_(None)]
+    guards: dict[str, ColumnElement[bool]] = {}
     joined_filter = False
     for key, value in filters.items():
         field_name = key.partition("__")[0]
-        needed = vocabulary[field_name].joins if field_name in vocabulary else ()
-        joined_filter |= bool(needed)
-        joins.update(needed)
+        filter_joins = vocabulary[field_name].joins if field_name in vocabulary else ()
+        joined_filter |= bool(filter_joins)
+        joins.update(filter_joins)
         conditions.append(_condition(entity, vocabulary, key, value, guards))
     conditions.extend(guards.values())
     if entity == "deal":
@@ -428,7 +465,7 @@ def build(entity: str, group_by: Sequence[str], measures: Mapping[str, str], fil
     return stmt.limit(MAX_GROUPS + 1)
 
 
-def run(db: Any, entity: str, *, group_by: Sequence[str] = (), measures: Mapping[str, str],
+def run(db: Database, entity: str, *, group_by: Sequence[str] = (), measures: Mapping[str, str],
         filters: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
     """One aggregate as plain rows: ``[{group_by names..., measure names...}, ...]``."""
     stmt = build(entity, list(group_by) if not isinstance(group_by, str) else [group_by], measures, filters or {})
