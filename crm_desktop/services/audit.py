@@ -22,26 +22,14 @@ class AuditLog:
         """A record's history, newest first: its own entries and the bulk entry (an import's) that
         created it, shown with this ``record_id`` and the batch's ``changes`` (``records``,
         ``first_id``, ``last_id``, ``file``...) instead of field values."""
-        entry = models.AuditEntry
-        batch = (select(models.AuditEntryRecord.entry_id)
-                 .where(models.AuditEntryRecord.record_id == record_id))
-        stmt = (select(entry).where(entry.entity == entity,
-                                    or_(entry.record_id == record_id,
-                                        and_(entry.record_id.is_(None), entry.id.in_(batch))))
-                .order_by(entry.id.desc()).limit(limit))
+        stmt = _history(entity, record_id).order_by(models.AuditEntry.id.desc()).limit(limit)
         return self._query(stmt, record_id)
 
     def created(self, entity: str, record_id: str) -> AuditEntry | None:
         """Who created the record on this device, and when: the oldest entry of its history (an
         ORM create, or the bulk entry of the import that created it); None when this device's log
         has no entry of it (a record that came from the server: the server's audit knows)."""
-        entry = models.AuditEntry
-        batch = (select(models.AuditEntryRecord.entry_id)
-                 .where(models.AuditEntryRecord.record_id == record_id))
-        stmt = (select(entry).where(entry.entity == entity,
-                                    or_(entry.record_id == record_id,
-                                        and_(entry.record_id.is_(None), entry.id.in_(batch))))
-                .order_by(entry.id).limit(1))
+        stmt = _history(entity, record_id).order_by(models.AuditEntry.id).limit(1)
         found = self._query(stmt, record_id)
         if not found:
             return None
@@ -89,6 +77,15 @@ class AuditLog:
                                entity=r.entity, record_id=r.record_id if r.record_id is not None else record_id,
                                changes=r.changes or {}, on_behalf_of=r.on_behalf_of)
                     for r in session.scalars(stmt)]
+
+
+def _history(entity: str, record_id: str) -> Select[models.AuditEntry]:
+    """A record's entries: its own, and the bulk entry (an import's) whose record list names it."""
+    entry = models.AuditEntry
+    batch = select(models.AuditEntryRecord.entry_id).where(models.AuditEntryRecord.record_id == record_id)
+    return select(entry).where(entry.entity == entity,
+                               or_(entry.record_id == record_id,
+                                   and_(entry.record_id.is_(None), entry.id.in_(batch))))
 
 
 def _reads_as_creation(entry: AuditEntry) -> bool:

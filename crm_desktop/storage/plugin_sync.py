@@ -70,9 +70,10 @@ class SyncedTable:
 # -- the schema of a model --------------------------------------------------------------------
 
 
-def _kind_of(column_type: Any) -> str:
+def column_kind(column_type: Any) -> str:
+    """How a column's values travel: datetime, date, bool, int, number or text (core and plugin tables)."""
     if isinstance(column_type, TypeDecorator):
-        return getattr(column_type, "crm_kind", None) or _kind_of(column_type.impl_instance)
+        return getattr(column_type, "crm_kind", None) or column_kind(column_type.impl_instance)
     if isinstance(column_type, Boolean):
         return "bool"
     if isinstance(column_type, DateTime):
@@ -91,7 +92,7 @@ _JSON_TYPE = {"text": "string", "int": "integer", "number": "number", "bool": "b
 
 
 def _property(column: Any) -> dict[str, Any]:
-    kind = _kind_of(column.type)
+    kind = column_kind(column.type)
     prop: dict[str, Any] = {"type": [_JSON_TYPE[kind], "null"] if column.nullable else _JSON_TYPE[kind],
                             "x-crm-kind": kind}
     if kind == "datetime":

@@ -16,14 +16,14 @@ from functools import lru_cache, partial
 from operator import itemgetter
 from typing import Any, Callable, Iterable, Mapping
 
-from sqlalchemy import Boolean, Date, FromClause, Integer, Table, TableClause
+from sqlalchemy import FromClause, Table, TableClause
 
 from crm_desktop.domain import record_fields
 from crm_desktop.domain.validation import normalize_email, normalize_name, normalize_phone
 from crm_desktop.errors import ValidationError
-from crm_desktop.storage.base import UTCDateTime
 from crm_desktop.storage.changes import db_time
 from crm_desktop.storage import plugin_sync
+from crm_desktop.storage.plugin_sync import column_kind
 from crm_desktop.storage.models import MODELS
 
 #: local columns that are not wire fields: stamps the store owns, and the tombstone (an op)
@@ -94,16 +94,7 @@ def _core_wire_columns(entity: str) -> tuple[str, ...]:
 
 @lru_cache(maxsize=None)
 def _kind(entity: str, name: str) -> str:
-    column_type = table_of(entity).columns[name].type
-    if isinstance(column_type, UTCDateTime):
-        return "datetime"
-    if isinstance(column_type, Date):
-        return "date"
-    if isinstance(column_type, Boolean):
-        return "bool"
-    if isinstance(column_type, Integer):
-        return "int"
-    return "text"
+    return column_kind(table_of(entity).columns[name].type)  # core tables have no number columns
 
 
 def kind_of(entity: str, name: str) -> str:
