@@ -29,6 +29,9 @@ from __future__ import annotations
 
 import gc
 import logging
+import queue
+import threading
+from contextlib import ExitStack
 from itertools import compress, repeat
 from operator import lt
 import uuid
@@ -70,6 +73,9 @@ ProgressCallback = Callable[[int, int], "bool | None"]
 FORMATS = ("csv", "vcard")
 ENTITIES = ("contact", "company")
 CHUNK = 5000
+#: a contact import of more new rows than this goes through the file in segments of this many rows,
+#: validating the next segment on a thread while SQLite indexes this one (:class:`_Validator`)
+SEGMENT_ROWS = 40_000
 PROGRESS_EVERY = 500
 #: the columns of a file that are values of the record itself (not its id, company or tags)
 _TEXT_FIELDS = {entity: tuple(f for f in fields if f not in ("id", "company", "tags"))
@@ -379,6 +385,61 @@ class _Refused(Exception):
     """One row broke a rule (caught per row; with ``skip_invalid`` it is written aside)."""
 
 
+class _Validator:
+    """Validates the segments of a contact import (``_Run._clean_columns``: pure Python, no database)
+    on a thread of its own, one segment ahead of the importing thread.
+
+    SQLite releases the GIL while a statement runs, so the next segment's validation runs on the
+    other core while the importing thread (which owns the write transaction) fills the search index
+    of the segment it has just inserted. The thread validates a segment only when the importing
+    thread lets it (:meth:`proceed`, just before that fill): row-by-row statements
+    (``executemany``) take the GIL back after every row and would wait for it behind a busy thread.
+    """
+
+    def __init__(self, run: "_Run", rows: list[_Row], parts: list[list[int]]):
+        self._go = threading.Semaphore(1)  # the first segment may start at once
+        self._out: queue.SimpleQueue[tuple[Any, BaseException | None]] = queue.SimpleQueue()
+        self._stop = False
+        self._released = True
+        self._thread = threading.Thread(target=self._work, args=(run, rows, parts), name="import-validate",
+                                        daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _work(self, run: "_Run", rows: list[_Row], parts: list[list[int]]) -> None:
+        for part in parts:
+            self._go.acquire()
+            if self._stop:
+                return
+            try:
+                result = run._clean_columns([rows[i] for i in part])
+            except BaseException as exc:  # handed to the importing thread, which raises it
+                self._out.put((None, exc))
+                return
+            self._out.put((result, None))
+
+    def next(self) -> tuple[dict[str, list[Any]], dict[int, str]]:
+        """The next segment's columns and errors (waits for them)."""
+        result, exc = self._out.get()
+        if exc is not None:
+            raise exc
+        self._released = False
+        return result  # type: ignore[no-any-return]
+
+    def proceed(self) -> None:
+        """Let the thread validate the next segment."""
+        if not self._released:
+            self._released = True
+            self._go.release()
+
+    def finish(self) -> None:
+        """Stop (after the last segment, a refusal or a cancel) and wait for the thread."""
+        self._stop = True
+        self._go.release()
+        self._thread.join()
+
+
 class _Run:
     """One import inside its unit of work.
 
@@ -441,7 +502,6 @@ class _Run:
         setattr(self.summary, result.outcome, getattr(self.summary, result.outcome) + 1)
 
     def _run(self, rows: list[_Row]) -> None:
-        half = self.total // 2  # progress: reading and checking is the first half, writing the second
         self._tick(0, force=True)
         existing = self._existing_by_id(self._check_ids(rows))
         # rows that update a live record by its id are cleaned one by one against it; all others are
@@ -457,13 +517,54 @@ class _Run:
                 updates[i] = current
             else:
                 fresh.append(i)
-        cols, errors = self._clean_columns([rows[i] for i in fresh])
-        self._tick(half // 2, force=True)
+        # the records from before the import: only they are "existing" matches (later segments
+        # find the rows of earlier ones through the first-line dictionaries, as lines of the file)
+        self._before_rowid = self.dbapi.execute(f"SELECT coalesce(max(rowid), 0) FROM {self.table}").fetchone()[0]
+        self._had_live = self.dbapi.execute(
+            f"SELECT 1 FROM {self.table} WHERE deleted_at IS NULL LIMIT 1").fetchone() is not None
+        self._first = {space: {} for space, _, _ in self._key_specs()}
+        self._line_ids: dict[int, str] = {}
+        # segments of the file in line order (see _Validator): one for companies and small files
+        size = SEGMENT_ROWS if self.entity == "contact" and len(fresh) > SEGMENT_ROWS else max(1, len(rows))
+        bounds = [(a, min(a + size, len(rows))) for a in range(0, len(rows), size)] or [(0, 0)]
+        parts: list[list[int]] = [[] for _ in bounds]
+        for i in fresh:
+            parts[i // size].append(i)
+        validator = _Validator(self, rows, parts) if len(bounds) > 1 else None
+        index = DeferredIndex(self.dbapi, self.table) if len(bounds) > 1 else None
+        with ExitStack() as stack:
+            if validator is not None:
+                validator.start()
+                stack.callback(validator.finish)
+            suspended: SuspendedIndexes | None = None
+            for (a, b), part in zip(bounds, parts):
+                cols, errors = validator.next() if validator is not None else self._clean_columns([rows[i] for i in part])
+                if len(bounds) > 1 and suspended is None:
+                    # one rebuild of the secondary indexes after the last segment, not one per segment
+                    suspended = stack.enter_context(SuspendedIndexes(self.dbapi, self.table, len(fresh)))
+                self._segment(rows, a, b, part, cols, errors, updates, index,
+                              validator.proceed if validator is not None else None)
+            if index is not None:
+                index.close()
+        self._tick(self.total, force=True)
+        s = self.summary
+        self.uow.publish_after_commit("import.finished", {
+            "entity": self.entity, "path": self.path, "created": s.created, "updated": s.updated,
+            "unchanged": s.unchanged, "skipped": s.skipped, "refused": s.refused})
+
+    def _segment(self, rows: list[_Row], a: int, b: int, fresh: list[int], cols: dict[str, list[Any]],
+                 errors: dict[int, str], updates: dict[int, dict[str, Any]], index: DeferredIndex | None,
+                 proceed: Callable[[], None] | None) -> None:
+        """Rows ``a`` to ``b`` of the file (``fresh``: the new ones among them, ``cols`` their cleaned
+        columns): refusals, companies, duplicates and updates in line order, then the inserts."""
+        span = b - a
+        self._tick(a + span // 4, force=True)
         # refusals in line order: the first one ends an all-or-nothing import with its line
         error_at = {fresh[j]: message for j, message in errors.items()}
         upd_values: dict[int, dict[str, Any]] = {}
-        if error_at or updates or len(fresh) < len(rows):
-            for i, row in enumerate(rows):
+        if error_at or updates or len(fresh) < span:
+            for i in range(a, b):
+                row = rows[i]
                 if row.problem is not None:
                     self._refuse(row, row.problem)
                 elif i in error_at:
@@ -479,15 +580,15 @@ class _Run:
             cols = {name: [values[j] for j in keep] for name, values in cols.items()}
         if self.entity == "contact":
             fresh, cols = self._link_companies(rows, fresh, cols, upd_values)
-        self._tick(half * 3 // 4, force=True)
-        creates = self._sort_out(rows, fresh, cols, updates, upd_values)
-        self._tick(half, force=True)
-        self._insert(rows, fresh, creates, cols, half)
-        self._tick(self.total, force=True)
-        s = self.summary
-        self.uow.publish_after_commit("import.finished", {
-            "entity": self.entity, "path": self.path, "created": s.created, "updated": s.updated,
-            "unchanged": s.unchanged, "skipped": s.skipped, "refused": s.refused})
+        self._tick(a + span * 3 // 8, force=True)
+        creates = self._sort_out(rows, fresh, cols, updates, upd_values, last=b >= len(rows))
+        self._tick(a + span // 2, force=True)
+        self._insert(rows, fresh, creates, cols, a + span // 2, b, index)
+        if proceed is not None:
+            proceed()  # the next segment is validated while SQLite fills this one's search index
+        if index is not None:
+            index.fill()
+        self._tick(b, force=True)
 
     def _check_ids(self, rows: list[_Row]) -> list[str]:
         seen: dict[str, int] = {}
@@ -578,6 +679,7 @@ class _Run:
                 values.pop("\0company_key", None)
             return fresh, cols
         db = self.dbapi
+        db.execute("DROP TABLE IF EXISTS temp.import_companies")
         db.execute("CREATE TEMP TABLE import_companies (name_key TEXT PRIMARY KEY, id TEXT)")
         db.executemany("INSERT INTO temp.import_companies (name_key) VALUES (?)", [(k,) for k in first_line])
         for key, ident in db.execute(
@@ -644,7 +746,8 @@ class _Run:
         return "same name in the same company"
 
     def _sort_out(self, rows: list[_Row], fresh: list[int], cols: dict[str, list[Any]],
-                  updates: dict[int, dict[str, Any]], upd_values: dict[int, dict[str, Any]]) -> list[int]:
+                  updates: dict[int, dict[str, Any]], upd_values: dict[int, dict[str, Any]],
+                  last: bool = True) -> list[int]:
         """Walk the file in line order: skip duplicates (of a live record or an earlier line), update
         records named by id, and return the positions (in ``fresh``) of the records to create, whose
         ids are set in ``cols["id"]``."""
@@ -661,7 +764,7 @@ class _Run:
             key_cols.append((space, column, cols.get(field_name) if field_name else None))
         # the first line of every key in the file (rows named by id count too); within a key space
         # the first column's lines win over a later column's (phone before mobile)
-        first: dict[str, dict[Any, int]] = {space: {} for space, _, _ in specs}
+        first: dict[str, dict[Any, int]] = self._first  # carried over from the earlier segments
         lines = [rows[i].line for i in fresh]
         for space, column, _ in key_cols:
             # built in C: read backwards, the first line of a key is the last one written
@@ -698,6 +801,8 @@ class _Run:
             if line in outcome_ids:
                 return outcome_ids[line]
             j = line_at.get(line)
+            if j is None:  # a line of an earlier segment
+                return self._line_ids.get(line, "")
             return (id_col[j] or "") if j is not None else ""
 
         result = self._result
@@ -740,6 +845,10 @@ class _Run:
             # an id this database has not seen: create the record under it (client-made ids)
             id_col[j] = record_id
         cols["id"] = id_col
+        if not last:  # what later segments may call a duplicate of
+            self._line_ids.update(zip(lines, map(outcome, lines)))
+            for line, ident in outcome_ids.items():
+                self._line_ids[line] = ident
         return [j for j, ident in enumerate(id_col) if ident is not None]
 
     def _existing_matches(self, fresh: list[int], rows: list[_Row],
@@ -750,25 +859,27 @@ class _Run:
         found: dict[str, dict[Any, tuple[str, str]]] = {space: {} for space, _, _ in key_cols}
         db = self.dbapi
         t = self.table
-        if db.execute(f"SELECT 1 FROM {t} WHERE deleted_at IS NULL LIMIT 1").fetchone() is None:
+        if not self._had_live:
             return found
         checked = [j for j, i in enumerate(fresh) if rows[i].record_id is None]
+        before = f" AND c.rowid <= {int(self._before_rowid)}"
         if not checked:
             return found
+        db.execute("DROP TABLE IF EXISTS temp.import_keys")
         db.execute("CREATE TEMP TABLE import_keys (line INTEGER PRIMARY KEY, email_key TEXT, "
                    "phone_key TEXT, mobile_key TEXT, name_key TEXT, company_id TEXT)")
         if self.entity == "company":
             [(_, names, _)] = key_cols
             db.executemany("INSERT INTO temp.import_keys (line, name_key) VALUES (?, ?)",
                            [(j, names[j]) for j in checked])
-            sql = [("name", "SELECT c.id, c.name, c.name_key, NULL FROM temp.import_keys k JOIN companies c "
-                            "ON c.name_key = k.name_key AND c.deleted_at IS NULL ORDER BY c.created_at, c.id")]
+            sql = [("name", f"SELECT c.id, c.name, c.name_key, NULL FROM temp.import_keys k JOIN companies c "
+                            f"ON c.name_key = k.name_key AND c.deleted_at IS NULL{before} ORDER BY c.created_at, c.id")]
         else:
             email, phone, mobile, name = (column for _, column, _ in key_cols)
             db.executemany("INSERT INTO temp.import_keys VALUES (?, ?, ?, ?, ?, ?)",
                            [(j, email[j], phone[j], mobile[j], *(name[j] or (None, None))) for j in checked])
             label = "trim(coalesce(c.first_name,'') || ' ' || coalesce(c.last_name,''))"
-            order = " ORDER BY c.created_at, c.id"
+            order = f"{before} ORDER BY c.created_at, c.id"
             sql = [("email", f"SELECT c.id, {label}, c.email_key, NULL FROM temp.import_keys k JOIN {t} c "
                              f"ON c.email_key = k.email_key AND c.deleted_at IS NULL{order}")]
             for mine in ("phone_key", "mobile_key"):
@@ -835,7 +946,7 @@ class _Run:
         self._result(LineResult(row.line, outcome, current["id"]))
 
     def _insert(self, rows: list[_Row], fresh: list[int], creates: list[int], cols: dict[str, list[Any]],
-                progress_base: int) -> None:
+                progress_base: int, progress_end: int, index: DeferredIndex | None = None) -> None:
         """Create the new records: the chosen positions of every column, in file order."""
         if not creates:
             return
@@ -849,9 +960,10 @@ class _Run:
         tag_links = [(ids[k], tags[j]) for k, j in enumerate(creates) if tags[j]] if tags is not None else []
 
         def tick(done: int) -> None:
-            self._tick(progress_base + done * (self.total - progress_base) // max(1, len(params)), force=True)
+            self._tick(progress_base + min(done, len(params)) * (progress_end - progress_base) // max(1, len(params)),
+                       force=True)
 
-        self._bulk_insert_columns(self.entity, self.service.model, names, params, tag_links, tick)
+        self._bulk_insert_columns(self.entity, self.service.model, names, params, tag_links, tick, index)
         self.summary.lines.extend([LineResult(rows[fresh[j]].line, "created", ident) for ident, j in zip(ids, creates)])
         self.summary.created += len(creates)
 
@@ -864,16 +976,19 @@ class _Run:
 
     def _bulk_insert_columns(self, entity: str, model: type[SyncedRow], names: list[str],
                              params: list[tuple[Any, ...]], tag_links: Sequence[tuple[str, list[str]]] = (),
-                             tick: Callable[[int], None] | None = None) -> None:
+                             tick: Callable[[int], None] | None = None,
+                             shared_index: DeferredIndex | None = None) -> None:
         """Insert rows with their sync columns, tags, search index, audit entries and changes.
         Storage stamps the sync columns and records the changes
         (``storage.changes.insert_synced_columns``), one batch per chunk."""
         if not params:
             return
         table: str = model.__tablename__
-        index = DeferredIndex(self.dbapi, table)  # one set-based fill of the search index instead of a trigger per row
+        # one set-based fill of the search index instead of a trigger per row (a segmented import's
+        # own index is filled by the caller after each segment)
+        index = shared_index or DeferredIndex(self.dbapi, table)
         tag_names = dict(tag_links)
-        with SuspendedIndexes(self.dbapi, table, len(params)):
+        with SuspendedIndexes(self.dbapi, table, len(params) if shared_index is None else 0):
             for start in range(0, len(params), CHUNK):
                 part = params[start:start + CHUNK]
                 extras = ({p[0]: {"tags": (None, tag_names[p[0]])} for p in part if p[0] in tag_names}
@@ -888,7 +1003,8 @@ class _Run:
             fk = f"{entity}_id"
             links = {(rid, ids[n]) for rid, names_ in tag_links for n in names_ if n in ids}
             self.dbapi.executemany(f"INSERT INTO {link.name} ({fk}, tag_id) VALUES (?, ?)", sorted(links))
-        index.close()
+        if shared_index is None:
+            index.close()
 
     def _tag_ids(self, names: set[str]) -> dict[str, str]:
         by_key: dict[str, str] = {}
