@@ -28,6 +28,7 @@ Usage::
 from __future__ import annotations
 
 import gc
+from bisect import bisect_right
 import logging
 import queue
 import threading
@@ -525,11 +526,15 @@ class _Run:
         self._first = {space: {} for space, _, _ in self._key_specs()}
         self._line_ids: dict[int, str] = {}
         # segments of the file in line order (see _Validator): one for companies and small files
-        size = SEGMENT_ROWS if self.entity == "contact" and len(fresh) > SEGMENT_ROWS else max(1, len(rows))
-        bounds = [(a, min(a + size, len(rows))) for a in range(0, len(rows), size)] or [(0, 0)]
+        # (the first segment is smaller: nothing overlaps its validation)
+        if self.entity == "contact" and len(fresh) > SEGMENT_ROWS:
+            starts = [0, *range(max(1, SEGMENT_ROWS // 4), len(rows), SEGMENT_ROWS)]
+        else:
+            starts = [0]
+        bounds = list(zip(starts, [*starts[1:], len(rows)]))
         parts: list[list[int]] = [[] for _ in bounds]
         for i in fresh:
-            parts[i // size].append(i)
+            parts[bisect_right(starts, i) - 1].append(i)
         validator = _Validator(self, rows, parts) if len(bounds) > 1 else None
         index = DeferredIndex(self.dbapi, self.table) if len(bounds) > 1 else None
         with ExitStack() as stack:

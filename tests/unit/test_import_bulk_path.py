@@ -249,3 +249,74 @@ def test_an_import_command_loads_neither_qt_nor_the_sync_client_nor_pydantic(hom
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "1 created" in done.stdout and done.stdout.strip().splitlines()[-1] == "[]"
+
+
+def _segmented_file(tmp_path):
+    rows = [f"P{i};Q{i};p{i}@example.com;+49 30 {1000000 + i};;;" for i in range(30)]
+    rows[19] = "Again;Person;p2@example.com;;;;"                 # the e-mail of line 4, three segments later
+    rows[24] = "Old;Timer;;+49 40 5550000;;;"                    # the phone of a record from before
+    rows[26] = "Fresh;Name;x26@example.com;;+49 30 1000005;;"     # a mobile that is line 7's phone
+    path = tmp_path / "seg.csv"
+    path.write_text("First Name;Last Name;E-mail;Phone;Mobile;Job Title;City;Company\n"
+                    + "\n".join(r + (";Acme" if i in (1, 28) else ";") for i, r in enumerate(rows)) + "\n",
+                    encoding="utf-8", newline="")
+    return path
+
+
+def _outcomes(summary):
+    return [(r.line, r.outcome, r.reason) for r in sorted(summary.lines, key=lambda r: r.line)
+            if r.outcome != "created"]
+
+
+@pytest.mark.parametrize("segment", [4, 7])
+def test_a_segmented_import_finds_the_same_duplicates_and_companies_as_one_pass(services, home, tmp_path,
+                                                                                  monkeypatch, segment):
+    from crm_desktop.services import importer
+
+    with services.unit_of_work() as uow:
+        old = services.contacts.create_in(uow, {"first_name": "Old", "last_name": "Timer", "phone": "+49 40 5550000"})
+        old_id = old.id
+    path = _segmented_file(tmp_path)
+    monkeypatch.setattr(importer, "SEGMENT_ROWS", segment)  # 30 rows: several segments, each validated on a thread
+    summary = import_file(services, "contacts", path)
+    assert summary.created == 27 and summary.skipped == 3 and summary.companies_created == 1
+    assert _outcomes(summary) == [
+        (21, "skipped", "duplicate of line 4 of this file (same e-mail 'p2@example.com')"),
+        (26, "skipped", f"duplicate of existing contact 'Old Timer' ({old_id}): same phone number '+49 40 5550000'"),
+        (28, "skipped", "duplicate of line 7 of this file (same phone number '+49 30 1000005')"),
+    ]
+    skipped = {r.line: r.record_id for r in summary.skipped_lines}
+    created = {r.line: r.record_id for r in summary.lines if r.outcome == "created"}
+    assert skipped[21] == created[4] and skipped[28] == created[7]
+    conn = sqlite3.connect(home.db_path)
+    try:
+        [(acme, name)] = conn.execute("SELECT id, name FROM companies").fetchall()
+        linked = [r.record_id for r in summary.lines if r.line in (3, 30)]
+        assert name == "Acme" and [conn.execute("SELECT company_id FROM contacts WHERE id = ?", (i,)).fetchone()[0]
+                                   for i in linked] == [acme, acme]
+        assert conn.execute("SELECT count(*) FROM contacts_fts").fetchone()[0] == 28  # every row searchable
+        new = [r[0] for r in conn.execute("SELECT id FROM contacts WHERE id != ?", (old_id,))]
+    finally:
+        conn.close()
+    # and the same file in one pass says the same
+    monkeypatch.setattr(importer, "SEGMENT_ROWS", 10_000)
+    with services.unit_of_work() as uow:
+        for ident in new:
+            services.contacts.delete_in(uow, ident)
+    again = import_file(services, "contacts", path)
+    assert _outcomes(again) == _outcomes(summary)
+
+
+def test_a_refusal_in_a_later_segment_writes_nothing_and_stops_the_validating_thread(services, tmp_path,
+                                                                                     monkeypatch):
+    import threading
+
+    from crm_desktop.services import importer
+
+    monkeypatch.setattr(importer, "SEGMENT_ROWS", 4)
+    rows = [f"P{i};Q{i};p{i}@example.com;;;;" for i in range(30)]
+    rows[22] = "Bo;Li;not-an-address;;;;"
+    with pytest.raises(FileFormatError, match=r"line 24: .*e-mail"):
+        import_file(services, "contacts", _write(tmp_path / "bad.csv", rows))
+    assert services.contacts.count() == 0
+    assert not [t for t in threading.enumerate() if t.name == "import-validate"]
