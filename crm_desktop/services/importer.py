@@ -504,7 +504,9 @@ class _Run:
 
     def _run(self, rows: list[_Row]) -> None:
         self._tick(0, force=True)
-        existing = self._existing_by_id(self._check_ids(rows))
+        given = self._check_ids(rows)
+        existing = self._existing_by_id(given)
+        self._ids_given = bool(given)  # else no row names a record (nor needs asking)
         # rows that update a live record by its id are cleaned one by one against it; all others are
         # new records (or name a deleted one), cleaned column by column
         updates: dict[int, dict[str, Any]] = {}
@@ -788,7 +790,8 @@ class _Run:
         existing = self._existing_matches(fresh, rows, key_cols)
         # only rows with a key met before (on an earlier line or in a live record) or with their own id
         # need a closer look; every other new row is simply created
-        walk: set[int] = {j for j, i in enumerate(fresh) if rows[i].record_id is not None}
+        walk: set[int] = ({j for j, i in enumerate(fresh) if rows[i].record_id is not None}
+                          if self._ids_given else set())
         positions = range(len(lines))
         for space, column, _ in key_cols:
             # rows whose key came on an earlier line (no key, or the key's first line: "never")
@@ -807,7 +810,7 @@ class _Run:
                 return outcome_ids[line]
             j = line_at.get(line)
             if j is None:  # a line of an earlier segment
-                return self._line_ids.get(line, "")
+                return self._line_ids.get(line) or ""
             return (id_col[j] or "") if j is not None else ""
 
         result = self._result
@@ -851,9 +854,8 @@ class _Run:
             id_col[j] = record_id
         cols["id"] = id_col
         if not last:  # what later segments may call a duplicate of
-            self._line_ids.update(zip(lines, map(outcome, lines)))
-            for line, ident in outcome_ids.items():
-                self._line_ids[line] = ident
+            self._line_ids.update(zip(lines, id_col))  # what outcome() says, built in C
+            self._line_ids.update(outcome_ids)
         return [j for j, ident in enumerate(id_col) if ident is not None]
 
     def _existing_matches(self, fresh: list[int], rows: list[_Row],
@@ -866,7 +868,8 @@ class _Run:
         t = self.table
         if not self._had_live:
             return found
-        checked = [j for j, i in enumerate(fresh) if rows[i].record_id is None]
+        checked = ([j for j, i in enumerate(fresh) if rows[i].record_id is None] if self._ids_given
+                   else range(len(fresh)))
         before = f" AND c.rowid <= {int(self._before_rowid)}"
         if not checked:
             return found
