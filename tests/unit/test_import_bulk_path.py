@@ -320,3 +320,23 @@ def test_a_refusal_in_a_later_segment_writes_nothing_and_stops_the_validating_th
         import_file(services, "contacts", _write(tmp_path / "bad.csv", rows))
     assert services.contacts.count() == 0
     assert not [t for t in threading.enumerate() if t.name == "import-validate"]
+
+
+def test_a_cancel_in_a_later_segment_writes_nothing_and_stops_the_validating_thread(services, tmp_path,
+                                                                                   monkeypatch):
+    import threading
+
+    from crm_desktop.services import importer
+
+    monkeypatch.setattr(importer, "SEGMENT_ROWS", 4)
+    rows = [f"P{i};Q{i};p{i}@example.com;;;;" for i in range(30)]
+    seen = []
+
+    def progress(done, total):
+        seen.append(done)
+        return done < 20  # cancel once the rows of several segments are in
+
+    summary = import_file(services, "contacts", _write(tmp_path / "c.csv", rows), progress=progress)
+    assert summary.cancelled and max(seen) >= 20
+    assert services.contacts.count() == 0
+    assert not [t for t in threading.enumerate() if t.name == "import-validate"]
