@@ -256,6 +256,8 @@ def _segmented_file(tmp_path):
     rows[19] = "Again;Person;p2@example.com;;;;"                 # the e-mail of line 4, three segments later
     rows[24] = "Old;Timer;;+49 40 5550000;;;"                    # the phone of a record from before
     rows[26] = "Fresh;Name;x26@example.com;;+49 30 1000005;;"     # a mobile that is line 7's phone
+    rows[3] = "Dup;Of;p1@example.com;+49 30 7770000;;;"            # line 5: the e-mail of line 3 ...
+    rows[23] = "Third;One;;+49 30 7770000;;;"                       # ... line 25: line 5's phone (so line 3's record)
     path = tmp_path / "seg.csv"
     path.write_text("First Name;Last Name;E-mail;Phone;Mobile;Job Title;City;Company\n"
                     + "\n".join(r + (";Acme" if i in (1, 28) else ";") for i, r in enumerate(rows)) + "\n",
@@ -279,22 +281,25 @@ def test_a_segmented_import_finds_the_same_duplicates_and_companies_as_one_pass(
     path = _segmented_file(tmp_path)
     monkeypatch.setattr(importer, "SEGMENT_ROWS", segment)  # 30 rows: several segments, each validated on a thread
     summary = import_file(services, "contacts", path)
-    assert summary.created == 27 and summary.skipped == 3 and summary.companies_created == 1
+    assert summary.created == 25 and summary.skipped == 5 and summary.companies_created == 1
     assert _outcomes(summary) == [
+        (5, "skipped", "duplicate of line 3 of this file (same e-mail 'p1@example.com')"),
         (21, "skipped", "duplicate of line 4 of this file (same e-mail 'p2@example.com')"),
+        (25, "skipped", "duplicate of line 5 of this file (same phone number '+49 30 7770000')"),
         (26, "skipped", f"duplicate of existing contact 'Old Timer' ({old_id}): same phone number '+49 40 5550000'"),
         (28, "skipped", "duplicate of line 7 of this file (same phone number '+49 30 1000005')"),
     ]
     skipped = {r.line: r.record_id for r in summary.skipped_lines}
     created = {r.line: r.record_id for r in summary.lines if r.outcome == "created"}
     assert skipped[21] == created[4] and skipped[28] == created[7]
+    assert skipped[5] == skipped[25] == created[3]  # a duplicate of a duplicate names the record both repeat
     conn = sqlite3.connect(home.db_path)
     try:
         [(acme, name)] = conn.execute("SELECT id, name FROM companies").fetchall()
         linked = [r.record_id for r in summary.lines if r.line in (3, 30)]
         assert name == "Acme" and [conn.execute("SELECT company_id FROM contacts WHERE id = ?", (i,)).fetchone()[0]
                                    for i in linked] == [acme, acme]
-        assert conn.execute("SELECT count(*) FROM contacts_fts").fetchone()[0] == 28  # every row searchable
+        assert conn.execute("SELECT count(*) FROM contacts_fts").fetchone()[0] == 26  # every row searchable
         new = [r[0] for r in conn.execute("SELECT id FROM contacts WHERE id != ?", (old_id,))]
     finally:
         conn.close()
