@@ -525,8 +525,8 @@ class _Run:
         self._before_rowid = self.dbapi.execute(f"SELECT coalesce(max(rowid), 0) FROM {self.table}").fetchone()[0]
         self._had_live = self.dbapi.execute(
             f"SELECT 1 FROM {self.table} WHERE deleted_at IS NULL LIMIT 1").fetchone() is not None
-        self._first = {space: {} for space, _, _ in self._key_specs()}
-        self._line_ids: dict[int, str] = {}
+        self._first: dict[str, dict[Any, int]] = {space: {} for space, _, _ in self._key_specs()}
+        self._line_ids: dict[int, str | None] = {}
         # segments of the file in line order (see _Validator): one for companies and small files
         # (the first segment is smaller: nothing overlaps its validation)
         if self.entity == "contact" and len(fresh) > SEGMENT_ROWS:
