@@ -545,7 +545,10 @@ class _Run:
                 stack.callback(validator.finish)
             suspended: SuspendedIndexes | None = None
             for (a, b), part in zip(bounds, parts):
-                cols, errors = validator.next() if validator is not None else self._clean_columns([rows[i] for i in part])
+                if validator is not None:
+                    cols, errors = validator.next()
+                else:
+                    cols, errors = self._clean_columns([rows[i] for i in part])
                 if len(bounds) > 1 and suspended is None:
                     # one rebuild of the secondary indexes after the last segment, not one per segment
                     suspended = stack.enter_context(SuspendedIndexes(self.dbapi, self.table, len(fresh)))
