@@ -268,6 +268,12 @@ class CsvReader:
     def _reader(self) -> _csv.Reader:
         return csv.reader(io.StringIO(self._text, newline=""), delimiter=self.delimiter, strict=True)
 
+    def estimated_rows(self) -> int:
+        """About how many data rows the file has, without reading it: its line breaks (a quoted line
+        break or a blank line makes this more than the rows). For progress and planning only."""
+        text = self._text
+        return max(0, text.count("\n") - (1 if text.endswith("\n") else 0))
+
     def count_rows(self) -> int:
         """Data rows in the file (a fast pass; also finds quoting errors before anything is written)."""
         reader = self._reader()

@@ -32,14 +32,14 @@ from bisect import bisect_right
 import logging
 import queue
 import threading
-from contextlib import ExitStack
-from itertools import compress, repeat
+from contextlib import ExitStack, contextmanager
+from itertools import compress, islice, repeat
 from operator import lt
 import uuid
 from types import SimpleNamespace
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Sequence, Union
+from typing import TYPE_CHECKING, Any, Callable, Iterator, NamedTuple, Sequence, Union
 
 from crm_desktop.domain.validation import normalize_name
 from crm_desktop.errors import FileFormatError, ValidationError
@@ -74,9 +74,17 @@ ProgressCallback = Callable[[int, int], "bool | None"]
 FORMATS = ("csv", "vcard")
 ENTITIES = ("contact", "company")
 CHUNK = 5000
-#: a contact import of more new rows than this goes through the file in segments of this many rows,
-#: validating the next segment on a thread while SQLite indexes this one (:class:`_Validator`)
+#: a contact import of more new rows than this goes through the file in segments of at most this many
+#: rows, reading and validating the next segments on a thread while SQLite indexes this one (:class:`_Validator`)
 SEGMENT_ROWS = 40_000
+#: the first segment's size (nothing is validated ahead of it, so it is small) and how fast the next
+#: ones grow to SEGMENT_ROWS: each is read and validated while SQLite indexes the ones before, which
+#: takes about 1.4 times as long per row
+FIRST_SEGMENT_ROWS = 4_000
+SEGMENT_GROWTH = 1.35
+#: the validating thread reads and validates in pieces of this many rows and looks between them
+#: whether it may go on (:meth:`_Validator.quiet`)
+PIECE_ROWS = 2_000
 PROGRESS_EVERY = 500
 #: the columns of a file that are values of the record itself (not its id, company or tags)
 _TEXT_FIELDS = {entity: tuple(f for f in fields if f not in ("id", "company", "tags"))
@@ -252,9 +260,13 @@ class _Row:
 
 
 def _read_rows(reader: _Reader, entity: str, mapping: dict[str, str | None] | None, limit: int | None = None) -> list[_Row]:
-    """Every row (or the first ``limit``) with the mapping applied (CSV), names split and phone
-    columns sorted by their labels (Google's "Phone 1 - Label": Mobile)."""
-    out: list[_Row] = []
+    """Every row (or the first ``limit``): :func:`_iter_rows` as a list."""
+    return list(islice(_iter_rows(reader, entity, mapping), limit))
+
+
+def _iter_rows(reader: _Reader, entity: str, mapping: dict[str, str | None] | None) -> Iterator[_Row]:
+    """The file's rows with the mapping applied (CSV), names split and phone columns sorted by their
+    labels (Google's "Phone 1 - Label": Mobile)."""
     if isinstance(reader, CsvReader):
         mapping = mapping if mapping is not None else guess_mapping(reader.headers, entity)
         index = {h: i for i, h in enumerate(reader.headers)}
@@ -262,24 +274,18 @@ def _read_rows(reader: _Reader, entity: str, mapping: dict[str, str | None] | No
         labels = phone_label_columns(reader.headers, mapping)
         plain = not labels and all(f != "full_name" for _, f in pairs)
         by_field = {f: i for i, f in pairs}
-        append = out.append
         for line, cells, problem in reader.records():
             if plain:
-                append(_Row(line, None, cells, problem, by_field))
+                yield _Row(line, None, cells, problem, by_field)
             else:
                 fields = {f: cells[i] for i, f in pairs} if problem is None else {}
                 if labels:
                     _apply_phone_labels(fields, cells, labels, index)
-                append(_Row(line, _split_full_name(fields), tuple(cells), problem))
-            if limit is not None and len(out) >= limit:
-                break
+                yield _Row(line, _split_full_name(fields), tuple(cells), problem)
     else:
         for line, card in reader:
             card_cells = tuple(card.get(f, "") for f in (*FIELDS[entity], "full_name"))
-            out.append(_Row(line, _split_full_name(card), card_cells))
-            if limit is not None and len(out) >= limit:
-                break
-    return out
+            yield _Row(line, _split_full_name(card), card_cells)
 
 
 def _apply_phone_labels(fields: dict[str, str], cells: list[str], labels: dict[str, str],
@@ -362,13 +368,23 @@ def import_file(services: CrmServices, entity: str, path: Path, *, fmt: str | No
 
 def _import(services: CrmServices, entity: str, path: Path, reader: _Reader, fmt: str, mapping: dict[str, str | None] | None,
             progress: ProgressCallback | None, skip_invalid: bool) -> ImportSummary:
-    rows = _read_rows(reader, entity, mapping)  # reads the whole file: its errors surface before any lock
+    # A large contact file without record ids is read as it is imported (by the validating thread,
+    # segment by segment: _Run.stream); any other file is read whole first, so that every id can be
+    # checked against the database before the first write.
+    streamed = (entity == "contact" and isinstance(reader, CsvReader) and "id" not in (mapping or {}).values()
+                and reader.estimated_rows() > SEGMENT_ROWS)
+    rows = [] if streamed else _read_rows(reader, entity, mapping)
     summary = ImportSummary(entity, str(path), fmt, unmapped=_unmapped_columns(reader, mapping or {}))
     run = None
     try:
         with services.unit_of_work() as uow:
-            run = _Run(services, uow, entity, path, summary, progress, len(rows), skip_invalid)
-            run.run(rows)
+            if streamed:
+                assert isinstance(reader, CsvReader)
+                run = _Run(services, uow, entity, path, summary, progress, reader.estimated_rows(), skip_invalid)
+                run.run(rows, _iter_rows(reader, entity, mapping))
+            else:
+                run = _Run(services, uow, entity, path, summary, progress, len(rows), skip_invalid)
+                run.run(rows)
     except _Cancelled:
         log.info("import of %s cancelled; nothing was written", path)
         return ImportSummary(entity, str(path), fmt, cancelled=True, unmapped=summary.unmapped)
@@ -386,59 +402,138 @@ class _Refused(Exception):
     """One row broke a rule (caught per row; with ``skip_invalid`` it is written aside)."""
 
 
-class _Validator:
-    """Validates the segments of a contact import (``_Run._clean_columns``: pure Python, no database)
-    on a thread of its own, one segment ahead of the importing thread.
+class _Segment(NamedTuple):
+    """Rows ``a`` to ``b`` of the file (positions in the run's row list), read and validated."""
 
-    SQLite releases the GIL while a statement runs, so the next segment's validation runs on the
-    other core while the importing thread (which owns the write transaction) fills the search index
-    of the segment it has just inserted. The thread validates a segment only when the importing
-    thread lets it (:meth:`proceed`, just before that fill): row-by-row statements
-    (``executemany``) take the GIL back after every row and would wait for it behind a busy thread.
+    a: int
+    b: int
+    fresh: list[int]  # the new rows among them (every readable one when the file names no record)
+    cols: dict[str, list[Any]]  # their cleaned columns (_Run._clean_columns)
+    errors: dict[int, str]  # position in ``fresh`` -> why that row breaks a rule
+    last: bool
+
+
+#: (a, b, the new rows among them, whether it is the last segment); takes the validator's
+#: ``(enter, leave)`` to read a streamed file piece by piece
+_Plan = Callable[[Callable[[], bool], Callable[[], None]], Iterator[tuple[int, int, list[int], bool]]]
+
+
+def _segment_sizes() -> Iterator[int]:
+    """The sizes of a segmented import's segments: small at first, growing to SEGMENT_ROWS."""
+    size = float(max(1, min(FIRST_SEGMENT_ROWS, SEGMENT_ROWS // 4)))
+    while True:
+        yield max(1, min(int(size), SEGMENT_ROWS))
+        size *= SEGMENT_GROWTH
+
+
+class _Validator:
+    """Reads (a streamed file) and validates the segments of a contact import on a thread of its
+    own (``_Run._clean_columns``: pure Python, no database), ahead of the importing thread.
+
+    SQLite releases the GIL while a statement runs, so the thread works while the importing thread
+    (which owns the write transaction) runs its long statements, the search index fill of each
+    segment (:meth:`window`), or waits for the next segment. Row-by-row statements (``executemany``,
+    the ORM) take the GIL back after every row and would each wait behind a busy thread, so outside
+    a window the thread stops between pieces of PIECE_ROWS rows (:meth:`quiet`). It runs up to two
+    segments ahead.
     """
 
-    def __init__(self, run: "_Run", rows: list[_Row], parts: list[list[int]]):
-        self._go = threading.Semaphore(1)  # the first segment may start at once
-        self._out: queue.SimpleQueue[tuple[Any, BaseException | None]] = queue.SimpleQueue()
+    def __init__(self, run: "_Run", rows: list[_Row], plan: _Plan):
+        self._open = threading.Event()  # a window: the thread may work
+        self._busy = threading.Lock()  # held by the thread while it works on a piece
+        self._ahead = threading.Semaphore(2)
+        self._out: queue.SimpleQueue[tuple[_Segment | None, BaseException | None]] = queue.SimpleQueue()
         self._stop = False
-        self._released = True
-        self._thread = threading.Thread(target=self._work, args=(run, rows, parts), name="import-validate",
+        self._thread = threading.Thread(target=self._work, args=(run, rows, plan), name="import-validate",
                                         daemon=True)
 
     def start(self) -> None:
         self._thread.start()
 
-    def _work(self, run: "_Run", rows: list[_Row], parts: list[list[int]]) -> None:
-        for part in parts:
-            self._go.acquire()
-            if self._stop:
-                return
-            try:
-                result = run._clean_columns([rows[i] for i in part])
-            except BaseException as exc:  # handed to the importing thread, which raises it
-                self._out.put((None, exc))
-                return
-            self._out.put((result, None))
+    # -- the validating thread ------------------------------------------------------------
 
-    def next(self) -> tuple[dict[str, list[Any]], dict[int, str]]:
-        """The next segment's columns and errors (waits for them)."""
-        result, exc = self._out.get()
+    def _enter(self) -> bool:
+        """Wait for a window and hold ``_busy`` (True), or False when told to stop."""
+        while True:
+            self._open.wait()
+            self._busy.acquire()
+            if self._stop:
+                self._busy.release()
+                return False
+            if self._open.is_set():
+                return True
+            self._busy.release()  # closed meanwhile: wait for the next window
+
+    def _leave(self) -> None:
+        self._busy.release()
+
+    def _work(self, run: "_Run", rows: list[_Row], plan: _Plan) -> None:
+        try:
+            for a, b, fresh, last in plan(self._enter, self._leave):
+                self._ahead.acquire()
+                if self._stop:
+                    return
+                plain = bool(fresh) and rows[fresh[0]].index is not None and all(
+                    rows[i].index is rows[fresh[0]].index for i in fresh)
+                step = PIECE_ROWS if plain else max(1, len(fresh))  # vCards etc.: fields vary by row
+                cols: dict[str, list[Any]] = {}
+                errors: dict[int, str] = {}
+                for start in range(0, len(fresh), step) if fresh else [0]:
+                    if not self._enter():
+                        return
+                    try:
+                        piece, piece_errors = run._clean_columns([rows[i] for i in fresh[start:start + step]])
+                    finally:
+                        self._leave()
+                    if not cols:
+                        cols = piece
+                    else:
+                        for name, values in piece.items():
+                            cols[name].extend(values)
+                    errors.update((start + j, message) for j, message in piece_errors.items())
+                self._out.put((_Segment(a, b, fresh, cols, errors, last), None))
+                if last:
+                    return
+        except BaseException as exc:  # handed to the importing thread, which raises it
+            self._out.put((None, exc))
+
+    # -- the importing thread -----------------------------------------------------------------
+
+    def next(self) -> _Segment:
+        """The next segment, read and validated (waits for it, with the window open meanwhile)."""
+        try:
+            segment, exc = self._out.get_nowait()
+        except queue.Empty:
+            with self.window():
+                segment, exc = self._out.get()
         if exc is not None:
             raise exc
-        self._released = False
-        return result  # type: ignore[no-any-return]
+        assert segment is not None
+        self._ahead.release()
+        return segment
 
-    def proceed(self) -> None:
-        """Let the thread validate the next segment."""
-        if not self._released:
-            self._released = True
-            self._go.release()
+    @contextmanager
+    def window(self) -> Iterator[None]:
+        """A long statement (or a wait) runs in this block: the thread may work meanwhile."""
+        self._open.set()
+        try:
+            yield
+        finally:
+            self.quiet()
+
+    def quiet(self) -> None:
+        """Close the window: the piece under way ends before the importing thread goes on."""
+        self._open.clear()
+        with self._busy:
+            pass
 
     def finish(self) -> None:
         """Stop (after the last segment, a refusal or a cancel) and wait for the thread."""
         self._stop = True
-        self._go.release()
+        self._ahead.release()
+        self._open.set()
         self._thread.join()
+        self._open.clear()
 
 
 class _Run:
@@ -475,12 +570,14 @@ class _Run:
 
     # -- driving ---------------------------------------------------------------
 
-    def run(self, rows: list[_Row]) -> None:
+    def run(self, rows: list[_Row], source: Iterator[_Row] | None = None) -> None:
+        """Import ``rows`` (the whole file), or the rows of ``source`` (a file without record ids, read
+        into ``rows`` segment by segment as the import goes)."""
         cache_size = self.dbapi.execute("PRAGMA cache_size").fetchone()[0]
         # a larger page cache for this transaction keeps the indexes being appended to in memory
         self.dbapi.execute("PRAGMA cache_size=-200000")
         try:
-            self._run(rows)
+            self._run(rows, source)
         finally:  # also after a refusal or cancel: the pooled connection gets its usual cache back
             self.dbapi.execute(f"PRAGMA cache_size={int(cache_size)}")
             self.dbapi.execute("DROP TABLE IF EXISTS temp.import_keys")
@@ -502,24 +599,32 @@ class _Run:
         self.summary.lines.append(result)
         setattr(self.summary, result.outcome, getattr(self.summary, result.outcome) + 1)
 
-    def _run(self, rows: list[_Row]) -> None:
+    def _run(self, rows: list[_Row], source: Iterator[_Row] | None) -> None:
         self._tick(0, force=True)
-        given = self._check_ids(rows)
-        existing = self._existing_by_id(given)
-        self._ids_given = bool(given)  # else no row names a record (nor needs asking)
-        # rows that update a live record by its id are cleaned one by one against it; all others are
-        # new records (or name a deleted one), cleaned column by column
         updates: dict[int, dict[str, Any]] = {}
-        fresh: list[int] = []
-        for i, row in enumerate(rows):
-            if row.problem is not None:
-                continue
-            record_id = row.record_id
-            current = existing.get(record_id) if existing and record_id is not None else None
-            if current is not None and current["deleted_at"] is None:
-                updates[i] = current
-            else:
-                fresh.append(i)
+        fresh: list[int] | None = None  # streamed: not known before the file is read
+        if source is None:
+            given = self._check_ids(rows)
+            existing = self._existing_by_id(given)
+            self._ids_given = bool(given)  # else no row names a record (nor needs asking)
+            # rows that update a live record by its id are cleaned one by one against it; all others
+            # are new records (or name a deleted one), cleaned column by column
+            if existing:
+                fresh = []
+                for i, row in enumerate(rows):
+                    if row.problem is not None:
+                        continue
+                    record_id = row.record_id
+                    current = existing.get(record_id) if record_id is not None else None
+                    if current is not None and current["deleted_at"] is None:
+                        updates[i] = current
+                    else:
+                        fresh.append(i)
+            else:  # no row names a record of this database: every readable row is new
+                fresh = [i for i, row in enumerate(rows) if row.problem is None]
+        else:  # a streamed file has no id column (_import)
+            self._ids_given = False
+            self._existing_by_id([])  # no record is named: none was deleted either
         # the records from before the import: only they are "existing" matches (later segments
         # find the rows of earlier ones through the first-line dictionaries, as lines of the file)
         self._before_rowid = self.dbapi.execute(f"SELECT coalesce(max(rowid), 0) FROM {self.table}").fetchone()[0]
@@ -527,34 +632,34 @@ class _Run:
             f"SELECT 1 FROM {self.table} WHERE deleted_at IS NULL LIMIT 1").fetchone() is not None
         self._first: dict[str, dict[Any, int]] = {space: {} for space, _, _ in self._key_specs()}
         self._line_ids: dict[int, str | None] = {}
-        # segments of the file in line order (see _Validator): one for companies and small files
-        # (the first segment is smaller: nothing overlaps its validation)
-        if self.entity == "contact" and len(fresh) > SEGMENT_ROWS:
-            starts = [0, *range(max(1, SEGMENT_ROWS // 4), len(rows), SEGMENT_ROWS)]
-        else:
-            starts = [0]
-        bounds = list(zip(starts, [*starts[1:], len(rows)]))
-        parts: list[list[int]] = [[] for _ in bounds]
-        for i in fresh:
-            parts[bisect_right(starts, i) - 1].append(i)
-        validator = _Validator(self, rows, parts) if len(bounds) > 1 else None
-        index = DeferredIndex(self.dbapi, self.table) if len(bounds) > 1 else None
-        with ExitStack() as stack:
-            if validator is not None:
+        if source is not None:
+            plan: _Plan | None = self._stream_plan(rows, source)
+        elif self.entity == "contact" and fresh is not None and len(fresh) > SEGMENT_ROWS:
+            plan = self._list_plan(rows, fresh)
+        else:  # companies and small files: one pass
+            assert fresh is not None
+            cols, errors = self._clean_columns([rows[i] for i in fresh])
+            self._segment(rows, 0, len(rows), fresh, cols, errors, updates, None, None, True)
+            plan = None
+        if plan is not None:
+            # segments of the file in line order, read and validated ahead on a thread (_Validator)
+            with ExitStack() as stack:
+                # one rebuild of the secondary indexes after the last segment, not one per segment;
+                # its DDL and the trigger's run before the thread starts
+                stack.enter_context(SuspendedIndexes(self.dbapi, self.table,
+                                                     len(fresh) if fresh is not None else self.total))
+                index = DeferredIndex(self.dbapi, self.table)
+                validator = _Validator(self, rows, plan)
                 validator.start()
                 stack.callback(validator.finish)
-            suspended: SuspendedIndexes | None = None
-            for (a, b), part in zip(bounds, parts):
-                if validator is not None:
-                    cols, errors = validator.next()
-                else:
-                    cols, errors = self._clean_columns([rows[i] for i in part])
-                if len(bounds) > 1 and suspended is None:
-                    # one rebuild of the secondary indexes after the last segment, not one per segment
-                    suspended = stack.enter_context(SuspendedIndexes(self.dbapi, self.table, len(fresh)))
-                self._segment(rows, a, b, part, cols, errors, updates, index,
-                              validator.proceed if validator is not None else None)
-            if index is not None:
+                while True:
+                    segment = validator.next()
+                    if segment.last and source is not None:
+                        self.total = len(rows)  # the estimate (line breaks) gives way to the count
+                    self._segment(rows, segment.a, segment.b, segment.fresh, segment.cols, segment.errors,
+                                  updates, index, validator, segment.last)
+                    if segment.last:
+                        break
                 index.close()
         self._tick(self.total, force=True)
         s = self.summary
@@ -562,9 +667,54 @@ class _Run:
             "entity": self.entity, "path": self.path, "created": s.created, "updated": s.updated,
             "unchanged": s.unchanged, "skipped": s.skipped, "refused": s.refused})
 
+    @staticmethod
+    def _list_plan(rows: list[_Row], fresh: list[int]) -> _Plan:
+        """The segments of a file read whole."""
+        starts, size = [], _segment_sizes()
+        start = 0
+        while start < len(rows):
+            starts.append(start)
+            start += next(size)
+        bounds = list(zip(starts, [*starts[1:], len(rows)]))
+        parts: list[list[int]] = [[] for _ in bounds]
+        for i in fresh:
+            parts[bisect_right(starts, i) - 1].append(i)
+
+        def plan(enter: Callable[[], bool], leave: Callable[[], None]) -> Iterator[tuple[int, int, list[int], bool]]:
+            for k, ((a, b), part) in enumerate(zip(bounds, parts)):
+                yield a, b, part, k == len(bounds) - 1
+        return plan
+
+    @staticmethod
+    def _stream_plan(rows: list[_Row], source: Iterator[_Row]) -> _Plan:
+        """The segments of a file read as the import goes: the validating thread appends each
+        segment's rows to ``rows`` (piece by piece, in windows) before validating them."""
+
+        def plan(enter: Callable[[], bool], leave: Callable[[], None]) -> Iterator[tuple[int, int, list[int], bool]]:
+            sizes = _segment_sizes()
+            ahead = next(source, None)  # one row read ahead: a segment knows whether it is the last
+            while True:
+                a, b = len(rows), len(rows) + next(sizes)
+                while ahead is not None and len(rows) < b:
+                    if not enter():
+                        return
+                    try:
+                        for _ in range(min(PIECE_ROWS, b - len(rows))):
+                            rows.append(ahead)
+                            ahead = next(source, None)
+                            if ahead is None:
+                                break
+                    finally:
+                        leave()
+                b = len(rows)
+                yield a, b, [i for i in range(a, b) if rows[i].problem is None], ahead is None
+                if ahead is None:
+                    return
+        return plan
+
     def _segment(self, rows: list[_Row], a: int, b: int, fresh: list[int], cols: dict[str, list[Any]],
                  errors: dict[int, str], updates: dict[int, dict[str, Any]], index: DeferredIndex | None,
-                 proceed: Callable[[], None] | None) -> None:
+                 validator: _Validator | None, last: bool) -> None:
         """Rows ``a`` to ``b`` of the file (``fresh``: the new ones among them, ``cols`` their cleaned
         columns): refusals, companies, duplicates and updates in line order, then the inserts."""
         span = b - a
@@ -591,16 +741,21 @@ class _Run:
         if self.entity == "contact":
             fresh, cols = self._link_companies(rows, fresh, cols, upd_values)
         self._tick(a + span * 3 // 8, force=True)
-        creates = self._sort_out(rows, fresh, cols, updates, upd_values, last=b >= len(rows))
+        creates = self._sort_out(rows, fresh, cols, updates, upd_values, last=last)
         self._tick(a + span // 2, force=True)
         self._insert(rows, fresh, creates, cols, a + span // 2, b, index)
-        if proceed is not None:
-            proceed()  # the next segment is validated while SQLite fills this one's search index
         if index is not None:
-            index.fill()
+            if validator is not None:
+                with validator.window():  # the next segments are read and validated meanwhile
+                    index.fill()
+            else:
+                index.fill()
         self._tick(b, force=True)
 
     def _check_ids(self, rows: list[_Row]) -> list[str]:
+        index = rows[0].index if rows else None
+        if index is not None and "id" not in index and all(row.index is index for row in rows):
+            return []  # plain CSV rows of a file without an id column
         seen: dict[str, int] = {}
         for row in rows:
             if row.problem is not None or row.record_id is None:
@@ -655,9 +810,13 @@ class _Run:
         given = {k: v for k, v in raw.items() if k in _TEXT_FIELDS[self.entity]}
         cols, errors = self.service.clean_columns(self.session, given, len(rows))
         if self.entity == "contact" and "company" in raw:
-            cols["\0company"] = [(name or "").strip() for name in raw["company"]]
+            names = cols["\0company"] = [(name or "").strip() for name in raw["company"]]
+            cols["\0company_key"] = [normalize_name(n) if n else None for n in names]
         if "tags" in raw:
             cols["tags"] = [_tags(text) if text else [] for text in raw["tags"]]
+        # the ids the new records will get (those of skipped rows go unused): made here, on the
+        # validating thread of a segmented import, rather than while the database waits
+        cols["\0ids"] = new_ids(len(rows))
         return cols, errors
 
     # -- companies ---------------------------------------------------------------------
@@ -670,13 +829,17 @@ class _Run:
         companies (the oldest of a name wins), the missing ones are created in bulk.
         """
         names = cols.pop("\0company", None)
+        keys = cols.pop("\0company_key", None)  # normalised by _clean_columns
         first_line: dict[str, tuple[int, str]] = {}
-        keys = None
         if names is not None:
-            keys = [normalize_name(n) if n else None for n in names]
-            for i, key, name in zip(fresh, keys, names):
-                if key and key not in first_line:
-                    first_line[key] = (rows[i].line, name)
+            assert keys is not None
+            # the first position of each name in this segment, built in C (read backwards, the first
+            # position is the last written); names linked in an earlier segment are known already
+            at = dict(zip(reversed(keys), range(len(keys) - 1, -1, -1)))
+            for key in at.keys() - self.company_ids.keys():
+                if key:
+                    j = at[key]
+                    first_line[key] = (rows[fresh[j]].line, names[j])
         for i, values in upd_values.items():
             name = values.get("\0company")
             if name:
@@ -687,6 +850,8 @@ class _Run:
             for values in upd_values.values():
                 values.pop("\0company", None)
                 values.pop("\0company_key", None)
+            if keys is not None:
+                cols["company_id"] = list(map(self.company_ids.get, keys))
             return fresh, cols
         db = self.dbapi
         db.execute("DROP TABLE IF EXISTS temp.import_companies")
@@ -729,7 +894,7 @@ class _Run:
                 keys = [keys[j] for j in kept]
                 cols = {name: [values[j] for j in kept] for name, values in cols.items()}
         if keys is not None:
-            cols["company_id"] = [company_ids.get(key) if key else None for key in keys]
+            cols["company_id"] = list(map(company_ids.get, keys))
         for values in upd_values.values():
             name = values.pop("\0company", None)
             key = values.pop("\0company_key", None)
@@ -773,16 +938,26 @@ class _Run:
                 column = [(x, y) if x and y else None for x, y in zip(a, b)]
             key_cols.append((space, column, cols.get(field_name) if field_name else None))
         # the first line of every key in the file (rows named by id count too); within a key space
-        # the first column's lines win over a later column's (phone before mobile)
+        # the earliest line of either column (a phone on line 9 repeats a mobile on line 3)
         first: dict[str, dict[Any, int]] = self._first  # carried over from the earlier segments
         lines = [rows[i].line for i in fresh]
+        # the key spaces in which some row of this segment repeats a key (within the segment, of an
+        # earlier segment, or of the space's other column): only their rows are compared one by one
+        repeats: set[str] = set(first) if upd_values else set()
         for space, column, _ in key_cols:
             # built in C: read backwards, the first line of a key is the last one written
             seen = dict(zip(reversed(column), reversed(lines)))
             seen.pop(None, None)
-            if first[space]:
-                seen.update(first[space])
-            first[space] = seen
+            carried = first[space]
+            common = seen.keys() & carried.keys()
+            if common or len(seen) < len(column) - column.count(None):
+                repeats.add(space)
+            # keys met before keep their earlier line; only those are looked at one by one, the
+            # rest go in by one update (no copy of everything carried so far)
+            for key in common:
+                if carried[key] <= seen[key]:
+                    del seen[key]
+            carried.update(seen)
         for i, values in upd_values.items():
             line = rows[i].line
             for space, names, _ in specs:
@@ -797,14 +972,15 @@ class _Run:
                           if self._ids_given else set())
         positions = range(len(lines))
         for space, column, _ in key_cols:
-            # rows whose key came on an earlier line (no key, or the key's first line: "never")
-            firsts = map(first[space].get, column, repeat(_NEVER))
-            walk.update(compress(positions, map(lt, firsts, lines)))
+            if space in repeats:
+                # rows whose key came on an earlier line (no key, or the key's first line: "never")
+                firsts = map(first[space].get, column, repeat(_NEVER))
+                walk.update(compress(positions, map(lt, firsts, lines)))
             live = existing[space]
             if live:
                 walk.update(compress(positions, map(live.__contains__, column)))
-        ids = new_ids(count)
-        id_col: list[str | None] = list(ids)
+        made: list[str | None] = cols.pop("\0ids", [])  # by _clean_columns
+        id_col: list[str | None] = made if len(made) == count else list(new_ids(count))
         line_at = dict(zip(lines, range(count)))
         outcome_ids: dict[int, str] = {}  # line -> the record it updated or duplicates (walked rows)
 

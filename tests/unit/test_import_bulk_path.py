@@ -251,7 +251,7 @@ def test_an_import_command_loads_neither_qt_nor_the_sync_client_nor_pydantic(hom
     assert "1 created" in done.stdout and done.stdout.strip().splitlines()[-1] == "[]"
 
 
-def _segmented_file(tmp_path):
+def _segmented_file(tmp_path, with_ids=False):
     rows = [f"P{i};Q{i};p{i}@example.com;+49 30 {1000000 + i};;;" for i in range(30)]
     rows[19] = "Again;Person;p2@example.com;;;;"                 # the e-mail of line 4, three segments later
     rows[24] = "Old;Timer;;+49 40 5550000;;;"                    # the phone of a record from before
@@ -259,8 +259,10 @@ def _segmented_file(tmp_path):
     rows[3] = "Dup;Of;p1@example.com;+49 30 7770000;;;"            # line 5: the e-mail of line 3 ...
     rows[23] = "Third;One;;+49 30 7770000;;;"                       # ... line 25: line 5's phone (so line 3's record)
     path = tmp_path / "seg.csv"
-    path.write_text("First Name;Last Name;E-mail;Phone;Mobile;Job Title;City;Company\n"
-                    + "\n".join(r + (";Acme" if i in (1, 28) else ";") for i, r in enumerate(rows)) + "\n",
+    # an (empty) id column: the file is read whole first instead of as the import goes
+    path.write_text("First Name;Last Name;E-mail;Phone;Mobile;Job Title;City;Company" + (";Id" if with_ids else "")
+                    + "\n" + "\n".join(r + (";Acme" if i in (1, 28) else ";") + (";" if with_ids else "")
+                                       for i, r in enumerate(rows)) + "\n",
                     encoding="utf-8", newline="")
     return path
 
@@ -270,15 +272,16 @@ def _outcomes(summary):
             if r.outcome != "created"]
 
 
+@pytest.mark.parametrize("with_ids", [False, True], ids=["streamed", "read-whole"])
 @pytest.mark.parametrize("segment", [4, 7])
 def test_a_segmented_import_finds_the_same_duplicates_and_companies_as_one_pass(services, home, tmp_path,
-                                                                                  monkeypatch, segment):
+                                                                                  monkeypatch, segment, with_ids):
     from crm_desktop.services import importer
 
     with services.unit_of_work() as uow:
         old = services.contacts.create_in(uow, {"first_name": "Old", "last_name": "Timer", "phone": "+49 40 5550000"})
         old_id = old.id
-    path = _segmented_file(tmp_path)
+    path = _segmented_file(tmp_path, with_ids)
     monkeypatch.setattr(importer, "SEGMENT_ROWS", segment)  # 30 rows: several segments, each validated on a thread
     summary = import_file(services, "contacts", path)
     assert summary.created == 25 and summary.skipped == 5 and summary.companies_created == 1
@@ -345,3 +348,54 @@ def test_a_cancel_in_a_later_segment_writes_nothing_and_stops_the_validating_thr
     assert summary.cancelled and max(seen) >= 20
     assert services.contacts.count() == 0
     assert not [t for t in threading.enumerate() if t.name == "import-validate"]
+
+
+@pytest.mark.parametrize("segment", [4, 10_000], ids=["segments", "one-pass"])
+@pytest.mark.parametrize("first,second", [("phone", "mobile"), ("mobile", "phone")])
+def test_a_number_repeated_in_the_other_phone_column_on_a_later_line_is_a_duplicate(services, tmp_path, monkeypatch,
+                                                                                    segment, first, second):
+    """A mobile on line 2 and the same number as the phone of line 3 (or the other way round):
+    line 3 repeats line 2 either way (before, only the phone-then-mobile order was found)."""
+    from crm_desktop.services import importer
+
+    monkeypatch.setattr(importer, "SEGMENT_ROWS", segment)
+    cells = {"phone": 3, "mobile": 4}
+    rows = [f"P{i};Q{i};;;;;" for i in range(12)]
+    for line_index, column in ((0, first), (1, second)):
+        parts = rows[line_index].split(";")
+        parts[cells[column]] = "+49 30 1234567"
+        rows[line_index] = ";".join(parts)
+    summary = import_file(services, "contacts", _write(tmp_path / "two.csv", rows))
+    assert summary.created == 11 and summary.skipped == 1
+    assert _outcomes(summary) == [(3, "skipped", "duplicate of line 2 of this file (same phone number '+49 30 1234567')")]
+
+
+def test_a_streamed_import_stops_at_a_quoting_error_in_a_later_segment(services, tmp_path, monkeypatch):
+    """The validating thread reads a large file as the import goes: a broken line far down still
+    refuses the whole file with its line, writes nothing and leaves no thread behind."""
+    import threading
+
+    from crm_desktop.services import importer
+
+    monkeypatch.setattr(importer, "SEGMENT_ROWS", 4)
+    rows = [f"P{i};Q{i};p{i}@example.com;;;;" for i in range(30)]
+    rows[25] = 'Bo;"Li"x;bo@example.com;;;;'  # text after a closing quote on line 27
+    with pytest.raises(FileFormatError, match=r"bad.csv, line 27"):
+        import_file(services, "contacts", _write(tmp_path / "bad.csv", rows))
+    assert services.contacts.count() == 0
+    assert not [t for t in threading.enumerate() if t.name == "import-validate"]
+
+
+def test_a_streamed_import_reports_progress_up_to_the_rows_it_found(services, tmp_path, monkeypatch):
+    """Before a streamed file is read, its size is estimated from its line breaks (here too high:
+    blank lines); progress never passes the total, and ends at the rows actually found."""
+    from crm_desktop.services import importer
+
+    monkeypatch.setattr(importer, "SEGMENT_ROWS", 4)
+    rows = [f"P{i};Q{i};p{i}@example.com;;;;" for i in range(20)] + [""] * 6
+    seen = []
+    summary = import_file(services, "contacts", _write(tmp_path / "blank.csv", rows),
+                          progress=lambda done, total: seen.append((done, total)))
+    assert summary.created == 20
+    assert all(done <= total for done, total in seen)
+    assert seen[0] == (0, 26) and seen[-1] == (20, 20)
