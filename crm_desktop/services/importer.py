@@ -28,7 +28,7 @@ Usage::
 from __future__ import annotations
 
 import gc
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 import logging
 import queue
 import threading
@@ -631,7 +631,9 @@ class _Run:
         self._had_live = self.dbapi.execute(
             f"SELECT 1 FROM {self.table} WHERE deleted_at IS NULL LIMIT 1").fetchone() is not None
         self._first: dict[str, dict[Any, int]] = {space: {} for space, _, _ in self._key_specs()}
-        self._line_ids: dict[int, str | None] = {}
+        # per earlier segment: its new rows' lines and ids and the walked rows' outcomes, by first line
+        self._earlier: list[tuple[list[int], list[str | None], dict[int, str]]] = []
+        self._earlier_starts: list[int] = []
         if source is not None:
             plan: _Plan | None = self._stream_plan(rows, source)
         elif self.entity == "contact" and fresh is not None and len(fresh) > SEGMENT_ROWS:
@@ -981,16 +983,23 @@ class _Run:
                 walk.update(compress(positions, map(live.__contains__, column)))
         made: list[str | None] = cols.pop("\0ids", [])  # by _clean_columns
         id_col: list[str | None] = made if len(made) == count else list(new_ids(count))
-        line_at = dict(zip(lines, range(count)))
         outcome_ids: dict[int, str] = {}  # line -> the record it updated or duplicates (walked rows)
 
         def outcome(line: int) -> str:
+            """The record line ``line`` created, updated or duplicates ("" if none)."""
             if line in outcome_ids:
                 return outcome_ids[line]
-            j = line_at.get(line)
-            if j is None:  # a line of an earlier segment
-                return self._line_ids.get(line) or ""
-            return (id_col[j] or "") if j is not None else ""
+            j = bisect_left(lines, line)  # lines ascend
+            if j < count and lines[j] == line:
+                return id_col[j] or ""
+            k = bisect_right(self._earlier_starts, line) - 1  # a line of an earlier segment
+            if k < 0:
+                return ""
+            their_lines, their_ids, their_outcomes = self._earlier[k]
+            if line in their_outcomes:
+                return their_outcomes[line]
+            j = bisect_left(their_lines, line)
+            return (their_ids[j] or "") if j < len(their_lines) and their_lines[j] == line else ""
 
         result = self._result
         order = sorted([(lines[j], 0, j) for j in walk] + [(rows[i].line, 1, i) for i in upd_values])
@@ -1032,9 +1041,9 @@ class _Run:
             # an id this database has not seen: create the record under it (client-made ids)
             id_col[j] = record_id
         cols["id"] = id_col
-        if not last:  # what later segments may call a duplicate of
-            self._line_ids.update(zip(lines, id_col))  # what outcome() says, built in C
-            self._line_ids.update(outcome_ids)
+        if not last and (lines or outcome_ids):  # what later segments may call a duplicate of
+            self._earlier_starts.append(min(lines[:1] + list(outcome_ids)))
+            self._earlier.append((lines, id_col, outcome_ids))
         return [j for j, ident in enumerate(id_col) if ident is not None]
 
     def _existing_matches(self, fresh: list[int], rows: list[_Row],
@@ -1151,7 +1160,7 @@ class _Run:
                        force=True)
 
         self._bulk_insert_columns(self.entity, self.service.model, names, params, tag_links, tick, index)
-        self.summary.lines.extend([LineResult(rows[fresh[j]].line, "created", ident) for ident, j in zip(ids, creates)])
+        self.summary.lines.extend(map(LineResult, [rows[fresh[j]].line for j in creates], repeat("created"), ids))
         self.summary.created += len(creates)
 
     def _bulk_insert(self, entity: str, model: type[SyncedRow], rows: list[dict[str, Any]]) -> None:
