@@ -31,6 +31,7 @@ import gc
 from bisect import bisect_left, bisect_right
 import logging
 import queue
+import sqlite3
 import threading
 from contextlib import ExitStack, contextmanager
 from itertools import compress, islice, repeat
@@ -57,6 +58,8 @@ from crm_desktop.storage.changes import insert_synced_columns, new_ids
 from crm_desktop.storage.dbapi import sqlite_connection
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
     from crm_desktop.services import CrmServices
     from crm_desktop.services.entity import EntityService
     from crm_desktop.services.vcard_format import VCardReader
@@ -504,13 +507,20 @@ class _Validator:
         try:
             segment, exc = self._out.get_nowait()
         except queue.Empty:
-            with self.window():
+            if self._open.is_set():  # a window is open already (a fill runs): it stays open
                 segment, exc = self._out.get()
+            else:
+                with self.window():
+                    segment, exc = self._out.get()
         if exc is not None:
             raise exc
         assert segment is not None
         self._ahead.release()
         return segment
+
+    def open(self) -> None:
+        """Open a window until :meth:`quiet`."""
+        self._open.set()
 
     @contextmanager
     def window(self) -> Iterator[None]:
@@ -554,8 +564,8 @@ class _Run:
                  progress: ProgressCallback | None, total: int, skip_invalid: bool):
         self.services = services
         self.service: EntityService[Any, Any] = services.entity_service(entity)
-        self.uow = uow
-        self.session = uow.session
+        self._uow = uow
+        self._session = uow.session
         self.entity = entity
         self.path = str(path)
         self.summary = summary
@@ -565,10 +575,64 @@ class _Run:
         self.refused: list[RefusedRow] = []
         self.table: str = self.service.model.__tablename__
         # the unit of work's own connection, inside its transaction: plain DBAPI calls for the bulk paths
-        self.dbapi = sqlite_connection(uow.session.connection())
+        self._dbapi = sqlite_connection(uow.session.connection())
+        # a segment's search index fill runs on a thread of its own (_fill_behind) while this thread
+        # prepares the next segment; everything that uses the connection waits for it first (_settle)
+        self._filling: threading.Thread | None = None
+        self._fill_error: BaseException | None = None
+        self._validator: _Validator | None = None
         self.company_ids: dict[str, str] = {}  # name_key -> id
 
     # -- driving ---------------------------------------------------------------
+
+    # -- the connection (one statement at a time: a running fill is waited for) ----------------
+
+    @property
+    def dbapi(self) -> sqlite3.Connection:
+        self._settle()
+        return self._dbapi
+
+    @property
+    def session(self) -> "Session":
+        self._settle()
+        return self._session
+
+    @property
+    def uow(self) -> UnitOfWork:
+        self._settle()
+        return self._uow
+
+    def _fill_behind(self, index: DeferredIndex, validator: _Validator) -> None:
+        """Fill the search index of the rows inserted so far on a thread of its own. SQLite runs it
+        without the GIL, so this thread prepares the next segment meanwhile (validation, companies
+        known already, duplicates, the rows to insert) and the validating thread reads ahead; the
+        first use of the connection waits for the fill (:meth:`_settle`)."""
+
+        self._settle()  # one fill at a time (a segment that created nothing touched no connection)
+
+        def fill() -> None:
+            try:
+                index.fill()
+            except BaseException as exc:  # raised on the importing thread by _settle
+                self._fill_error = exc
+
+        self._validator = validator
+        validator.open()
+        self._filling = threading.Thread(target=fill, name="import-index", daemon=True)
+        self._filling.start()
+
+    def _settle(self, raise_error: bool = True) -> None:
+        """Wait for a running fill (and quiet the validating thread: row-by-row statements follow)."""
+        filling = self._filling
+        if filling is None:
+            return
+        filling.join()
+        self._filling = None
+        if self._validator is not None:
+            self._validator.quiet()
+        error, self._fill_error = self._fill_error, None
+        if error is not None and raise_error:
+            raise error
 
     def run(self, rows: list[_Row], source: Iterator[_Row] | None = None) -> None:
         """Import ``rows`` (the whole file), or the rows of ``source`` (a file without record ids, read
@@ -579,9 +643,10 @@ class _Run:
         try:
             self._run(rows, source)
         finally:  # also after a refusal or cancel: the pooled connection gets its usual cache back
-            self.dbapi.execute(f"PRAGMA cache_size={int(cache_size)}")
-            self.dbapi.execute("DROP TABLE IF EXISTS temp.import_keys")
-            self.dbapi.execute("DROP TABLE IF EXISTS temp.import_companies")
+            self._settle(raise_error=False)  # (a fill that failed has raised already, or is rolled back)
+            self._dbapi.execute(f"PRAGMA cache_size={int(cache_size)}")
+            self._dbapi.execute("DROP TABLE IF EXISTS temp.import_keys")
+            self._dbapi.execute("DROP TABLE IF EXISTS temp.import_companies")
 
     def _tick(self, done: int, force: bool = False) -> None:
         if self.progress is not None and (force or done % PROGRESS_EVERY == 0):
@@ -654,6 +719,7 @@ class _Run:
                 validator = _Validator(self, rows, plan)
                 validator.start()
                 stack.callback(validator.finish)
+                stack.callback(self._settle, False)  # (first: a fill still running ends before all else)
                 while True:
                     segment = validator.next()
                     if segment.last and source is not None:
@@ -662,6 +728,7 @@ class _Run:
                                   updates, index, validator, segment.last)
                     if segment.last:
                         break
+                self._settle()
                 index.close()
         self._tick(self.total, force=True)
         s = self.summary
@@ -748,8 +815,7 @@ class _Run:
         self._insert(rows, fresh, creates, cols, a + span // 2, b, index)
         if index is not None:
             if validator is not None:
-                with validator.window():  # the next segments are read and validated meanwhile
-                    index.fill()
+                self._fill_behind(index, validator)  # the next segments are prepared meanwhile
             else:
                 index.fill()
         self._tick(b, force=True)
@@ -810,7 +876,9 @@ class _Run:
             present = {name for row in rows for name in row.fields}
             raw = {k: [row.fields.get(k) for row in rows] for k in wanted if k in present}
         given = {k: v for k, v in raw.items() if k in _TEXT_FIELDS[self.entity]}
-        cols, errors = self.service.clean_columns(self.session, given, len(rows))
+        # (on the validating thread: the raw session, which column-wise cleaning does not query;
+        # self.session would wait for the importing thread's fill)
+        cols, errors = self.service.clean_columns(self._session, given, len(rows))
         if self.entity == "contact" and "company" in raw:
             names = cols["\0company"] = [(name or "").strip() for name in raw["company"]]
             cols["\0company_key"] = [normalize_name(n) if n else None for n in names]
@@ -1052,10 +1120,10 @@ class _Run:
         new rows without an id, by joins over a temporary key table (skipped when the table has no
         live record at all, as on a first import)."""
         found: dict[str, dict[Any, tuple[str, str]]] = {space: {} for space, _, _ in key_cols}
-        db = self.dbapi
-        t = self.table
         if not self._had_live:
             return found
+        db = self.dbapi
+        t = self.table
         checked = ([j for j, i in enumerate(fresh) if rows[i].record_id is None] if self._ids_given
                    else range(len(fresh)))
         before = f" AND c.rowid <= {int(self._before_rowid)}"

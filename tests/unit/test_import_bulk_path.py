@@ -399,3 +399,31 @@ def test_a_streamed_import_reports_progress_up_to_the_rows_it_found(services, tm
     assert summary.created == 20
     assert all(done <= total for done, total in seen)
     assert seen[0] == (0, 26) and seen[-1] == (20, 20)
+
+
+def test_a_search_index_fill_that_fails_on_its_thread_fails_the_import_and_writes_nothing(services, tmp_path,
+                                                                                         monkeypatch):
+    """A segment's search index is filled on a thread of its own while the next segment is prepared:
+    its error still reaches the caller (the import is refused whole), and no thread is left."""
+    import threading
+
+    from crm_desktop.services import importer
+    from crm_desktop.services.bulk_fts import DeferredIndex
+
+    monkeypatch.setattr(importer, "SEGMENT_ROWS", 4)
+    fill = DeferredIndex.fill
+    calls = []
+
+    def failing_fill(self):
+        calls.append(threading.current_thread().name)
+        if len(calls) == 3:
+            raise sqlite3.OperationalError("database or disk is full")
+        fill(self)
+
+    monkeypatch.setattr(DeferredIndex, "fill", failing_fill)
+    rows = [f"P{i};Q{i};p{i}@example.com;;;;" for i in range(30)]
+    with pytest.raises(sqlite3.OperationalError, match="disk is full"):
+        import_file(services, "contacts", _write(tmp_path / "c.csv", rows))
+    assert calls[:3] == ["import-index"] * 3
+    assert services.contacts.count() == 0
+    assert not [t for t in threading.enumerate() if t.name in ("import-validate", "import-index")]
