@@ -16,7 +16,7 @@ from typing import TypeVar, cast
 
 import email_validator
 
-from crm_desktop.domain.phones import phone_key
+from crm_desktop.domain.phones import phone_key, plain_phone_column
 from crm_desktop.errors import ValidationError
 
 # An ASCII dot-atom local part (RFC 5322): the common case, checked here so that the library
@@ -189,6 +189,25 @@ def check_phones(values: "list[object]", field: str = "phone",
             out.append(None)
             bad.append(i)
     return out, bad
+
+
+def check_phone_column(values: "list[object]", field: str = "phone", entity: str | None = None,
+                       region: str | None = None) -> "tuple[list[str | None], list[str | None], list[int]]":
+    """:func:`check_phones` and ``phones.phone_keys`` of its values in one pass: (the cleaned values,
+    their duplicate keys, the positions it refuses). The common ``+49 30 1234567`` is answered by
+    ``phones.plain_phone_column``; every other value goes through :func:`check_phone` and
+    ``phone_key`` themselves, so the results are theirs value by value."""
+    out, keys, left = plain_phone_column(values, region)
+    bad: list[int] = []
+    for i in left:
+        try:
+            text = check_phone(values[i], field, entity)
+        except ValidationError:
+            bad.append(i)
+            continue
+        out[i] = text
+        keys[i] = phone_key(text, region) if text else None
+    return out, keys, bad
 
 
 def clean_texts(values: "list[object]", limit: int, field: str = "") -> "tuple[list[object], list[int]]":

@@ -9,12 +9,11 @@ from sqlalchemy.orm import Session
 
 from crm_desktop.domain import records
 from crm_desktop.domain.record_fields import text_limits
-from crm_desktop.domain.phones import phone_keys
 from crm_desktop.domain.validation import (
     check_email,
     check_emails,
     check_phone,
-    check_phones,
+    check_phone_column,
     clean_text,
     clean_texts,
     normalize_email,
@@ -100,9 +99,8 @@ class ContactService(EntityService[models.Contact, records.Contact]):
         out["email_key"] = [v.lower() if v else None for v in out["email"]]
         region = self._services.phone_region
         for name in ("phone", "mobile"):
-            out[name], bad = check_phones(columns.get(name, empty), name, e)
+            out[name], out[f"{name}_key"], bad = check_phone_column(columns.get(name, empty), name, e, region)
             suspects.update(bad)
-            out[f"{name}_key"] = phone_keys(out[name], region)
         if not suspects:
             return out, {}
         out = {name: list(values) for name, values in out.items()}  # ``empty`` may be shared

@@ -137,3 +137,25 @@ def test_a_bad_region_setting_falls_back_to_the_locale(tmp_path, monkeypatch):
     monkeypatch.setenv("LANG", "C.UTF-8")
     monkeypatch.setattr("locale.getlocale", lambda: (None, None))
     assert phone_region(path) is None
+
+
+def test_the_one_pass_phone_column_gives_what_check_phones_and_phone_keys_give():
+    """check_phone_column (an import's phone column: cleaned value and duplicate key in one pass)
+    answers value by value as check_phones followed by phone_keys, refusals included."""
+    import phonenumbers
+
+    from crm_desktop.domain.validation import check_phone_column, check_phones
+
+    rng = random.Random(5)
+    codes = sorted(phonenumbers.COUNTRY_CODE_TO_REGION_CODE)
+    values = [None, "", "  ", "+1", "+12", "+123", "+49", " +49 30 1234567 ", "0170 1234567", "+49 (0)30 123",
+              "+49\u00a030 1234567", "+4930123456789012345678901234567890123", "call me", "+49 30 1234567 x12",
+              "+49 30 12\x07", 49301234567, "12", "+49 030 1234567", "+800 1234 5678", "+44 (0)20 7946 0958"]
+    for _ in range(4000):
+        code = rng.choice(codes)
+        national = "".join(rng.choice("0123456789") for _ in range(rng.randrange(0, 19)))
+        sep = rng.choice([" ", "  ", "-", "", ".", "/", "\u00a0"])
+        values.append(rng.choice(["", " ", "\t"]) + f"+{code}{sep}{national[:3]}{sep}{national[3:]}".rstrip(sep))
+    for region in (None, "DE", "us"):
+        cleaned, bad = check_phones(values, "phone", "contact")
+        assert check_phone_column(values, "phone", "contact", region) == (cleaned, phone_keys(cleaned, region), bad)
