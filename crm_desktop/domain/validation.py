@@ -223,7 +223,9 @@ def clean_texts(values: "list[object]", limit: int, field: str = "") -> "tuple[l
         stripped = None
     if stripped is not None and (not stripped or (max(map(len, stripped)) <= limit
                                                   and _CONTROLS.search("".join(stripped)) is None)):
-        return [text or None for text in stripped], []
+        # an empty value is None; a column without one (names, e-mails) is returned as it is
+        cleaned: list[object] = list(stripped) if "" not in stripped else [text or None for text in stripped]
+        return cleaned, []
     out = [(value.strip() or None) if type(value) is str else (None if value is None else value)
            for value in values]
     search = _CONTROLS.search

@@ -92,7 +92,8 @@ class ContactService(EntityService[models.Contact, records.Contact]):
             else:
                 out[name] = empty
         first, last = out["first_name"], out["last_name"]
-        suspects.update(i for i, (f, l) in enumerate(zip(first, last)) if not f and not l)
+        if None in first and None in last:  # (a column without a missing value: every row has that name)
+            suspects.update(i for i, (f, l) in enumerate(zip(first, last)) if not f and not l)
         out["name_key"] = list(map(normalize_name, last, first))  # contact_name_key, one call less a row
         out["email"], bad = check_emails(columns.get("email", empty), "email", e)
         suspects.update(bad)

@@ -159,3 +159,32 @@ def test_the_one_pass_phone_column_gives_what_check_phones_and_phone_keys_give()
     for region in (None, "DE", "us"):
         cleaned, bad = check_phones(values, "phone", "contact")
         assert check_phone_column(values, "phone", "contact", region) == (cleaned, phone_keys(cleaned, region), bad)
+
+
+def test_an_e_mail_column_gives_what_check_email_gives_value_by_value():
+    """check_emails (an import's column; a column of common addresses is checked as a whole) refuses
+    and normalises every value as check_email does, whichever way the column goes."""
+    from crm_desktop.domain.validation import check_email, check_emails
+
+    def one_by_one(values):
+        out, bad = [], []
+        for i, value in enumerate(values):
+            try:
+                out.append(check_email(value))
+            except ValidationError:
+                out.append(None)
+                bad.append(i)
+        return out, bad
+
+    rng = random.Random(3)
+    locals_ = ["ann", "a.b", "x+tag", "o'neil", "a..b", ".a", "a.", "łukasz", "a b", "a@b", "", "a" * 65, "A"]
+    domains = ["example.com", "Example.COM", "bücher.de", "localhost", "example", "ex ample.com", "", "a.test",
+               "xn--bcher-kva.de", "sub.example.org"]
+    plain = [f"user.{i}@example.com" for i in range(50)] + ["", "  ", " ann@example.org "]
+    assert check_emails(plain) == one_by_one(plain)
+    for _ in range(300):
+        column = list(plain)
+        for _ in range(rng.randrange(0, 3)):
+            column[rng.randrange(len(column))] = (f"{rng.choice(locals_)}@{rng.choice(domains)}"
+                                                  if rng.random() < 0.9 else rng.choice([None, 5, "a\nb@example.com"]))
+        assert check_emails(column) == one_by_one(column), column
