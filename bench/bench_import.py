@@ -34,8 +34,8 @@ from pathlib import Path
 
 TARGET_RATIO = 0.4
 #: what this figure was when last measured (bench/README.md has the details)
-MEASURED = ("measured on wip-pipeline on 2 cores at load 1.6-3.3: 0.35x, 0.36x, 0.37x, 0.36x, 0.36x (import 7.4-8.1 s, "
-            "7.5-7.7 CPU s) against main's 0.30x, 0.34x in the same session; see bench/README.md")
+MEASURED = ("measured on wip-perf3 on 2 cores at load 0.1-1.0: 0.43x, 0.43x, 0.43x, 0.43x (import 6.2-6.9 s) "
+            "against main's 0.36x, 0.36x (7.7 s) in the same session; see bench/README.md")
 FIRST = "Anna Ben Clara David Emma Felix Greta Hannah Ivan Julia Karl Lena Marco Nina Oskar Paula Jürgen Zoë".split()
 LAST = "Müller Schmidt Weber Meyer Wagner Becker Schulz Koch Bauer Richter Klein Wolf Lee Rossi Nowak Silva".split()
 CITIES = "Berlin Hamburg München Köln Wien Zürich Paris Milano".split()
