@@ -68,3 +68,25 @@ def test_unknown_command_is_one_line_and_exit_2(capsys):
     assert main(["frobnicate"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "frobnicate" in err[0]
+
+
+def test_the_collector_is_paused_while_the_command_modules_load_and_back_on_for_the_command(tmp_path, monkeypatch):
+    """Start-up: the command modules load with the cyclic collector paused; the command itself (and
+    anything after it) runs with the collector as it was, also when parsing the arguments fails."""
+    import gc
+
+    import crm_desktop.cli as cli
+
+    seen = []
+    build = cli.build_parser
+
+    def watching(argv=None):
+        seen.append(gc.isenabled())
+        return build(argv)
+
+    monkeypatch.setattr(cli, "build_parser", watching)
+    assert gc.isenabled()
+    assert cli.main(["--home", str(tmp_path / "h"), "db", "upgrade"]) == 0
+    assert seen == [False] and gc.isenabled()
+    assert cli.main(["--home", str(tmp_path / "h"), "no-such-command"]) != 0
+    assert seen == [False, False] and gc.isenabled()
