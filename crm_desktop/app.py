@@ -88,6 +88,10 @@ def start_plugins(window, core, *, dev: bool = False):
         from crm_desktop.ui.plugins.ui_facade import ui_factory
 
         host = PluginHost(core, core.home, dev=dev)
+        # loads publish plugins' synced tables on the window's writer, not on the GUI thread
+        executor = getattr(window, "executor", None)
+        if executor is not None:
+            host.set_writer(executor)
         host.set_ui_factory(ui_factory(window, host))  # ctx.ui: before any plugin activates
         window._plugin_adapter = QtPluginAdapter(window, host).start()
     except Exception as exc:  # a broken plugin system must not stop the CRM
