@@ -104,6 +104,14 @@ def start_plugins(window, core, *, dev: bool = False):
     return host
 
 
+def _wait_for_plugin_loads(app, host, timeout: float = 30.0) -> None:
+    """Let the event loop run until no plugin load waits for the writer (synced tables being published)."""
+    deadline = time.monotonic() + timeout
+    while host is not None and host.loading and time.monotonic() < deadline:
+        app.processEvents()
+        time.sleep(0.01)
+
+
 def shutdown(window, host) -> None:
     """Quit in order, while the window, the Qt application and the core still exist.
 
@@ -283,6 +291,8 @@ def run_gui(args) -> int:
     window = host = None
     try:
         window, host = build_window(core, ephemeral=headless, dev=getattr(args, "dev", False))
+        if screenshot or smoke:
+            _wait_for_plugin_loads(app, host)  # what they show and report includes every plugin's outcome
         # CRM_DESKTOP_THEME=light|dark|system overrides the saved choice (screenshots of both schemes)
         mode = os.environ.get("CRM_DESKTOP_THEME") or str(window.settings.value("theme", "system"))
         apply_theme(app, mode)

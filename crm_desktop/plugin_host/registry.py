@@ -511,6 +511,8 @@ class PluginRegistry:
                     with self._core(), self._activation_marker(name, manifest):
                         self._activate(record, manifest, load.module, impls)
                     del load
+                    # a plugin that needs this one and was tried meanwhile (another sequence) loads now
+                    self.retry_dependents(name)
             resume()
 
         def failed(exc: BaseException) -> None:
@@ -547,7 +549,8 @@ class PluginRegistry:
         finally:
             marker.unlink(missing_ok=True)
 
-    def _import_and_register(self, record: PluginRecord, manifest: Manifest) -> tuple[ModuleType, dict[str, Any]] | None:
+    def _import_and_register(self, record: PluginRecord,
+                             manifest: Manifest) -> tuple[ModuleType, dict[str, Any]] | None:
         """Import the plugin's code and register its hooks; None (the plugin marked) if either failed."""
         name = record.name
         data_dir = Path(self.home.plugin_data_dir) / name
