@@ -378,9 +378,10 @@ def memo_app(qtbot, main_window, core, home, monkeypatch):
     monkeypatch.setattr(applier, "publish_plugin_tables", publish)
     hosts = []
 
-    def start(*, with_table=True, enabled=False):
-        _write_memo_pad(home.plugins_dir / "memo-pad", with_table=with_table)
-        if not enabled:
+    def start(*, with_table=True, enabled=False, installed=True):
+        if installed:
+            _write_memo_pad(home.plugins_dir / "memo-pad", with_table=with_table)
+        if installed and not enabled:
             StateFile(home.root).set_disabled("memo-pad")
         host = app.start_plugins(main_window, core)
         assert host is not None
@@ -467,3 +468,30 @@ def test_at_start_up_a_plugin_with_synced_models_is_activated_after_the_writer_p
     assert _synced_tables(home) == ["memo_pad_memos"]
     assert not host.loading
     assert [a.title for a in host.menu_actions("memo-pad")] == ["Memos"]
+
+
+@pytest.mark.parametrize("with_table", [True, False], ids=["installed", "rolled-back"])
+def test_installing_a_bundle_with_synced_models_publishes_off_the_gui_thread_and_checks_the_outcome_after(
+        gui_db_guard, qtbot, main_window, home, tmp_path, monkeypatch, memo_app, with_table):
+    from crm_desktop.plugin_host.bundle import pack_plugin
+    from crm_desktop.plugin_host.lifecycle import PluginState
+
+    bundle = tmp_path / "memo-pad.crmplugin"
+    pack_plugin(_write_memo_pad(tmp_path / "src" / "memo-pad", with_table=with_table), bundle)
+    host, panel, probe = memo_app(installed=False)
+    monkeypatch.setattr(panel, "choose_bundle", lambda: str(bundle))
+    monkeypatch.setattr(panel, "approve_bundle", lambda plan: True)
+    with gui_db_guard.watching():
+        panel.install_bundle_button.click()
+        qtbot.waitUntil(lambda: not panel.busy and not host.loading, timeout=10000)
+        qtbot.waitUntil(lambda: main_window.executor.idle())
+    if with_table:
+        assert panel.message.text() == "Installed memo-pad.crmplugin.", panel.message.text()
+        assert host.records["memo-pad"].state is PluginState.ACTIVE
+        assert probe.seen[:2] == [("publish", "writer"), "activate"]
+        assert _synced_tables(home) == ["memo_pad_memos"]
+    else:  # anything but an active plugin once its load is over rolls the install back
+        text = panel.message.text()
+        assert text.startswith("Installing memo-pad.crmplugin failed:") and "rolled back" in text, text
+        assert "memo-pad installed but is failed" in text and "do not exist" in text, text
+        assert not (home.plugins_dir / "memo-pad").exists() and probe.seen == []
