@@ -505,25 +505,29 @@ class PluginRegistry:
             return found
 
         def published(_result: Any) -> None:
-            with self.lock:
-                load = pending()
-                if load is not None:
-                    with self._core(), self._activation_marker(name, manifest):
-                        self._activate(record, manifest, load.module, impls)
-                    del load
-                    # a plugin that needs this one and was tried meanwhile (another sequence) loads now
-                    self.retry_dependents(name)
-            resume()
+            try:
+                with self.lock:
+                    load = pending()
+                    if load is not None:
+                        with self._core(), self._activation_marker(name, manifest):
+                            self._activate(record, manifest, load.module, impls)
+                        del load
+                        # a plugin that needs this one and was tried meanwhile (another sequence) loads now
+                        self.retry_dependents(name)
+            finally:
+                resume()  # the rest of the sequence, whatever happened to this one
 
         def failed(exc: BaseException) -> None:
-            with self.lock:
-                load = pending()
-                if load is not None:
-                    tb = "".join(traceback.format_exception(exc))
-                    with self._core():
-                        self._publishing_failed(name, manifest, load.module, tb)
-                    del load
-            resume()
+            try:
+                with self.lock:
+                    load = pending()
+                    if load is not None:
+                        tb = "".join(traceback.format_exception(exc))
+                        with self._core():
+                            self._publishing_failed(name, manifest, load.module, tb)
+                        del load
+            finally:
+                resume()
 
         assert self._writer is not None
         self._writer.write(lambda: self._publish_as_core(name, manifest), done=published, failed=failed,
