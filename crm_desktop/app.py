@@ -88,6 +88,10 @@ def start_plugins(window, core, *, dev: bool = False):
         from crm_desktop.ui.plugins.ui_facade import ui_factory
 
         host = PluginHost(core, core.home, dev=dev)
+        # loads publish plugins' synced tables on the window's writer, not on the GUI thread
+        executor = getattr(window, "executor", None)
+        if executor is not None:
+            host.set_writer(executor)
         host.set_ui_factory(ui_factory(window, host))  # ctx.ui: before any plugin activates
         window._plugin_adapter = QtPluginAdapter(window, host).start()
     except Exception as exc:  # a broken plugin system must not stop the CRM
@@ -98,6 +102,14 @@ def start_plugins(window, core, *, dev: bool = False):
     _add_plugins_page(window, host, None)
     window._plugin_host = host  # sync hands it the plugins it installed or removed (sync_view.attach_sync)
     return host
+
+
+def _wait_for_plugin_loads(app, host, timeout: float = 30.0) -> None:
+    """Let the event loop run until no plugin load waits for the writer (synced tables being published)."""
+    deadline = time.monotonic() + timeout
+    while host is not None and host.loading and time.monotonic() < deadline:
+        app.processEvents()
+        time.sleep(0.01)
 
 
 def shutdown(window, host) -> None:
@@ -279,6 +291,8 @@ def run_gui(args) -> int:
     window = host = None
     try:
         window, host = build_window(core, ephemeral=headless, dev=getattr(args, "dev", False))
+        if screenshot or smoke:
+            _wait_for_plugin_loads(app, host)  # what they show and report includes every plugin's outcome
         # CRM_DESKTOP_THEME=light|dark|system overrides the saved choice (screenshots of both schemes)
         mode = os.environ.get("CRM_DESKTOP_THEME") or str(window.settings.value("theme", "system"))
         apply_theme(app, mode)

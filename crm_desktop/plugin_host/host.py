@@ -37,11 +37,11 @@ from crm_desktop.plugin_host.manifest import Manifest, ManifestMenuEntry
 from crm_desktop.plugin_host.permissions import DEFAULT_LOCAL_ROLE
 from crm_desktop.plugin_host.plugin_data import PluginData
 from crm_desktop.plugin_host.policy import Policy
-from crm_desktop.plugin_host.registry import Listener, PluginRegistry, core_work
+from crm_desktop.plugin_host.registry import Listener, PluginRegistry, Writer, core_work
 from crm_desktop.plugin_host.settings_store import SettingField, SettingsStore, schema_fields
 from crm_desktop.plugin_host.tripwire import Tripwire, install_tripwire
 
-__all__ = ["Listener", "PluginHost"]
+__all__ = ["Listener", "PluginHost", "Writer"]
 
 _AUTO: Any = object()
 T = TypeVar("T")
@@ -204,6 +204,24 @@ class PluginHost:
         self._registry.add_disposer(name, fn)
 
     # ------------------------------------------------------------------ lifecycle
+
+    def set_writer(self, writer: Writer | None) -> None:
+        """Where a load's database work runs in the app: the UI's writer thread (the window's
+        ``DataExecutor``; ``done``/``failed`` come back on the GUI thread). With one, loading a plugin
+        with synced models (start, enable, reload, install) imports it here, publishes its synced
+        tables on the writer, and activates it here when the writer answers; until then the plugin
+        has no ctx and none of its hooks is called, and :attr:`loading` is True. None (the default:
+        the command line, headless hosts): every load is over when the call returns."""
+        self._registry.set_writer(writer)
+
+    @property
+    def loading(self) -> bool:
+        """True while a load waits for the writer (see :meth:`set_writer`)."""
+        return self._registry.loading
+
+    def after_loads(self, fn: Callable[[], None]) -> None:
+        """Call ``fn`` once no load is in progress (at once when none is): e.g. to say how an enable ended."""
+        self._registry.after_loads(fn)
 
     def start(self, *, load: bool = True) -> "PluginHost":
         """Discover, validate, resolve, migrate, import and activate every enabled plugin.

@@ -11,6 +11,8 @@ touches Qt, so the admin panel runs it on its writer thread:
   remembers what it did (the migrations folder's fingerprint, and the error if it failed), and
   :meth:`ensure_migrated` takes that answer once instead of asking the database. A folder
   changed in between has another fingerprint and is migrated again.
+* :meth:`publish_synced_tables` tells sync about a loading plugin's synced models; in the app
+  the registry runs it on the writer between the plugin's import and its activation.
 * :meth:`drop` backs the database up and drops the plugin's tables; :meth:`forget` also
   deletes its settings and data folder (uninstall with "delete data").
 """
@@ -143,7 +145,8 @@ class PluginData:
         """Tell sync about the plugin's synced models (plugin_api.models.SyncedModel): their entity,
         table and JSON schema are kept in the database, so sync pushes and pulls their rows even
         when the plugin is not loaded; changes pulled for them before it was installed are applied.
-        Needs the plugin's models, so it runs after its code was imported."""
+        Needs the plugin's models, so it runs after its code was imported, and before its ctx exists;
+        in the app on the writer thread (``PluginHost.set_writer``), on the command line inline."""
         from crm_desktop.plugin_api.models import synced_models
         from crm_desktop.storage import plugin_sync
         from crm_desktop.sync.applier import publish_plugin_tables

@@ -14,7 +14,9 @@ It calls plugin code only through :class:`~crm_desktop.plugin_host.hook_calls.Ho
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import itertools
 import logging
 import threading
 import traceback
@@ -22,13 +24,13 @@ import weakref
 from datetime import datetime, timezone
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Callable, Concatenate, ParamSpec, Protocol, TypeVar
+from typing import Any, Callable, Concatenate, Iterator, ParamSpec, Protocol, TypeVar
 
 from crm_desktop.domain.enums import Role
 from crm_desktop.paths import Home
 from crm_desktop.plugin_api.context import PluginContext
 from crm_desktop.plugin_api.errors import PluginError
-from crm_desktop.plugin_api.models import bases_of
+from crm_desktop.plugin_api.models import bases_of, synced_models
 from crm_desktop.plugin_host import bundle, discovery, integrity, loader, trust
 from crm_desktop.plugin_host.discovery import Candidate
 from crm_desktop.plugin_host.facade import build_context
@@ -53,6 +55,24 @@ log = logging.getLogger(__name__)
 TIMEOUT_HINT = "CRM_DESKTOP_PLUGIN_TIMEOUT, default 10 s"
 
 Listener = Callable[[str, str], None]
+
+
+class Writer(Protocol):
+    """Where the host runs a load's database work in the app: the UI's writer thread
+    (``crm_desktop.ui.executor.DataExecutor`` is one). ``fn`` runs there; ``done(result)`` or
+    ``failed(exc)`` is then called on the GUI thread."""
+
+    def write(self, fn: Callable[[], Any], *, done: Callable[[Any], None] | None = ...,
+              failed: Callable[[BaseException], None] | None = ..., label: str = ...) -> None: ...
+
+
+class _PendingLoad:
+    """A plugin imported and registered whose synced tables are being published on the writer:
+    it has no ctx or runtime yet, so none of its hooks is called."""
+
+    def __init__(self, token: int, module: ModuleType):
+        self.token = token
+        self.module = module
 
 
 class _Tripwired(Protocol):
@@ -113,6 +133,13 @@ class PluginRegistry:
         self._unsubscribe_bus: Callable[[], None] | None = None
         self.state_file = StateFile(Path(home.root))
         self._markers_dir = Path(home.plugin_data_dir)
+        # loads whose synced tables are being published on the writer (see set_writer)
+        self._writer: Writer | None = None
+        self._pending: dict[str, _PendingLoad] = {}
+        self._tokens = itertools.count(1)
+        self._generation = 0  # stop() abandons the loads in progress
+        self._loads_running = 0  # load sequences not finished yet (resolve_and_load ... then)
+        self._after_loads: list[Callable[[], None]] = []
 
     # ------------------------------------------------------------------ reading
 
@@ -223,6 +250,33 @@ class PluginRegistry:
             return
         rt.disposers.append(fn)
 
+    # ------------------------------------------------------------------ the writer
+
+    def set_writer(self, writer: Writer | None) -> None:
+        """Publish loading plugins' synced tables on ``writer`` (the app's writer thread) instead of
+        here. None (the command line, headless hosts): every load runs to its end before returning."""
+        self._writer = writer
+
+    @property
+    def loading(self) -> bool:
+        """True while a load started by start/enable/reload/install waits for the writer."""
+        return self._loads_running > 0
+
+    def after_loads(self, fn: Callable[[], None]) -> None:
+        """Call ``fn`` (on the GUI thread) once no load is in progress: at once when none is."""
+        if self._loads_running <= 0:
+            fn()
+        else:
+            self._after_loads.append(fn)
+
+    def _loads_settled(self) -> None:
+        waiting, self._after_loads = self._after_loads, []
+        for fn in waiting:
+            try:
+                fn()
+            except Exception:  # a waiter's bug must not stop the others
+                log.exception("a plugin host after_loads callback failed")
+
     # ------------------------------------------------------------------ start / stop
 
     @core_work
@@ -264,6 +318,13 @@ class PluginRegistry:
             if self._unsubscribe_bus is not None:
                 self._unsubscribe_bus()
                 self._unsubscribe_bus = None
+            # loads waiting for the writer are abandoned: their plugins stay unloaded, and the writer's
+            # answer, should it still come, is ignored
+            self._generation += 1
+            for name in list(self._pending):
+                self.teardown(name)
+            self._loads_running = 0
+            self._loads_settled()
             for name in reversed(list(self.hooks.runtimes)):
                 self.teardown(name)
                 self.records[name].state = PluginState.DISABLED
@@ -324,8 +385,13 @@ class PluginRegistry:
             return PluginState.INCOMPATIBLE, "; ".join(problems)
         return None, None  # eligible: resolve and load next
 
-    def resolve_and_load(self, names: list[str]) -> None:
-        """Resolve ``names`` against what is active and load them in dependency order."""
+    def resolve_and_load(self, names: list[str], then: Callable[[], None] | None = None) -> None:
+        """Resolve ``names`` against what is active and load them in dependency order, then call ``then``.
+
+        Without a writer (:meth:`set_writer`) all of it happens before this returns. With one, a
+        plugin with synced models is imported here and its tables published on the writer; the rest
+        of the sequence (its activation, the plugins after it, ``then``) continues on the GUI thread
+        when the writer answers, and :attr:`loading` is True meanwhile."""
         up = (PluginState.ACTIVE, PluginState.ENABLED)
         manifests = {n: r.manifest for n, r in self.records.items()
                      if r.manifest is not None and (n in names or r.state in up)}
@@ -335,22 +401,43 @@ class PluginRegistry:
         for name, problem in resolution.problems.items():
             if name in names:
                 self.set_state(name, PluginState.ERROR, problem)
-        for name in resolution.order:
-            if name not in names:
-                continue
-            manifest = manifests[name]
-            blocked = [d for d in manifest.dependencies.plugins
-                       if self.records.get(d) is None or self.records[d].state not in up]
-            if blocked:
-                dep = blocked[0]
-                state = self.records[dep].state.value if dep in self.records else "missing"
-                self.set_state(name, PluginState.ERROR, f"needs plugin {dep!r}, which is {state}")
-                continue
-            if self.loads_code:
-                self._load(name)
-            else:
-                self._check_without_code(name)
-        self._eligible.difference_update(names)
+        queue = [n for n in resolution.order if n in names]
+        generation = self._generation
+        self._loads_running += 1
+
+        def step() -> None:
+            if generation != self._generation:
+                return  # stopped meanwhile: stop() abandoned this sequence
+            waiting = False
+            try:
+                with self.lock:
+                    while queue:
+                        name = queue.pop(0)
+                        if name in self.hooks.runtimes or name in self._pending:
+                            continue  # loaded (or being loaded) by another sequence meanwhile
+                        manifest = manifests[name]
+                        blocked = [d for d in manifest.dependencies.plugins
+                                   if self.records.get(d) is None or self.records[d].state not in up]
+                        if blocked:
+                            dep = blocked[0]
+                            state = self.records[dep].state.value if dep in self.records else "missing"
+                            self.set_state(name, PluginState.ERROR, f"needs plugin {dep!r}, which is {state}")
+                            continue
+                        if not self.loads_code:
+                            self._check_without_code(name)
+                        elif self._load(name, step):
+                            waiting = True  # the writer publishes its synced tables; step() goes on from there
+                            return
+                    self._eligible.difference_update(names)
+                    if then is not None:
+                        then()
+            finally:
+                if not waiting and generation == self._generation:
+                    self._loads_running = max(0, self._loads_running - 1)
+                    if self._loads_running == 0:
+                        self._loads_settled()
+
+        step()
 
     def set_state(self, name: str, state: PluginState, error: str | None) -> None:
         record = self.records[name]
@@ -371,7 +458,10 @@ class PluginRegistry:
         self.set_state(name, PluginState.ENABLED, None)
 
     @core_work
-    def _load(self, name: str) -> None:
+    def _load(self, name: str, resume: Callable[[], None]) -> bool:
+        """Check, migrate, import and activate ``name``. True when its synced tables are being published
+        on the writer: then the load ends (activation or failure) on the GUI thread when the writer
+        answers, and ``resume()`` is called after it; False when the load is over already."""
         record = self.records[name]
         manifest = record.manifest
         assert manifest is not None
@@ -379,21 +469,93 @@ class PluginRegistry:
         report = integrity.check_plugin_folder(record.path, name)
         if not report.ok:
             self.set_state(name, PluginState.BLOCKED, str(integrity.IntegrityError(name, report.problems)))
-            return
+            return False
         try:
             # nothing to ask the database when the writer has just migrated these very migrations
             self.data.ensure_migrated(manifest, record.path)
         except Exception as exc:
             self.set_state(name, PluginState.ERROR, f"migrating its tables failed: {exc}")
-            return
+            return False
+        with self._activation_marker(name, manifest):
+            imported = self._import_and_register(record, manifest)
+            if imported is None:
+                return False
+            module, impls = imported
+            if self._writer is None or not synced_models(name):
+                # the command line and headless hosts (and plugins without synced models): here and now
+                try:
+                    self.data.publish_synced_tables(name, manifest)
+                except Exception:
+                    self._publishing_failed(name, manifest, module, traceback.format_exc())
+                    return False
+                self._activate(record, manifest, module, impls)
+                return False
+        # The app: sqlite_master is read and sync_plugin_tables written (and parked pulled changes
+        # applied) on the writer, not on the GUI thread. Until it answers the plugin has no ctx and
+        # no runtime, so none of its hooks (crm_activate, crm_event, contributions) is called.
+        token = next(self._tokens)
+        self._pending[name] = _PendingLoad(token, module)
+        del module
+
+        def pending() -> _PendingLoad | None:
+            found = self._pending.get(name)
+            if found is None or found.token != token:
+                return None  # unloaded, reloaded or stopped meanwhile: this answer is stale
+            del self._pending[name]
+            return found
+
+        def published(_result: Any) -> None:
+            try:
+                with self.lock:
+                    load = pending()
+                    if load is not None:
+                        with self._core(), self._activation_marker(name, manifest):
+                            self._activate(record, manifest, load.module, impls)
+                        del load
+                        # a plugin that needs this one and was tried meanwhile (another sequence) loads now
+                        self.retry_dependents(name)
+            finally:
+                resume()  # the rest of the sequence, whatever happened to this one
+
+        def failed(exc: BaseException) -> None:
+            try:
+                with self.lock:
+                    load = pending()
+                    if load is not None:
+                        tb = "".join(traceback.format_exception(exc))
+                        with self._core():
+                            self._publishing_failed(name, manifest, load.module, tb)
+                        del load
+            finally:
+                resume()
+
+        assert self._writer is not None
+        self._writer.write(lambda: self._publish_as_core(name, manifest), done=published, failed=failed,
+                           label=f"publish the synced tables of plugin {name}")
+        return True
+
+    def _core(self) -> Any:
+        """``with self._core():`` the host's own work, not attributed to a plugin (see :func:`core_work`)."""
+        return self.tripwire.core_call() if self.tripwire is not None else contextlib.nullcontext()
+
+    def _publish_as_core(self, name: str, manifest: Manifest) -> None:
+        with self._core():
+            self.data.publish_synced_tables(name, manifest)
+
+    @contextlib.contextmanager
+    def _activation_marker(self, name: str, manifest: Manifest) -> Iterator[None]:
+        """A file that says the plugin's code is running for its import or activation: a crash meanwhile
+        disables the plugin at the next start (see :meth:`start`)."""
         marker = marker_path(self._markers_dir, name)
         marker.write_text(f"activating {name} {manifest.version} at {datetime.now(timezone.utc).isoformat()}\n")
         try:
-            self._import_and_activate(record, manifest)
+            yield
         finally:
             marker.unlink(missing_ok=True)
 
-    def _import_and_activate(self, record: PluginRecord, manifest: Manifest) -> None:
+    def _import_and_register(self, record: PluginRecord,
+                             manifest: Manifest) -> tuple[ModuleType, dict[str, Any]] | None:
+        """Import the plugin's code and register its hooks; None (the plugin marked) if either failed."""
         name = record.name
         data_dir = Path(self.home.plugin_data_dir) / name
         if self.tripwire is not None:
@@ -405,7 +567,7 @@ class PluginRegistry:
                                                                        fresh=fresh))
         if outcome.status == "hung":
             self.mark_hung(name, what, outcome.seconds)
-            return
+            return None
         if outcome.status == "raised":
             library = missing_library(outcome.error) if outcome.error is not None else None
             if library is not None:  # one line naming the library: the stack would only confuse a rep
@@ -413,21 +575,25 @@ class PluginRegistry:
                 self.mark_failed(name, what, None, message=missing_library_message(name, library))
             else:
                 self.mark_failed(name, what, outcome.traceback)
-            return
+            return None
         module = outcome.value
         try:
             impls = self.hooks.register(name, module)
         except Exception:
             loader.purge(manifest.ident)
             self.mark_failed(name, "registering its hooks", traceback.format_exc())
-            return
-        try:
-            self.data.publish_synced_tables(name, manifest)
-        except Exception:
-            self.hooks.unregister(name, module)
-            loader.purge(manifest.ident)
-            self.mark_failed(name, "publishing its synced tables", traceback.format_exc())
-            return
+            return None
+        return module, impls
+
+    def _publishing_failed(self, name: str, manifest: Manifest, module: ModuleType, tb: str) -> None:
+        self.hooks.unregister(name, module)
+        loader.purge(manifest.ident)
+        self.mark_failed(name, "publishing its synced tables", tb)
+
+    def _activate(self, record: PluginRecord, manifest: Manifest, module: ModuleType, impls: dict[str, Any]) -> None:
+        """Its tables are published: build the plugin's ctx and runtime and call its ``crm_activate``."""
+        name = record.name
+        data_dir = Path(self.home.plugin_data_dir) / name
         ctx, resources = build_context(
             manifest=manifest, services=self.core.services, db_path=Path(self.home.db_path),
             data_dir=data_dir, policy_permits=self.policy.permits,
@@ -500,6 +666,10 @@ class PluginRegistry:
         """Deactivate, run disposers, drop subscriptions, unregister hooks, purge modules.
 
         ``run_plugin_code=False`` (a hung plugin) skips its deactivate hook and disposers."""
+        pending = self._pending.pop(name, None)
+        if pending is not None:  # imported, its tables not published yet: no ctx, no hook ran
+            self.hooks.unregister(name, pending.module)
+            del pending
         rt = self.hooks.runtimes.get(name)
         record = self.records.get(name)
         ident = record.manifest.ident if record is not None and record.manifest is not None else None
@@ -562,22 +732,23 @@ class PluginRegistry:
         manifests = {n: r.manifest for n, r in self.records.items() if r.manifest is not None}
         return [d for d in dependents_of(name, manifests) if d in self.hooks.runtimes]
 
-    def _load_if_eligible(self, name: str) -> None:
+    def _load_if_eligible(self, name: str, then: Callable[[], None] | None = None) -> None:
         if name in self._eligible:
-            self.resolve_and_load([name])
+            self.resolve_and_load([name], then)
         else:
             self.notify(name, "state_changed")
+            if then is not None:
+                then()
 
     @core_work
     def enable(self, name: str) -> PluginRecord:
         with self.lock:
             self.record(name)
             self.state_file.set_enabled(name)
-            if name in self.hooks.runtimes:
-                return self.records[name]
+            if name in self.hooks.runtimes or name in self._pending:
+                return self.records[name]  # loaded, or its load is waiting for the writer
             self.reinspect(name)
-            self._load_if_eligible(name)
-            self.retry_dependents(name)
+            self._load_if_eligible(name, lambda: self.retry_dependents(name))
             return self.records[name]
 
     def retry_dependents(self, name: str) -> None:
@@ -613,11 +784,14 @@ class PluginRegistry:
                 self.teardown(dependent)
             self.teardown(name)
             self.reinspect(name)
-            self._load_if_eligible(name)
-            for dependent in dependents:
-                self.reinspect(dependent)
-                if dependent in self._eligible:
-                    self.resolve_and_load([dependent])
+
+            def load_dependents() -> None:
+                for dependent in dependents:
+                    self.reinspect(dependent)
+                    if dependent in self._eligible:
+                        self.resolve_and_load([dependent])
+
+            self._load_if_eligible(name, load_dependents)
             return self.records[name]
 
     def unload_with_dependents(self, name: str) -> None:
@@ -633,6 +807,5 @@ class PluginRegistry:
         candidate = discovery.inspect_folder(folder, "user")
         self.state_file.set_enabled(name)
         self.records[name] = self.new_record(candidate)
-        self._load_if_eligible(name)
-        self.retry_dependents(name)
+        self._load_if_eligible(name, lambda: self.retry_dependents(name))
         return self.records[name]

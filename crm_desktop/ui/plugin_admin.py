@@ -45,6 +45,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+from shiboken6 import isValid
 
 from crm_desktop.plugin_host.bundle import InstallPlan, PlacedBundle, StagedBundle, stage_bundle
 from crm_desktop.plugin_host.folder_install import FolderInstallPlan
@@ -499,14 +500,51 @@ class PluginAdminPanel(QWidget):
         self.refresh()
         return True
 
+    def _act_and_settle(self, verb: str, finish: Callable[[], Any], done: Callable[[], str],
+                        settle: Callable[[], None] | None = None) -> None:
+        """:meth:`_act` for a host call that loads a plugin: a plugin with synced models is activated
+        only after the writer published its tables, so the panel stays busy until the host's loads
+        are over, then ``settle()`` (may raise: the action failed) and the outcome ``done()`` are shown."""
+        try:
+            finish()
+        except Exception as exc:
+            log.warning("%s failed: %s", verb, exc)
+            self.show_message(f"{verb} failed: {exc}", error=True)
+            self.refresh()
+            return
+
+        def settled() -> None:
+            if not isValid(self):
+                return  # the panel was closed meanwhile
+            self.set_busy(False)
+            if settle is not None:
+                try:
+                    settle()
+                except Exception as exc:
+                    log.warning("%s failed: %s", verb, exc)
+                    self.show_message(f"{verb} failed: {exc}", error=True)
+                    self.refresh()
+                    return
+            self.show_message(done())
+            self.refresh()
+
+        if self.host.loading:
+            self.set_busy(True)
+            self.show_message(f"{verb}: publishing its synced tables…")
+            self.host.after_loads(settled)
+        else:
+            settled()
+
     def _with_prepare(self, verb: str, prepare: Callable[[], Any] | None, busy: str,
                       finish: Callable[[], Any], done: Callable[[], str],
-                      on_failure: Callable[[BaseException], None] | None = None) -> None:
+                      on_failure: Callable[[BaseException], None] | None = None,
+                      settle: Callable[[], None] | None = None) -> None:
         """Run ``prepare()`` (the database and file work: migrations, dropping tables) on the
         executor's writer while the panel shows ``busy`` and its buttons are off, then ``finish()``
         (the host call that runs plugin code and builds Qt contributions) here, on the GUI thread,
         where the host expects it. Without an executor both run here, one after the other.
-        ``on_failure(exc)`` undoes what a failed ``prepare`` left behind (here, on the GUI thread)."""
+        ``on_failure(exc)`` undoes what a failed ``prepare`` left behind (here, on the GUI thread).
+        ``settle()`` runs once the load ``finish`` started is over (see :meth:`_act_and_settle`)."""
         if self._executor is None or prepare is None:
             if prepare is not None:
                 try:
@@ -517,14 +555,14 @@ class PluginAdminPanel(QWidget):
                     self.show_message(f"{verb} failed: {exc}", error=True)
                     self.refresh()
                     return
-            self._act(verb, finish, done)
+            self._act_and_settle(verb, finish, done, settle)
             return
         self.set_busy(True)
         self.show_message(busy)
 
         def prepared(_result: Any) -> None:
             self.set_busy(False)
-            self._act(verb, finish, done)
+            self._act_and_settle(verb, finish, done, settle)
 
         def failed(exc: BaseException) -> None:
             self.set_busy(False)
@@ -679,12 +717,13 @@ class PluginAdminPanel(QWidget):
         self.show_message(f"{verb} failed: {exc}", error=True)
         self.refresh()
 
-    def _activate_installed(self, folder: Path) -> None:
-        """The bundle is in place: let the host load it; anything but active rolls the install back."""
-        record = self.host.activate_installed(Path(folder))
-        if record.state is not PluginState.ACTIVE:
-            raise RuntimeError(f"{record.name} installed but is {state_name(record.state)}: "
-                               f"{summarize(record.error)}")
+    def _check_active(self, name: str) -> None:
+        """Once its load is over: anything but an active plugin rolls a bundle install back."""
+        record = self.host.records.get(name)
+        if record is None or record.state is not PluginState.ACTIVE:
+            state = state_name(record.state) if record is not None else "gone"
+            raise RuntimeError(f"{name} installed but is {state}: "
+                               f"{summarize(record.error if record is not None else None)}")
 
     def install_from_bundle(self) -> None:
         """Verify a bundle, show it for approval, and install it.
@@ -722,9 +761,18 @@ class PluginAdminPanel(QWidget):
                 raise moved.roll_back(exc) from exc
 
         def finish() -> None:
+            # the bundle is in place: the host loads it (a plugin with synced models ends its load
+            # after the writer published its tables: settle() then checks the outcome)
             moved = placed[0]
             try:
-                self._activate_installed(moved.result.path)
+                self.host.activate_installed(Path(moved.result.path))
+            except Exception as exc:
+                raise moved.roll_back(exc) from exc
+
+        def settle() -> None:
+            moved = placed[0]
+            try:
+                self._check_active(moved.result.name)
             except Exception as exc:
                 raise moved.roll_back(exc) from exc
             moved.finish()
@@ -734,7 +782,7 @@ class PluginAdminPanel(QWidget):
                 placed[0].roll_back(exc)
 
         self._with_prepare(verb, prepare, f"{verb}: updating its tables…", finish,
-                           lambda: f"Installed {name}.", on_failure=undo)
+                           lambda: f"Installed {name}.", on_failure=undo, settle=settle)
 
 
 def publisher_of(record: PluginRecord) -> str:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import threading
 
+import pytest
+
 from PySide6.QtCore import Qt
 
 from crm_desktop.domain.enums import ActivityKind
@@ -257,3 +259,239 @@ def test_the_pipeline_board_reads_its_pipelines_off_the_gui_thread(gui_db_guard,
         qtbot.waitUntil(lambda: main_window.executor.idle())
     assert board.pipeline.currentText() == pipeline.name and board.pipeline.count() >= 1
     assert board.columns[first.id].cards.item(0).text() == "Rocket skates"
+
+
+# -- a plugin with synced models: its tables are published to sync on the writer ------------------------------
+
+MEMO_MODELS = '''
+from sqlalchemy import String
+from sqlalchemy.orm import Mapped, mapped_column
+from crm_desktop.plugin_api import declarative_base_for
+from crm_desktop.plugin_api.models import SyncedModel
+
+Base = declarative_base_for("memo-pad")
+
+class Memo(Base, SyncedModel):
+    __tablename__ = "memo_pad_memos"
+    text: Mapped[str] = mapped_column(String(200))
+'''
+MEMO_MAIN = '''
+import sys
+from crm_desktop.plugin_api import hookimpl
+from crm_desktop.plugin_api.contributions import MenuAction
+from .models import Memo
+
+@hookimpl
+def crm_activate(ctx):
+    sys.modules["memo_probe"].seen.append("activate")
+
+@hookimpl
+def crm_event(ctx, event):
+    sys.modules["memo_probe"].seen.append("event")
+
+@hookimpl
+def crm_menu_actions(ctx):
+    return [MenuAction(id="memos", title="Memos", callback=lambda ctx: None, menu="Tools")]
+'''
+MEMO_MIGRATION = '''
+import sqlalchemy as sa
+from alembic import op
+revision = "memo_0001"
+down_revision = None
+branch_labels = None
+depends_on = None
+def upgrade():
+    op.create_table(
+        "memo_pad_memos",
+        sa.Column("id", sa.String(36), primary_key=True),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.Column("updated_at", sa.DateTime(), nullable=False),
+        sa.Column("version", sa.Integer(), nullable=False),
+        sa.Column("revision", sa.Integer(), nullable=False, server_default="1"),
+        sa.Column("deleted_at", sa.DateTime(), nullable=True),
+        sa.Column("owner_id", sa.String(36), nullable=True),
+        sa.Column("team_id", sa.String(36), nullable=True),
+        sa.Column("text", sa.String(200), nullable=False),
+    )
+def downgrade():
+    op.drop_table("memo_pad_memos")
+'''
+
+
+def _write_memo_pad(folder, *, with_table=True):
+    """A user plugin with one synced model (``memo_pad_memos``); ``with_table=False``: its migration
+    forgets to create that table, so publishing it to sync fails."""
+    (folder / "migrations" / "versions").mkdir(parents=True)
+    (folder / "plugin.json").write_text(json.dumps({
+        "name": "memo-pad", "version": "1.0.0", "displayName": "Memo pad", "author": "Tests",
+        "description": "Team memos.", "main": "memo_pad.py", "permissions": [], "migrations": "migrations"}))
+    (folder / "models.py").write_text(MEMO_MODELS)
+    (folder / "memo_pad.py").write_text(MEMO_MAIN)
+    (folder / "migrations" / "env.py").write_text(
+        "from alembic import context\nfrom crm_desktop.plugin_api.migrations import run_migrations\n"
+        "run_migrations(context)\n")
+    migration = MEMO_MIGRATION if with_table else MEMO_MIGRATION.replace(
+        'op.create_table(\n        "memo_pad_memos"', 'op.create_table(\n        "memo_pad_other"')
+    (folder / "migrations" / "versions" / "0001.py").write_text(migration)
+    return folder
+
+
+def _synced_tables(home):
+    import sqlite3
+
+    with sqlite3.connect(home.db_path) as conn:
+        return [r[0] for r in conn.execute("SELECT table_name FROM sync_plugin_tables WHERE plugin = 'memo-pad'")]
+
+
+@pytest.fixture
+def memo_app(qtbot, main_window, core, home, monkeypatch):
+    """``start(with_table=True, enabled=False)`` writes the ``memo-pad`` plugin into the home and starts
+    the app's plugin host over ``main_window`` as the app does (``app.start_plugins``: the window's
+    executor is the host's writer, the admin panel is the Plugins page), with only the home's user
+    plugins. Returns ``(host, panel, probe)``: ``probe.seen`` lists in order "publish" (with the thread
+    the synced tables were published on) and the plugin's hooks called; the publishing waits for
+    ``probe.go_on``."""
+    import sys
+    import types
+
+    from crm_desktop import app
+    from crm_desktop.plugin_host import discovery
+    from crm_desktop.plugin_host.lifecycle import StateFile
+    from crm_desktop.sync import applier
+    from crm_desktop.ui.plugin_admin import PluginAdminPanel
+
+    monkeypatch.setattr(discovery, "bundled_plugins_dir", lambda: None)
+    monkeypatch.setattr(discovery, "system_plugins_dir", lambda policy: None)
+    probe = types.ModuleType("memo_probe")
+    probe.seen = []
+    probe.go_on = threading.Event()  # a test clears it to hold the publishing on the writer
+    probe.go_on.set()
+    monkeypatch.setitem(sys.modules, "memo_probe", probe)
+    real_publish = applier.publish_plugin_tables
+
+    def publish(db, tables):
+        probe.seen.append(("publish", "GUI thread" if threading.current_thread() is threading.main_thread()
+                           else "writer"))
+        assert probe.go_on.wait(10)
+        return real_publish(db, tables)
+
+    monkeypatch.setattr(applier, "publish_plugin_tables", publish)
+    hosts = []
+
+    def start(*, with_table=True, enabled=False, installed=True):
+        if installed:
+            _write_memo_pad(home.plugins_dir / "memo-pad", with_table=with_table)
+        if installed and not enabled:
+            StateFile(home.root).set_disabled("memo-pad")
+        host = app.start_plugins(main_window, core)
+        assert host is not None
+        hosts.append(host)
+        return host, main_window.findChild(PluginAdminPanel), probe
+
+    yield start
+    for host in hosts:
+        host.stop()
+        main_window._plugin_adapter.stop()
+
+
+def test_enabling_a_plugin_with_synced_models_publishes_its_tables_off_the_gui_thread(gui_db_guard, qtbot,
+                                                                                       main_window, home, memo_app):
+    from crm_desktop.plugin_host.lifecycle import PluginState
+
+    host, panel, probe = memo_app()
+    seen = probe.seen
+    assert host.records["memo-pad"].state is PluginState.DISABLED
+    panel.select("memo-pad")
+    probe.go_on.clear()
+    with gui_db_guard.watching():
+        panel.enable_selected()
+        # migrated, imported, then published on the writer: meanwhile the plugin has no ctx, no hook ran,
+        # the window repaints and the panel says what it waits for
+        qtbot.waitUntil(lambda: seen == [("publish", "writer")], timeout=10000)
+        qtbot.wait(50)
+        assert host.loading and host.context("memo-pad") is None and seen == [("publish", "writer")]
+        assert panel.busy and panel.message.text() == "Enabling memo-pad: publishing its synced tables…"
+        probe.go_on.set()
+        qtbot.waitUntil(lambda: not panel.busy, timeout=10000)
+        qtbot.waitUntil(lambda: main_window.executor.idle())
+    assert host.records["memo-pad"].state is PluginState.ACTIVE, host.records["memo-pad"].error
+    assert panel.message.text() == "memo-pad enabled."
+    assert seen[:2] == [("publish", "writer"), "activate"], seen
+    assert _synced_tables(home) == ["memo_pad_memos"]
+    assert [a.title for a in host.menu_actions("memo-pad")] == ["Memos"]
+    assert host.context("memo-pad") is not None
+
+
+def test_a_plugin_whose_synced_table_is_missing_fails_with_the_reason_and_the_app_carries_on(
+        gui_db_guard, qtbot, main_window, home, services, memo_app):
+    from crm_desktop.plugin_host.lifecycle import PluginState
+
+    host, panel, probe = memo_app(with_table=False)
+    seen = probe.seen
+    panel.select("memo-pad")
+    with gui_db_guard.watching():
+        panel.enable_selected()
+        qtbot.waitUntil(lambda: host.records["memo-pad"].state is PluginState.FAILED, timeout=10000)
+        qtbot.waitUntil(lambda: not panel.busy, timeout=10000)
+        qtbot.waitUntil(lambda: main_window.executor.idle())
+    record = host.records["memo-pad"]
+    assert record.error.startswith(
+        "publishing its synced tables raised crm_desktop.plugin_api.errors.PluginError: synced model table(s) "
+        "memo_pad_memos do not exist: add them to the plugin's migrations\n\nTraceback"), record.error
+    assert seen == [], "the plugin's code ran, or its tables were published, although they do not exist"
+    assert panel.message.text().startswith("memo-pad is failed: "), panel.message.text()
+    # nothing of it stays loaded
+    assert host.context("memo-pad") is None and host.menu_actions("memo-pad") == []
+    assert not host.loading and _synced_tables(home) == []
+    # the app is usable: the panel's buttons are back and a record still saves on the writer
+    assert panel.enable_button.isEnabled() and panel.install_folder_button.isEnabled()
+    contact = services.contacts.create(first_name="Ada", last_name="Lovelace")
+    with gui_db_guard.watching():
+        main_window.open_record("contact", contact.id)
+        detail = main_window.lists["contacts"].detail
+        qtbot.waitUntil(lambda: detail.record is not None and detail.record.id == contact.id, timeout=5000)
+        qtbot.waitUntil(lambda: main_window.executor.idle())
+    assert detail.title.text() == "Ada Lovelace"
+
+
+def test_at_start_up_a_plugin_with_synced_models_is_activated_after_the_writer_published_its_tables(
+        qtbot, main_window, home, memo_app):
+    # (start-up still migrates plugins' own tables on the GUI thread, so no gui_db_guard here: the spy
+    # on publish_plugin_tables says where the publishing ran)
+    from crm_desktop.plugin_host.lifecycle import PluginState
+
+    host, panel, probe = memo_app(enabled=True)
+    seen = probe.seen
+    assert host.loading and host.context("memo-pad") is None and "activate" not in seen
+    qtbot.waitUntil(lambda: host.records["memo-pad"].state is PluginState.ACTIVE, timeout=10000)
+    assert seen[:2] == [("publish", "writer"), "activate"], seen
+    assert _synced_tables(home) == ["memo_pad_memos"]
+    assert not host.loading
+    assert [a.title for a in host.menu_actions("memo-pad")] == ["Memos"]
+
+
+@pytest.mark.parametrize("with_table", [True, False], ids=["installed", "rolled-back"])
+def test_installing_a_bundle_with_synced_models_publishes_off_the_gui_thread_and_checks_the_outcome_after(
+        gui_db_guard, qtbot, main_window, home, tmp_path, monkeypatch, memo_app, with_table):
+    from crm_desktop.plugin_host.bundle import pack_plugin
+    from crm_desktop.plugin_host.lifecycle import PluginState
+
+    bundle = tmp_path / "memo-pad.crmplugin"
+    pack_plugin(_write_memo_pad(tmp_path / "src" / "memo-pad", with_table=with_table), bundle)
+    host, panel, probe = memo_app(installed=False)
+    monkeypatch.setattr(panel, "choose_bundle", lambda: str(bundle))
+    monkeypatch.setattr(panel, "approve_bundle", lambda plan: True)
+    with gui_db_guard.watching():
+        panel.install_bundle_button.click()
+        qtbot.waitUntil(lambda: not panel.busy and not host.loading, timeout=10000)
+        qtbot.waitUntil(lambda: main_window.executor.idle())
+    if with_table:
+        assert panel.message.text() == "Installed memo-pad.crmplugin.", panel.message.text()
+        assert host.records["memo-pad"].state is PluginState.ACTIVE
+        assert probe.seen[:2] == [("publish", "writer"), "activate"]
+        assert _synced_tables(home) == ["memo_pad_memos"]
+    else:  # anything but an active plugin once its load is over rolls the install back
+        text = panel.message.text()
+        assert text.startswith("Installing memo-pad.crmplugin failed:") and "rolled back" in text, text
+        assert "memo-pad installed but is failed" in text and "do not exist" in text, text
+        assert not (home.plugins_dir / "memo-pad").exists() and probe.seen == []

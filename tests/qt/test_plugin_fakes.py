@@ -192,6 +192,13 @@ class FakeHost:
     def activate_installed(self, path: Path) -> PluginRecord:
         raise NotImplementedError("FakeHost installs nothing; use the real PluginHost (test_plugin_admin_trust)")
 
+    @property
+    def loading(self) -> bool:
+        return False  # a fake plugin loads at once
+
+    def after_loads(self, fn: Callable[[], None]) -> None:
+        fn()
+
     def settings_schema(self, name: str) -> list[SettingField]:
         return []
 

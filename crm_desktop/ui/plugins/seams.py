@@ -152,6 +152,14 @@ class PluginManagerHost(PluginHostView, Protocol):
     def activate_installed(self, path: Path) -> PluginRecord:
         """Load a plugin folder the bundle installer has just put in place (GUI thread)."""
 
+    @property
+    def loading(self) -> bool:
+        """True while a load (enable, reload, install) waits for the writer to publish the plugin's
+        synced tables; the plugin's state says how it ended once :meth:`after_loads` calls back."""
+
+    def after_loads(self, fn: Callable[[], None]) -> None:
+        """Call ``fn`` on the GUI thread once no load is in progress (at once when none is)."""
+
 
 class PluginShell(Protocol):
     """The main window as the Qt plugin adapter builds plugin contributions into it."""
