@@ -9,8 +9,11 @@ touches Qt, so the admin panel runs it on its writer thread:
 * The host loads a plugin right after such a migration on another thread (the GUI thread). So
   that the load does not read the plugin's migration version again there, :meth:`migrate`
   remembers what it did (the migrations folder's fingerprint, and the error if it failed), and
-  :meth:`ensure_migrated` takes that answer once instead of asking the database. A folder
-  changed in between has another fingerprint and is migrated again.
+  :meth:`ensure_migrated` (or :meth:`needs_migration`) takes that answer once instead of asking
+  the database. A folder changed in between has another fingerprint and is migrated again.
+* At start-up (and any load the admin panel did not prepare) the registry asks
+  :meth:`needs_migration` on the GUI thread (files only) and, in the app, runs :meth:`upgrade`
+  on the writer before the plugin's code is imported.
 * :meth:`publish_synced_tables` tells sync about a loading plugin's synced models; in the app
   the registry runs it on the writer between the plugin's import and its activation.
 * :meth:`drop` backs the database up and drops the plugin's tables; :meth:`forget` also
@@ -86,7 +89,7 @@ class PluginData:
         """Bring ``manifest``'s tables to the head of ``folder``'s migrations in one transaction;
         raises (after a rollback of only that) on failure. Remembers the outcome for the next load."""
         fingerprint = migrations_fingerprint(manifest, folder)
-        self._migrate(manifest, folder)
+        self.upgrade(manifest, folder)
         with self._done_lock:
             self._done[manifest.ident] = (fingerprint, None)
 
@@ -103,17 +106,27 @@ class PluginData:
     def ensure_migrated(self, manifest: Manifest, folder: Path) -> None:
         """Before a load: migrate, unless :meth:`migrate` just did so for these very migrations (then
         the database is not asked again; a failure it remembered is raised as a :class:`PluginError`)."""
+        if self.needs_migration(manifest, folder):
+            self.upgrade(manifest, folder)
+
+    def needs_migration(self, manifest: Manifest, folder: Path) -> bool:
+        """Before a load, without asking the database: False when the plugin has no migrations or
+        :meth:`migrate` just migrated these very migrations (its answer is taken; a failure it
+        remembered is raised as a :class:`PluginError`); True when :meth:`upgrade` must run. The
+        registry asks this on the GUI thread and, with a writer, runs :meth:`upgrade` there."""
         if not manifest.migrations:
-            return
+            return False
         with self._done_lock:
             done = self._done.pop(manifest.ident, None)
         if done is not None and done[0] == migrations_fingerprint(manifest, folder):
             if done[1] is not None:
                 raise PluginError(done[1])
-            return
-        self._migrate(manifest, folder)
+            return False
+        return True
 
-    def _migrate(self, manifest: Manifest, folder: Path) -> None:
+    def upgrade(self, manifest: Manifest, folder: Path) -> None:
+        """Bring ``manifest``'s tables to the head of ``folder``'s migrations in one transaction, rolled
+        back alone on failure (raised); unlike :meth:`migrate`, nothing is remembered for a later load."""
         if not manifest.migrations:
             return
         from crm_desktop.storage import migrate

@@ -67,10 +67,11 @@ class Writer(Protocol):
 
 
 class _PendingLoad:
-    """A plugin imported and registered whose synced tables are being published on the writer:
-    it has no ctx or runtime yet, so none of its hooks is called."""
+    """A load waiting for the writer: the plugin's tables are being migrated (``module`` None: nothing
+    of it is imported yet), or it is imported and registered and its synced tables are being published.
+    Either way it has no ctx or runtime yet, so none of its hooks is called."""
 
-    def __init__(self, token: int, module: ModuleType):
+    def __init__(self, token: int, module: ModuleType | None):
         self.token = token
         self.module = module
 
@@ -459,9 +460,10 @@ class PluginRegistry:
 
     @core_work
     def _load(self, name: str, resume: Callable[[], None]) -> bool:
-        """Check, migrate, import and activate ``name``. True when its synced tables are being published
-        on the writer: then the load ends (activation or failure) on the GUI thread when the writer
-        answers, and ``resume()`` is called after it; False when the load is over already."""
+        """Check, migrate, import and activate ``name``. True when its tables are being migrated or its
+        synced tables published on the writer: then the load ends (activation or failure) on the GUI
+        thread when the writer answers, and ``resume()`` is called after it; False when the load is
+        over already."""
         record = self.records[name]
         manifest = record.manifest
         assert manifest is not None
@@ -471,11 +473,70 @@ class PluginRegistry:
             self.set_state(name, PluginState.BLOCKED, str(integrity.IntegrityError(name, report.problems)))
             return False
         try:
-            # nothing to ask the database when the writer has just migrated these very migrations
-            self.data.ensure_migrated(manifest, record.path)
+            # files only: nothing to ask the database when the writer has just migrated these very migrations
+            migrate = self.data.needs_migration(manifest, record.path)
+            if migrate and self._writer is None:  # the command line and headless hosts: here and now
+                self.data.upgrade(manifest, record.path)
+                migrate = False
         except Exception as exc:
             self.set_state(name, PluginState.ERROR, f"migrating its tables failed: {exc}")
             return False
+        if migrate:
+            return self._migrate_on_writer(record, manifest, resume)
+        return self._import_and_activate(record, manifest, resume)
+
+    def _take_pending(self, name: str, token: int) -> _PendingLoad | None:
+        """The writer answered for load ``token`` of ``name``: its pending load, taken, or None when the
+        plugin was unloaded, reloaded or the host stopped meanwhile (the answer is stale)."""
+        found = self._pending.get(name)
+        if found is None or found.token != token:
+            return None
+        del self._pending[name]
+        return found
+
+    def _migrate_on_writer(self, record: PluginRecord, manifest: Manifest, resume: Callable[[], None]) -> bool:
+        """The app: read sqlite_master and run the plugin's migrations on the writer (one transaction,
+        rolled back alone on failure), then import and activate it here. Until then nothing of the
+        plugin is imported: no ctx, no hook. Always True (the load goes on when the writer answers)."""
+        name = record.name
+        token = next(self._tokens)
+        self._pending[name] = _PendingLoad(token, None)
+
+        def migrated(_result: Any) -> None:
+            waiting = False
+            try:
+                with self.lock:
+                    if self._take_pending(name, token) is not None:
+                        with self._core():
+                            waiting = self._import_and_activate(record, manifest, resume)
+                        if not waiting:
+                            # a plugin that needs this one and was tried meanwhile (another sequence) loads now
+                            self.retry_dependents(name)
+            finally:
+                if not waiting:  # else the publishing's answer resumes the sequence
+                    resume()
+
+        def failed(exc: BaseException) -> None:
+            try:
+                with self.lock:
+                    if self._take_pending(name, token) is not None:
+                        self.set_state(name, PluginState.ERROR, f"migrating its tables failed: {exc}")
+            finally:
+                resume()
+
+        assert self._writer is not None
+        self._writer.write(lambda: self._upgrade_as_core(manifest, record.path), done=migrated, failed=failed,
+                           label=f"migrate the tables of plugin {name}")
+        return True
+
+    def _upgrade_as_core(self, manifest: Manifest, folder: Path) -> None:
+        with self._core():
+            self.data.upgrade(manifest, folder)
+
+    def _import_and_activate(self, record: PluginRecord, manifest: Manifest, resume: Callable[[], None]) -> bool:
+        """Its tables are migrated: import and register it, publish its synced tables (on the writer in the
+        app: then True, and ``resume()`` is called once that load ended) and activate it."""
+        name = record.name
         with self._activation_marker(name, manifest):
             imported = self._import_and_register(record, manifest)
             if imported is None:
@@ -497,12 +558,9 @@ class PluginRegistry:
         self._pending[name] = _PendingLoad(token, module)
         del module
 
-        def pending() -> _PendingLoad | None:
-            found = self._pending.get(name)
-            if found is None or found.token != token:
-                return None  # unloaded, reloaded or stopped meanwhile: this answer is stale
-            del self._pending[name]
-            return found
+        def pending() -> ModuleType | None:
+            found = self._take_pending(name, token)
+            return found.module if found is not None else None
 
         def published(_result: Any) -> None:
             try:
@@ -510,7 +568,7 @@ class PluginRegistry:
                     load = pending()
                     if load is not None:
                         with self._core(), self._activation_marker(name, manifest):
-                            self._activate(record, manifest, load.module, impls)
+                            self._activate(record, manifest, load, impls)
                         del load
                         # a plugin that needs this one and was tried meanwhile (another sequence) loads now
                         self.retry_dependents(name)
@@ -524,7 +582,7 @@ class PluginRegistry:
                     if load is not None:
                         tb = "".join(traceback.format_exception(exc))
                         with self._core():
-                            self._publishing_failed(name, manifest, load.module, tb)
+                            self._publishing_failed(name, manifest, load, tb)
                         del load
             finally:
                 resume()
@@ -667,7 +725,8 @@ class PluginRegistry:
 
         ``run_plugin_code=False`` (a hung plugin) skips its deactivate hook and disposers."""
         pending = self._pending.pop(name, None)
-        if pending is not None:  # imported, its tables not published yet: no ctx, no hook ran
+        if pending is not None and pending.module is not None:
+            # imported, its tables not published yet: no ctx, no hook ran
             self.hooks.unregister(name, pending.module)
             del pending
         rt = self.hooks.runtimes.get(name)

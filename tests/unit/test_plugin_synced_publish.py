@@ -93,15 +93,21 @@ class QueueWriter:
     def write(self, fn, *, done=None, failed=None, label="write"):
         self.jobs.append((fn, done, failed, label))
 
+    def labels(self):
+        return [job[3] for job in self.jobs]
+
+    def run_one(self):
+        fn, done, failed, _label = self.jobs.pop(0)
+        try:
+            result = fn()
+        except Exception as exc:
+            failed(exc)
+        else:
+            done(result)
+
     def run(self):
         while self.jobs:
-            fn, done, failed, _label = self.jobs.pop(0)
-            try:
-                result = fn()
-            except Exception as exc:
-                failed(exc)
-            else:
-                done(result)
+            self.run_one()
 
 
 def synced_tables(home):
@@ -120,10 +126,21 @@ def host(core, home):
     made.stop()
 
 
+def tables(home):
+    with sqlite3.connect(home.db_path) as conn:
+        return {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+
+
 def test_the_plugin_gets_its_ctx_only_after_the_writer_published_its_tables(host, home):
     host.start()
+    # its tables are migrated on the writer first: nothing of it is imported until that is done
+    assert host.loading and host.writer.labels() == ["migrate the tables of plugin memo-pad"]
+    assert "crm_plugins.memo_pad.memo_pad" not in sys.modules and "memo_pad_memos" not in tables(home)
+    assert host.context("memo-pad") is None and host.records["memo-pad"].state is PluginState.DISABLED
+    host.writer.run_one()
+    assert "memo_pad_memos" in tables(home)
     # imported and registered, waiting for the writer: no ctx, no hook called, its dependent waits too
-    assert host.loading and [job[3] for job in host.writer.jobs] == ["publish the synced tables of plugin memo-pad"]
+    assert host.loading and host.writer.labels() == ["publish the synced tables of plugin memo-pad"]
     assert host.context("memo-pad") is None and host.records["memo-pad"].state is PluginState.DISABLED
     assert sys.modules["crm_plugins.memo_pad.memo_pad"].activated == []
     assert host.records["memo-pins"].state is PluginState.DISABLED and synced_tables(home) == []
@@ -139,7 +156,8 @@ def test_the_plugin_gets_its_ctx_only_after_the_writer_published_its_tables(host
 
 def test_stopping_while_the_writer_publishes_leaves_nothing_loaded(host, home):
     host.start()
-    assert host.loading
+    host.writer.run_one()  # migrated; its synced tables wait for the writer
+    assert host.loading and host.writer.labels() == ["publish the synced tables of plugin memo-pad"]
     host.stop()
     assert not host.loading and "crm_plugins.memo_pad.memo_pad" not in sys.modules
     host.writer.run()  # the writer's answer comes after the stop: ignored
@@ -148,9 +166,43 @@ def test_stopping_while_the_writer_publishes_leaves_nothing_loaded(host, home):
     assert host.records["memo-pins"].state is not PluginState.ACTIVE
 
 
+def test_a_migration_that_fails_on_the_writer_marks_only_that_plugin_and_rolls_back_only_it(host, home):
+    versions = home.plugins_dir / "memo-pad" / "migrations" / "versions"
+    (versions / "0002.py").write_text(
+        "import sqlalchemy as sa\nfrom alembic import op\nrevision = 'memo_0002'\ndown_revision = 'memo_0001'\n"
+        "branch_labels = None\ndepends_on = None\n"
+        "def upgrade():\n    op.create_table('memo_pad_tags', sa.Column('id', sa.Integer(), primary_key=True))\n"
+        "    raise RuntimeError('revision 2 is broken')\n"
+        "def downgrade():\n    pass\n")
+    before = tables(home)
+    host.start()
+    assert host.writer.labels() == ["migrate the tables of plugin memo-pad"]
+    host.writer.run()
+    record = host.records["memo-pad"]
+    assert record.state is PluginState.ERROR
+    assert record.error == ("migrating its tables failed: migrating plugin-memo-pad to memo_0002 failed and was "
+                            "rolled back: revision 2 is broken"), record.error
+    # none of its revisions stayed (one transaction), nothing of it was imported, and nothing else changed
+    assert tables(home) == before and "crm_plugins.memo_pad.memo_pad" not in sys.modules
+    assert host.context("memo-pad") is None and not host.loading
+    assert host.records["memo-pins"].state is PluginState.ERROR
+    assert "memo-pad" in host.records["memo-pins"].error
+
+
+def test_stopping_while_the_writer_migrates_leaves_nothing_loaded(host, home):
+    host.start()
+    assert host.writer.labels() == ["migrate the tables of plugin memo-pad"]
+    host.stop()
+    assert not host.loading
+    host.writer.run()  # the migration still runs; its answer, after the stop, is ignored
+    assert host.writer.jobs == [] and "crm_plugins.memo_pad.memo_pad" not in sys.modules
+    assert host.context("memo-pad") is None and host.records["memo-pad"].state is not PluginState.ACTIVE
+
+
 def test_reloading_while_the_writer_publishes_loads_it_once(host, home):
     host.start()
-    host.reload("memo-pad")  # the first load is dropped; the reload waits for its own publishing
+    host.writer.run_one()  # migrated; its synced tables wait for the writer
+    host.reload("memo-pad")  # the first load is dropped; the reload waits for its own migration and publishing
     assert host.loading and len(host.writer.jobs) == 2
     host.writer.run()
     assert host.records["memo-pad"].state is PluginState.ACTIVE
