@@ -454,20 +454,63 @@ def test_a_plugin_whose_synced_table_is_missing_fails_with_the_reason_and_the_ap
     assert detail.title.text() == "Ada Lovelace"
 
 
-def test_at_start_up_a_plugin_with_synced_models_is_activated_after_the_writer_published_its_tables(
-        qtbot, main_window, home, memo_app):
-    # (start-up still migrates plugins' own tables on the GUI thread, so no gui_db_guard here: the spy
-    # on publish_plugin_tables says where the publishing ran)
+def _plugin_tables(home):
+    import sqlite3
+
+    with sqlite3.connect(home.db_path) as conn:
+        return sorted(r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table' "
+                                                 "AND (name LIKE 'memo_pad%' OR name LIKE 'alembic_version_%')"))
+
+
+def test_at_start_up_a_plugin_with_migrations_and_synced_models_loads_without_sql_on_the_gui_thread(
+        gui_db_guard, qtbot, main_window, home, memo_app):
     from crm_desktop.plugin_host.lifecycle import PluginState
 
-    host, panel, probe = memo_app(enabled=True)
-    seen = probe.seen
-    assert host.loading and host.context("memo-pad") is None and "activate" not in seen
-    qtbot.waitUntil(lambda: host.records["memo-pad"].state is PluginState.ACTIVE, timeout=10000)
+    qtbot.waitUntil(lambda: main_window.executor.idle())
+    with gui_db_guard.watching():
+        host, panel, probe = memo_app(enabled=True)
+        seen = probe.seen
+        # its tables are migrated, then its synced tables published, on the writer; until then no hook ran
+        assert host.loading and host.context("memo-pad") is None and "activate" not in seen
+        qtbot.waitUntil(lambda: not host.loading, timeout=10000)
+        qtbot.waitUntil(lambda: main_window.executor.idle())
+    assert host.records["memo-pad"].state is PluginState.ACTIVE, host.records["memo-pad"].error
     assert seen[:2] == [("publish", "writer"), "activate"], seen
+    assert _plugin_tables(home) == ["alembic_version_memo_pad", "memo_pad_memos"]
     assert _synced_tables(home) == ["memo_pad_memos"]
-    assert not host.loading
     assert [a.title for a in host.menu_actions("memo-pad")] == ["Memos"]
+
+
+def test_at_start_up_a_plugin_whose_migration_fails_is_marked_and_the_app_carries_on(
+        gui_db_guard, qtbot, main_window, home, services, memo_app):
+    from crm_desktop.plugin_host.lifecycle import PluginState
+
+    folder = _write_memo_pad(home.plugins_dir / "memo-pad")
+    migration = folder / "migrations" / "versions" / "0001.py"
+    migration.write_text(migration.read_text().replace(
+        'def downgrade():', '    raise RuntimeError("the memo table cannot be made")\ndef downgrade():'))
+    qtbot.waitUntil(lambda: main_window.executor.idle())
+    with gui_db_guard.watching():
+        host, panel, probe = memo_app(enabled=True, installed=False)
+        qtbot.waitUntil(lambda: not host.loading, timeout=10000)
+        qtbot.waitUntil(lambda: main_window.executor.idle())
+    record = host.records["memo-pad"]
+    assert record.state is PluginState.ERROR
+    assert record.error == ("migrating its tables failed: migrating plugin-memo-pad to memo_0001 failed and was "
+                            "rolled back: the memo table cannot be made"), record.error
+    # nothing of it was imported or stayed in the database
+    assert probe.seen == [] and host.context("memo-pad") is None and host.menu_actions("memo-pad") == []
+    assert _plugin_tables(home) == [] and _synced_tables(home) == []
+    # the app is usable: the panel shows why, and a record still opens
+    panel.select("memo-pad")
+    assert panel.enable_button.isEnabled() and panel.install_folder_button.isEnabled()
+    contact = services.contacts.create(first_name="Ada", last_name="Lovelace")
+    with gui_db_guard.watching():
+        main_window.open_record("contact", contact.id)
+        detail = main_window.lists["contacts"].detail
+        qtbot.waitUntil(lambda: detail.record is not None and detail.record.id == contact.id, timeout=5000)
+        qtbot.waitUntil(lambda: main_window.executor.idle())
+    assert detail.title.text() == "Ada Lovelace"
 
 
 @pytest.mark.parametrize("with_table", [True, False], ids=["installed", "rolled-back"])
