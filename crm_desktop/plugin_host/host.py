@@ -208,10 +208,12 @@ class PluginHost:
     def set_writer(self, writer: Writer | None) -> None:
         """Where a load's database work runs in the app: the UI's writer thread (the window's
         ``DataExecutor``; ``done``/``failed`` come back on the GUI thread). With one, loading a plugin
-        with synced models (start, enable, reload, install) imports it here, publishes its synced
-        tables on the writer, and activates it here when the writer answers; until then the plugin
-        has no ctx and none of its hooks is called, and :attr:`loading` is True. None (the default:
-        the command line, headless hosts): every load is over when the call returns."""
+        (start, enable, reload, install) runs its own migrations on the writer first unless the
+        admin panel's writer just did (:meth:`migrate`), importing it only once they succeeded; a
+        plugin with synced models is then imported here, its synced tables published on the writer,
+        and it is activated here when the writer answers. Until then the plugin has no ctx and none
+        of its hooks is called, and :attr:`loading` is True. None (the default: the command line,
+        headless hosts): every load is over when the call returns."""
         self._registry.set_writer(writer)
 
     @property

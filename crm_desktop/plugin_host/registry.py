@@ -134,7 +134,7 @@ class PluginRegistry:
         self._unsubscribe_bus: Callable[[], None] | None = None
         self.state_file = StateFile(Path(home.root))
         self._markers_dir = Path(home.plugin_data_dir)
-        # loads whose synced tables are being published on the writer (see set_writer)
+        # loads waiting for the writer: migrating their tables or publishing their synced tables (see set_writer)
         self._writer: Writer | None = None
         self._pending: dict[str, _PendingLoad] = {}
         self._tokens = itertools.count(1)
@@ -390,9 +390,10 @@ class PluginRegistry:
         """Resolve ``names`` against what is active and load them in dependency order, then call ``then``.
 
         Without a writer (:meth:`set_writer`) all of it happens before this returns. With one, a
-        plugin with synced models is imported here and its tables published on the writer; the rest
-        of the sequence (its activation, the plugins after it, ``then``) continues on the GUI thread
-        when the writer answers, and :attr:`loading` is True meanwhile."""
+        plugin's own migrations (unless the writer just ran them) run on the writer before it is
+        imported, and a plugin with synced models is imported here and its tables published on the
+        writer; the rest of the sequence (its import and activation, the plugins after it, ``then``)
+        continues on the GUI thread when the writer answers, and :attr:`loading` is True meanwhile."""
         up = (PluginState.ACTIVE, PluginState.ENABLED)
         manifests = {n: r.manifest for n, r in self.records.items()
                      if r.manifest is not None and (n in names or r.state in up)}
