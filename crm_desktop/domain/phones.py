@@ -98,10 +98,20 @@ def phone_key(text: str | None, region: str | None = None) -> str | None:
 _CodeRule = tuple[int | None, int, "re.Pattern[str] | None | Literal[False]"]
 
 
+def _code_rule(head: str) -> _CodeRule:
+    """The country code a number's first three digits begin with, its size and its national-prefix
+    rule (:func:`_prefix_rule`); ``(None, 0, False)`` when no code matches. Columns remember it per head."""
+    for size in (1, 2, 3):
+        number = int(head[:size])
+        if number in COUNTRY_CODE_TO_REGION_CODE:
+            return number, size, _prefix_rule(number)
+    return None, 0, False
+
+
 def phone_keys(texts: "list[str | None]", region: str | None = None) -> "list[str | None]":
     """:func:`phone_key` over a column (an import's): the same keys, with the shortcut inlined and
     the country-code lookup and national-prefix rule remembered per code for the whole column."""
-    match, table, separators = _INTERNATIONAL.match, COUNTRY_CODE_TO_REGION_CODE, _SEPARATORS
+    match, separators = _INTERNATIONAL.match, _SEPARATORS
     rules: dict[str, _CodeRule] = {}  # the first three digits -> (code, its size, the prefix rule)
     out: list[str | None] = []
     append = out.append
@@ -117,13 +127,7 @@ def phone_keys(texts: "list[str | None]", region: str | None = None) -> "list[st
             head = digits[:3]
             known = rules.get(head)
             if known is None:
-                found: _CodeRule = (None, 0, False)
-                for size in (1, 2, 3):
-                    number = int(digits[:size])
-                    if number in table:
-                        found = (number, size, _prefix_rule(number))
-                        break
-                known = rules[head] = found
+                known = rules[head] = _code_rule(head)
             code, size, rule = known
             if code is not None and len(digits) >= size:
                 national = digits[size:]
@@ -146,7 +150,7 @@ def plain_phone_column(values: "list[object]", region: str | None = None,
     ``+49 30 1234567`` (at most ``max_len`` characters, three digits or more), which every rule of
     ``validation.check_phone`` accepts; any other value is left (None in both lists) for the full
     check and :func:`phone_key`, so the answers are those of that slow path value by value."""
-    match, table = _PLAIN_INTERNATIONAL.match, COUNTRY_CODE_TO_REGION_CODE
+    match = _PLAIN_INTERNATIONAL.match
     rules: dict[str, _CodeRule] = {}  # the first three digits -> (code, its size, the prefix rule)
     texts: list[str | None] = []
     keys: list[str | None] = []
@@ -169,13 +173,7 @@ def plain_phone_column(values: "list[object]", region: str | None = None,
                     head = digits[:3]
                     known = rules.get(head)
                     if known is None:
-                        found: _CodeRule = (None, 0, False)
-                        for size in (1, 2, 3):
-                            number = int(digits[:size])
-                            if number in table:
-                                found = (number, size, _prefix_rule(number))
-                                break
-                        known = rules[head] = found
+                        known = rules[head] = _code_rule(head)
                     code, size, rule = known
                     national = digits[size:]
                     if code is not None and _MIN_NSN <= len(national) <= _MAX_NSN and rule is not False and (

@@ -492,9 +492,7 @@ class PluginAdminPanel(QWidget):
         try:
             fn()
         except Exception as exc:  # the host's errors name the plugin and the rule; show them as they are
-            log.warning("%s failed: %s", verb, exc)
-            self.show_message(f"{verb} failed: {exc}", error=True)
-            self.refresh()
+            self._refused(verb, exc)
             return False
         self.show_message(done() if callable(done) else done)
         self.refresh()
@@ -508,9 +506,7 @@ class PluginAdminPanel(QWidget):
         try:
             finish()
         except Exception as exc:
-            log.warning("%s failed: %s", verb, exc)
-            self.show_message(f"{verb} failed: {exc}", error=True)
-            self.refresh()
+            self._refused(verb, exc)
             return
 
         def settled() -> None:
@@ -521,9 +517,7 @@ class PluginAdminPanel(QWidget):
                 try:
                     settle()
                 except Exception as exc:
-                    log.warning("%s failed: %s", verb, exc)
-                    self.show_message(f"{verb} failed: {exc}", error=True)
-                    self.refresh()
+                    self._refused(verb, exc)
                     return
             self.show_message(done())
             self.refresh()
@@ -713,6 +707,8 @@ class PluginAdminPanel(QWidget):
         return f"Installed {what}, but {plugin} is {state_name(record.state)}: {summarize(record.error)}"
 
     def _refused(self, verb: str, exc: BaseException) -> None:
+        """An action failed: log it, say why in the panel (the host's errors name the plugin and the
+        rule), and show the plugins as they are now."""
         log.warning("%s failed: %s", verb, exc)
         self.show_message(f"{verb} failed: {exc}", error=True)
         self.refresh()

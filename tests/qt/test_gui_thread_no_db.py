@@ -13,11 +13,11 @@ import threading
 
 import pytest
 
-from PySide6.QtCore import Qt
 
 from crm_desktop.domain.enums import ActivityKind
 from crm_desktop.storage.base import utcnow
 from crm_desktop.storage.changes import db_time
+from fixtures.memo_pad import MEMO_MODELS_SOURCE, memo_migration
 
 
 def test_the_guard_catches_a_query_on_the_gui_thread(gui_db_guard, services):
@@ -263,18 +263,7 @@ def test_the_pipeline_board_reads_its_pipelines_off_the_gui_thread(gui_db_guard,
 
 # -- a plugin with synced models: its tables are published to sync on the writer ------------------------------
 
-MEMO_MODELS = '''
-from sqlalchemy import String
-from sqlalchemy.orm import Mapped, mapped_column
-from crm_desktop.plugin_api import declarative_base_for
-from crm_desktop.plugin_api.models import SyncedModel
-
-Base = declarative_base_for("memo-pad")
-
-class Memo(Base, SyncedModel):
-    __tablename__ = "memo_pad_memos"
-    text: Mapped[str] = mapped_column(String(200))
-'''
+MEMO_MODELS = MEMO_MODELS_SOURCE
 MEMO_MAIN = '''
 import sys
 from crm_desktop.plugin_api import hookimpl
@@ -293,29 +282,7 @@ def crm_event(ctx, event):
 def crm_menu_actions(ctx):
     return [MenuAction(id="memos", title="Memos", callback=lambda ctx: None, menu="Tools")]
 '''
-MEMO_MIGRATION = '''
-import sqlalchemy as sa
-from alembic import op
-revision = "memo_0001"
-down_revision = None
-branch_labels = None
-depends_on = None
-def upgrade():
-    op.create_table(
-        "memo_pad_memos",
-        sa.Column("id", sa.String(36), primary_key=True),
-        sa.Column("created_at", sa.DateTime(), nullable=False),
-        sa.Column("updated_at", sa.DateTime(), nullable=False),
-        sa.Column("version", sa.Integer(), nullable=False),
-        sa.Column("revision", sa.Integer(), nullable=False, server_default="1"),
-        sa.Column("deleted_at", sa.DateTime(), nullable=True),
-        sa.Column("owner_id", sa.String(36), nullable=True),
-        sa.Column("team_id", sa.String(36), nullable=True),
-        sa.Column("text", sa.String(200), nullable=False),
-    )
-def downgrade():
-    op.drop_table("memo_pad_memos")
-'''
+MEMO_MIGRATION = memo_migration()
 
 
 def _write_memo_pad(folder, *, with_table=True):
@@ -445,13 +412,7 @@ def test_a_plugin_whose_synced_table_is_missing_fails_with_the_reason_and_the_ap
     assert not host.loading and _synced_tables(home) == []
     # the app is usable: the panel's buttons are back and a record still saves on the writer
     assert panel.enable_button.isEnabled() and panel.install_folder_button.isEnabled()
-    contact = services.contacts.create(first_name="Ada", last_name="Lovelace")
-    with gui_db_guard.watching():
-        main_window.open_record("contact", contact.id)
-        detail = main_window.lists["contacts"].detail
-        qtbot.waitUntil(lambda: detail.record is not None and detail.record.id == contact.id, timeout=5000)
-        qtbot.waitUntil(lambda: main_window.executor.idle())
-    assert detail.title.text() == "Ada Lovelace"
+    _a_record_still_opens(qtbot, main_window, services, gui_db_guard)
 
 
 def _plugin_tables(home):
@@ -504,13 +465,7 @@ def test_at_start_up_a_plugin_whose_migration_fails_is_marked_and_the_app_carrie
     # the app is usable: the panel shows why, and a record still opens
     panel.select("memo-pad")
     assert panel.enable_button.isEnabled() and panel.install_folder_button.isEnabled()
-    contact = services.contacts.create(first_name="Ada", last_name="Lovelace")
-    with gui_db_guard.watching():
-        main_window.open_record("contact", contact.id)
-        detail = main_window.lists["contacts"].detail
-        qtbot.waitUntil(lambda: detail.record is not None and detail.record.id == contact.id, timeout=5000)
-        qtbot.waitUntil(lambda: main_window.executor.idle())
-    assert detail.title.text() == "Ada Lovelace"
+    _a_record_still_opens(qtbot, main_window, services, gui_db_guard)
 
 
 @pytest.mark.parametrize("with_table", [True, False], ids=["installed", "rolled-back"])
@@ -538,3 +493,14 @@ def test_installing_a_bundle_with_synced_models_publishes_off_the_gui_thread_and
         assert text.startswith("Installing memo-pad.crmplugin failed:") and "rolled back" in text, text
         assert "memo-pad installed but is failed" in text and "do not exist" in text, text
         assert not (home.plugins_dir / "memo-pad").exists() and probe.seen == []
+
+
+def _a_record_still_opens(qtbot, main_window, services, gui_db_guard):
+    """The app is usable after a plugin failed to load: a contact opens, read on the executor."""
+    contact = services.contacts.create(first_name="Ada", last_name="Lovelace")
+    with gui_db_guard.watching():
+        main_window.open_record("contact", contact.id)
+        detail = main_window.lists["contacts"].detail
+        qtbot.waitUntil(lambda: detail.record is not None and detail.record.id == contact.id, timeout=5000)
+        qtbot.waitUntil(lambda: main_window.executor.idle())
+    assert detail.title.text() == "Ada Lovelace"

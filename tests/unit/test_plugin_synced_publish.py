@@ -14,19 +14,9 @@ import pytest
 
 from crm_desktop.plugin_host.host import PluginHost
 from crm_desktop.plugin_host.lifecycle import PluginState
+from fixtures.memo_pad import MEMO_MODELS_SOURCE, memo_migration
 
-MODELS = '''
-from sqlalchemy import String
-from sqlalchemy.orm import Mapped, mapped_column
-from crm_desktop.plugin_api import declarative_base_for
-from crm_desktop.plugin_api.models import SyncedModel
-
-Base = declarative_base_for("memo-pad")
-
-class Memo(Base, SyncedModel):
-    __tablename__ = "memo_pad_memos"
-    text: Mapped[str] = mapped_column(String(200))
-'''
+MODELS = MEMO_MODELS_SOURCE
 MAIN = '''
 from crm_desktop.plugin_api import hookimpl
 from .models import Memo
@@ -37,29 +27,7 @@ activated = []
 def crm_activate(ctx):
     activated.append(ctx)
 '''
-MIGRATION = '''
-import sqlalchemy as sa
-from alembic import op
-revision = "memo_0001"
-down_revision = None
-branch_labels = None
-depends_on = None
-def upgrade():
-    op.create_table(
-        "memo_pad_memos",
-        sa.Column("id", sa.String(36), primary_key=True),
-        sa.Column("created_at", sa.DateTime(), nullable=False),
-        sa.Column("updated_at", sa.DateTime(), nullable=False),
-        sa.Column("version", sa.Integer(), nullable=False),
-        sa.Column("revision", sa.Integer(), nullable=False, server_default="1"),
-        sa.Column("deleted_at", sa.DateTime(), nullable=True),
-        sa.Column("owner_id", sa.String(36), nullable=True),
-        sa.Column("team_id", sa.String(36), nullable=True),
-        sa.Column("text", sa.String(200), nullable=False),
-    )
-def downgrade():
-    op.drop_table("memo_pad_memos")
-'''
+MIGRATION = memo_migration()
 
 
 def write_plugins(plugins_dir):

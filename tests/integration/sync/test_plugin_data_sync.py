@@ -18,6 +18,7 @@ import pytest
 from crm_desktop.plugin_host.host import PluginHost
 from crm_desktop.sync import outbox
 from desktop_harness import clients, server  # noqa: F401  (fixtures)
+from fixtures.memo_pad import memo_migration
 
 MANIFEST = {
     "name": "memo-pad", "version": "1.0.0", "displayName": "Memo pad", "description": "Team memos",
@@ -41,34 +42,8 @@ MAIN = '''
 from crm_desktop.plugin_api import hookimpl
 from .models import Memo
 '''
-MIGRATION = '''
-import sqlalchemy as sa
-from alembic import op
-
-revision = "0001"
-down_revision = None
-branch_labels = None
-depends_on = None
-
-def upgrade():
-    op.create_table(
-        "memo_pad_memos",
-        sa.Column("id", sa.String(36), primary_key=True),
-        sa.Column("created_at", sa.DateTime(), nullable=False),
-        sa.Column("updated_at", sa.DateTime(), nullable=False),
-        sa.Column("version", sa.Integer(), nullable=False),
-        sa.Column("revision", sa.Integer(), nullable=False, server_default="1"),
-        sa.Column("deleted_at", sa.DateTime(), nullable=True),
-        sa.Column("owner_id", sa.String(36), nullable=True),
-        sa.Column("team_id", sa.String(36), nullable=True),
-        sa.Column("text", sa.String(200), nullable=False),
-        sa.Column("pinned", sa.Boolean(), nullable=False),
-        sa.Column("stars", sa.Integer(), nullable=True),
-    )
-
-def downgrade():
-    op.drop_table("memo_pad_memos")
-'''
+MIGRATION = memo_migration("0001", extra='\n        sa.Column("pinned", sa.Boolean(), nullable=False),'
+                                                '\n        sa.Column("stars", sa.Integer(), nullable=True),')
 ENV = '''
 from alembic import context
 from crm_desktop.plugin_api.migrations import run_migrations
