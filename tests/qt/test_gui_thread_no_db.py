@@ -13,7 +13,6 @@ import threading
 
 import pytest
 
-
 from crm_desktop.domain.enums import ActivityKind
 from crm_desktop.storage.base import utcnow
 from crm_desktop.storage.changes import db_time
