@@ -89,6 +89,9 @@ SEGMENT_GROWTH = 1.35
 #: whether it may go on (:meth:`_Validator.quiet`)
 PIECE_ROWS = 2_000
 PROGRESS_EVERY = 500
+#: an import into a table with at most this many live records per row of the file reads their keys
+#: once (_Run._live_keys) instead of joining each segment's keys against the table
+LIVE_KEYS_PER_ROW = 1.0
 #: the columns of a file that are values of the record itself (not its id, company or tags)
 _TEXT_FIELDS = {entity: tuple(f for f in fields if f not in ("id", "company", "tags"))
                 for entity, fields in FIELDS.items()}
@@ -695,6 +698,14 @@ class _Run:
         self._before_rowid = self.dbapi.execute(f"SELECT coalesce(max(rowid), 0) FROM {self.table}").fetchone()[0]
         self._had_live = self.dbapi.execute(
             f"SELECT 1 FROM {self.table} WHERE deleted_at IS NULL LIMIT 1").fetchone() is not None
+        self._live: dict[str, dict[Any, tuple[str, str]]] | None = None
+        if self._had_live:
+            most = int(LIVE_KEYS_PER_ROW * self.total)
+            live = self.dbapi.execute(
+                f"SELECT count(*) FROM (SELECT 1 FROM {self.table} WHERE deleted_at IS NULL AND rowid <= ? LIMIT ?)",
+                (self._before_rowid, most + 1)).fetchone()[0]
+            if live <= most:
+                self._live = self._live_keys()
         self._first: dict[str, dict[Any, int]] = {space: {} for space, _, _ in self._key_specs()}
         # per earlier segment: its new rows' lines and ids and the walked rows' outcomes, by first line
         self._earlier: list[tuple[list[int], list[str | None], dict[int, str]]] = []
@@ -1122,6 +1133,8 @@ class _Run:
         found: dict[str, dict[Any, tuple[str, str]]] = {space: {} for space, _, _ in key_cols}
         if not self._had_live:
             return found
+        if self._live is not None:  # few live records: their keys were read once (asked by key only)
+            return self._live
         db = self.dbapi
         t = self.table
         checked = ([j for j, i in enumerate(fresh) if rows[i].record_id is None] if self._ids_given
@@ -1157,6 +1170,39 @@ class _Run:
             bucket = found[space]
             for ident, label_, key, extra in db.execute(statement):
                 bucket.setdefault(key if extra is None else (key, extra), (ident, label_))
+        return found
+
+    def _live_keys(self) -> dict[str, dict[Any, tuple[str, str]]]:
+        """Per key space: key -> (id, name) of the oldest live record from before the import with that
+        key, read in one pass over the live records (for a table that has few against the file;
+        :meth:`_existing_matches` joins otherwise). The same answers as those joins: in the phone
+        space a record's phone number wins over another record's mobile, as the joins order them."""
+        found: dict[str, dict[Any, tuple[str, str]]] = {space: {} for space, _, _ in self._key_specs()}
+        where = "c.deleted_at IS NULL AND c.rowid <= ? ORDER BY c.created_at, c.id"
+        if self.entity == "company":
+            bucket = found["name"]
+            for ident, name, key in self.dbapi.execute(
+                    f"SELECT c.id, c.name, c.name_key FROM companies c WHERE {where}", (self._before_rowid,)):
+                if key is not None:
+                    bucket.setdefault(key, (ident, name))
+            return found
+        label = "trim(coalesce(c.first_name,'') || ' ' || coalesce(c.last_name,''))"
+        email, phone, name = found["email"], found["phone"], found["name"]
+        mobiles: list[tuple[str, tuple[str, str]]] = []
+        for ident, label_, email_key, phone_key, mobile_key, name_key, company_id in self.dbapi.execute(
+                f"SELECT c.id, {label}, c.email_key, c.phone_key, c.mobile_key, c.name_key, c.company_id "
+                f"FROM {self.table} c WHERE {where}", (self._before_rowid,)):
+            hit = (ident, label_)
+            if email_key is not None:
+                email.setdefault(email_key, hit)
+            if phone_key is not None:
+                phone.setdefault(phone_key, hit)
+            if mobile_key is not None:
+                mobiles.append((mobile_key, hit))
+            if name_key is not None and company_id is not None:
+                name.setdefault((name_key, company_id), hit)
+        for mobile_key, hit in mobiles:  # after every phone: a phone number wins over a mobile
+            phone.setdefault(mobile_key, hit)
         return found
 
     # -- writing ----------------------------------------------------------------------

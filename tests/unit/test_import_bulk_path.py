@@ -427,3 +427,52 @@ def test_a_search_index_fill_that_fails_on_its_thread_fails_the_import_and_write
     assert calls[:3] == ["import-index"] * 3
     assert services.contacts.count() == 0
     assert not [t for t in threading.enumerate() if t.name in ("import-validate", "import-index")]
+
+
+@pytest.mark.parametrize("segment", [4, 10_000], ids=["segments", "one-pass"])
+def test_matches_against_a_few_live_records_read_once_are_those_the_joins_find(services, tmp_path, monkeypatch,
+                                                                               segment):
+    """A table with few live records against the file has their keys read once instead of joined
+    segment by segment: the same duplicates, the same records named (the oldest of a key; a phone
+    number before another record's mobile), deleted records not matched."""
+    from crm_desktop.services import importer
+
+    monkeypatch.setattr(importer, "SEGMENT_ROWS", segment)
+    with services.unit_of_work() as uow:
+        acme = services.companies.create_in(uow, {"name": "Acme"}).id
+        made = {}
+        for key, fields in [
+            ("a_old", {"first_name": "Ann", "last_name": "Old", "email": "a@example.com"}),
+            ("a_new", {"first_name": "Ann", "last_name": "New", "email": "a@example.com"}),
+            ("d_mobile", {"first_name": "Dee", "last_name": "Mobile", "mobile": "+49 30 5550001"}),  # older ...
+            ("c_phone", {"first_name": "Cy", "last_name": "Phone", "phone": "+49 30 5550001"}),  # ... but a phone
+            ("g_mobile", {"first_name": "Gil", "last_name": "Mobile", "mobile": "+49 30 5550002"}),
+            ("eve", {"first_name": "Eve", "last_name": "Old", "company_id": acme}),
+            ("gone", {"first_name": "Fay", "last_name": "Gone", "email": "f@example.com"}),
+        ]:
+            made[key] = services.contacts.create_in(uow, fields).id
+        services.contacts.delete_in(uow, made["gone"])
+    rows = [f"P{i};Q{i};p{i}@example.com;;;;;" for i in range(14)]
+    rows[1] = "X1;Y1;a@example.com;;;;;"
+    rows[3] = "X3;Y3;;+49 30 5550001;;;;"
+    rows[5] = "X5;Y5;;;+49 30 5550001;;;"
+    rows[7] = "X7;Y7;;+49 30 5550002;;;;"
+    rows[9] = "Eve;Old;;;;;;Acme"
+    rows[11] = "Fay;Again;f@example.com;;;;;"
+    path = tmp_path / "live.csv"
+    path.write_text("First Name;Last Name;E-mail;Phone;Mobile;Job Title;City;Company\n" + "\n".join(rows) + "\n",
+                    encoding="utf-8", newline="")
+    outcomes = {}
+    for way, per_row in (("joins", 0.0), ("read once", 1e9)):
+        monkeypatch.setattr(importer, "LIVE_KEYS_PER_ROW", per_row)
+        summary = import_file(services, "contacts", path)
+        outcomes[way] = _outcomes(summary)
+        with services.unit_of_work() as uow:  # the next way finds the same live records
+            for r in summary.lines:
+                if r.outcome == "created":
+                    services.contacts.delete_in(uow, r.record_id)
+    assert outcomes["read once"] == outcomes["joins"]
+    skipped = {line: reason for line, _, reason in outcomes["joins"]}
+    assert sorted(skipped) == [3, 5, 7, 9, 11]
+    assert made["a_old"] in skipped[3] and made["c_phone"] in skipped[5] and made["c_phone"] in skipped[7]
+    assert made["g_mobile"] in skipped[9] and made["eve"] in skipped[11]
