@@ -108,37 +108,6 @@ def _code_rule(head: str) -> _CodeRule:
     return None, 0, False
 
 
-def phone_keys(texts: "list[str | None]", region: str | None = None) -> "list[str | None]":
-    """:func:`phone_key` over a column (an import's): the same keys, with the shortcut inlined and
-    the country-code lookup and national-prefix rule remembered per code for the whole column."""
-    match, separators = _INTERNATIONAL.match, _SEPARATORS
-    rules: dict[str, _CodeRule] = {}  # the first three digits -> (code, its size, the prefix rule)
-    out: list[str | None] = []
-    append = out.append
-    for text in texts:
-        if not text:
-            append(None)
-            continue
-        text = text.strip()
-        if match(text):
-            digits = text[1:].replace(" ", "")  # spaces are the usual separator; the others are rare
-            if not digits.isdigit():  # (the pattern allows only ASCII digits and " ./-")
-                digits = digits.translate(separators)
-            head = digits[:3]
-            known = rules.get(head)
-            if known is None:
-                known = rules[head] = _code_rule(head)
-            code, size, rule = known
-            if code is not None and len(digits) >= size:
-                national = digits[size:]
-                if _MIN_NSN <= len(national) <= _MAX_NSN and rule is not False and (
-                        rule is None or not rule.match(national)):
-                    append(f"+{code}{national}")
-                    continue
-        append(phone_key(text, region))
-    return out
-
-
 #: the common spelling of an international number in an import: ``+`` and digits, ASCII spaces between
 _PLAIN_INTERNATIONAL = re.compile(r"\+[1-9][0-9 ]*[0-9]\Z")
 

@@ -27,8 +27,6 @@ _SPACE = "\u0020\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
 _PHONE_ALLOWED = re.compile(f"^[0-9+()./{_SPACE}-]{{3,40}}(?:[{_SPACE}]*(?:x|ext\\.?)[{_SPACE}]*\\d{{1,6}})?$",
                             re.IGNORECASE)
 _NOT_DIGITS = re.compile(r"\D+")
-#: at least three digits (the same test as ``len(_NOT_DIGITS.sub("", text)) >= 3``, in one match)
-_THREE_DIGITS = re.compile(r"\D*\d\D*\d\D*\d")
 _URL = re.compile(r"^(https?://)?[A-Za-z0-9.-]+\.[A-Za-z]{2,}(/\S*)?$")
 
 
@@ -165,36 +163,10 @@ def check_emails(values: "list[object]", field: str = "email",
     return out, bad
 
 
-def check_phones(values: "list[object]", field: str = "phone",
-                 entity: str | None = None) -> "tuple[list[str | None], list[int]]":
-    """:func:`check_phone` over a column: (the cleaned values, the positions it refuses)."""
-    out: list[str | None] = []
-    bad: list[int] = []
-    allowed, three_digits = _PHONE_ALLOWED.match, _THREE_DIGITS.match
-    for i, value in enumerate(values):
-        if not value:
-            out.append(None)
-            continue
-        if type(value) is str:
-            text = value.strip()
-            if not text:
-                out.append(None)
-                continue
-            if len(text) <= 40 and allowed(text) and three_digits(text):
-                out.append(text)
-                continue
-        try:
-            out.append(check_phone(value, field, entity))
-        except ValidationError:
-            out.append(None)
-            bad.append(i)
-    return out, bad
-
-
 def check_phone_column(values: "list[object]", field: str = "phone", entity: str | None = None,
                        region: str | None = None) -> "tuple[list[str | None], list[str | None], list[int]]":
-    """:func:`check_phones` and ``phones.phone_keys`` of its values in one pass: (the cleaned values,
-    their duplicate keys, the positions it refuses). The common ``+49 30 1234567`` is answered by
+    """:func:`check_phone` and ``phones.phone_key`` over a column (an import's) in one pass: (the
+    cleaned values, their duplicate keys, the positions it refuses; a refused value is None in both). The common ``+49 30 1234567`` is answered by
     ``phones.plain_phone_column``; every other value goes through :func:`check_phone` and
     ``phone_key`` themselves, so the results are theirs value by value."""
     out, keys, left = plain_phone_column(values, region)

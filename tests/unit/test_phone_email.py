@@ -8,7 +8,7 @@ import random
 import pytest
 
 from crm_desktop.core import Core
-from crm_desktop.domain.phones import library_phone_key, phone_key, phone_keys
+from crm_desktop.domain.phones import library_phone_key, phone_key
 from crm_desktop.domain.validation import check_email
 from crm_desktop.errors import ValidationError
 from crm_desktop.paths import Home
@@ -99,9 +99,30 @@ def test_shortcut_agrees_with_the_library_over_many_countries():
             assert phone_key(text) == expected, text
 
 
+def _phones_one_by_one(values, region):
+    """check_phone and phone_key value by value: what an import's phone column must give."""
+    from crm_desktop.domain.validation import check_phone
+
+    out, keys, bad = [], [], []
+    for i, value in enumerate(values):
+        try:
+            text = check_phone(value, "phone", "contact")
+        except ValidationError:
+            out.append(None)
+            keys.append(None)
+            bad.append(i)
+            continue
+        out.append(text)
+        keys.append(phone_key(text, region) if text else None)
+    return out, keys, bad
+
+
 def test_the_column_form_gives_phone_key_of_every_value():
-    """phone_keys (an import's column) is phone_key value by value: shortcut, library, digits."""
+    """An import's phone column (check_phone_column) keys every number as phone_key does, value by
+    value: shortcut, library, digits."""
     import phonenumbers
+
+    from crm_desktop.domain.validation import check_phone_column
 
     rng = random.Random(11)
     codes = sorted(phonenumbers.COUNTRY_CODE_TO_REGION_CODE)
@@ -113,7 +134,7 @@ def test_the_column_form_gives_phone_key_of_every_value():
         sep = rng.choice([" ", "-", "", ".", "/"])
         texts.append(f"+{code}{sep}{national[:3]}{sep}{national[3:]}".rstrip(sep))
     for region in (None, "DE", "us"):
-        assert phone_keys(texts, region) == [phone_key(t, region) for t in texts]
+        assert check_phone_column(texts, "phone", "contact", region) == _phones_one_by_one(texts, region)
 
 
 def test_duplicate_check_uses_the_region_from_the_settings_file(tmp_path):
@@ -139,12 +160,12 @@ def test_a_bad_region_setting_falls_back_to_the_locale(tmp_path, monkeypatch):
     assert phone_region(path) is None
 
 
-def test_the_one_pass_phone_column_gives_what_check_phones_and_phone_keys_give():
+def test_the_one_pass_phone_column_gives_what_check_phone_and_phone_key_give():
     """check_phone_column (an import's phone column: cleaned value and duplicate key in one pass)
-    answers value by value as check_phones followed by phone_keys, refusals included."""
+    answers as check_phone followed by phone_key, value by value, refusals included."""
     import phonenumbers
 
-    from crm_desktop.domain.validation import check_phone_column, check_phones
+    from crm_desktop.domain.validation import check_phone_column
 
     rng = random.Random(5)
     codes = sorted(phonenumbers.COUNTRY_CODE_TO_REGION_CODE)
@@ -157,8 +178,7 @@ def test_the_one_pass_phone_column_gives_what_check_phones_and_phone_keys_give()
         sep = rng.choice([" ", "  ", "-", "", ".", "/", "\u00a0"])
         values.append(rng.choice(["", " ", "\t"]) + f"+{code}{sep}{national[:3]}{sep}{national[3:]}".rstrip(sep))
     for region in (None, "DE", "us"):
-        cleaned, bad = check_phones(values, "phone", "contact")
-        assert check_phone_column(values, "phone", "contact", region) == (cleaned, phone_keys(cleaned, region), bad)
+        assert check_phone_column(values, "phone", "contact", region) == _phones_one_by_one(values, region)
 
 
 def test_an_e_mail_column_gives_what_check_email_gives_value_by_value():
